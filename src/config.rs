@@ -1,0 +1,362 @@
+//! `agedrop.toml`: loading, defaults and validation.
+//!
+//! Every error names the key it is about and says what is wrong, so an admin can fix
+//! the file without reading code. The server refuses to start on any of them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{Recipients, RecipientsError};
+
+/// Where a listener accepts connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address, `host:port` (port 0 picks a free port).
+    Tcp(SocketAddr),
+    /// A Unix socket path, written `unix:/path`.
+    Unix(PathBuf),
+}
+
+impl Listen {
+    /// Parses `host:port` or `unix:/path`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if !path.starts_with('/') {
+                return Err("a unix socket path must be absolute (unix:/path)".into());
+            }
+            return Ok(Listen::Unix(PathBuf::from(path)));
+        }
+        text.parse::<SocketAddr>().map(Listen::Tcp).map_err(|_| {
+            "expected host:port (e.g. 127.0.0.1:8080, [::1]:8080) or unix:/path".into()
+        })
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Tcp(addr) => write!(f, "{addr}"),
+            Listen::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key or a value of the wrong type.
+    Syntax {
+        /// The config file.
+        path: PathBuf,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// A key holds a value that cannot be used.
+    Invalid {
+        /// The key, e.g. `newsroom.recipients[1]`.
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, source } => {
+                write!(f, "cannot read config file {}: {source}", path.display())
+            }
+            ConfigError::Syntax { path, message } => {
+                write!(f, "config file {}: {message}", path.display())
+            }
+            ConfigError::Invalid { key, problem } => write!(f, "config key `{key}`: {problem}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The file as written: strings and numbers, before validation.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: PathBuf,
+    source: RawListener,
+    journalist: RawListener,
+    newsroom: RawNewsroom,
+    #[serde(default)]
+    limits: Limits,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    listen: String,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawNewsroom {
+    recipients: Vec<String>,
+}
+
+/// Limits on what clients may send and hold (DESIGN.md §5). Every one is a config key
+/// under `[limits]`; the reasons for the defaults are in SECURITY.md.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Total bytes of one submission (message plus files).
+    pub max_submission_bytes: u64,
+    /// Files in one submission.
+    pub max_files: usize,
+    /// Characters (Unicode scalar values) in one message.
+    pub max_message_chars: usize,
+    /// New uploads are refused while the data directory's filesystem has less free.
+    pub min_free_bytes: u64,
+    /// Open connections per listener; further connections wait in the OS backlog.
+    pub max_connections: usize,
+    /// Uploads streaming at once; further uploads get a "busy" page.
+    pub max_concurrent_uploads: usize,
+    /// Seconds allowed to receive a request's headers.
+    pub header_read_timeout_secs: u64,
+    /// Seconds an upload may go without a single byte before it is dropped.
+    pub idle_body_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_submission_bytes: 2 * 1024 * 1024 * 1024,
+            max_files: 20,
+            max_message_chars: 100_000,
+            min_free_bytes: 1024 * 1024 * 1024,
+            max_connections: 1024,
+            max_concurrent_uploads: 64,
+            header_read_timeout_secs: 30,
+            idle_body_timeout_secs: 300,
+        }
+    }
+}
+
+impl Limits {
+    /// [`Limits::header_read_timeout_secs`] as a duration.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
+    }
+
+    /// [`Limits::idle_body_timeout_secs`] as a duration.
+    pub fn idle_body_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_body_timeout_secs)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("max_submission_bytes", self.max_submission_bytes),
+            ("max_files", self.max_files as u64),
+            ("max_message_chars", self.max_message_chars as u64),
+            ("max_connections", self.max_connections as u64),
+            ("max_concurrent_uploads", self.max_concurrent_uploads as u64),
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("idle_body_timeout_secs", self.idle_body_timeout_secs),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::invalid(
+                    format!("limits.{key}"),
+                    "must be greater than 0",
+                ));
+            }
+        }
+        // tokio's semaphores hold at most usize::MAX >> 3 permits.
+        if self.max_connections > 1 << 20 || self.max_concurrent_uploads > 1 << 20 {
+            return Err(ConfigError::invalid(
+                "limits",
+                "max_connections and max_concurrent_uploads must be at most 1048576",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The data directory (database, instance secret, ciphertext blobs).
+    pub data_dir: PathBuf,
+    /// Where the source site listens.
+    pub source_listen: Listen,
+    /// Where the journalist API listens (never the same as the source site).
+    pub journalist_listen: Listen,
+    /// The newsroom's age recipients: every item is encrypted to all of them.
+    pub recipients: Recipients,
+    /// Limits on clients.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Reads and validates a config file. Relative `data_dir` and socket paths are
+    /// taken relative to the file's directory, so a config means the same wherever
+    /// the server is started from.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|err| match err {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates config text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|err| ConfigError::Syntax {
+            path: PathBuf::new(),
+            message: err.to_string().trim_end().to_owned(),
+        })?;
+        if raw.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("data_dir", "must not be empty"));
+        }
+        let data_dir = base.join(&raw.data_dir);
+        let source_listen = Listen::parse(&raw.source.listen)
+            .map_err(|problem| ConfigError::invalid("source.listen", problem))?;
+        let journalist_listen = Listen::parse(&raw.journalist.listen)
+            .map_err(|problem| ConfigError::invalid("journalist.listen", problem))?;
+        if let (Listen::Tcp(a), Listen::Tcp(b)) = (&source_listen, &journalist_listen) {
+            if a == b && a.port() != 0 {
+                return Err(ConfigError::invalid(
+                    "journalist.listen",
+                    "must differ from source.listen: the journalist API never shares the source site's port",
+                ));
+            }
+        }
+        if source_listen == journalist_listen && matches!(source_listen, Listen::Unix(_)) {
+            return Err(ConfigError::invalid(
+                "journalist.listen",
+                "must differ from source.listen: the journalist API never shares the source site's socket",
+            ));
+        }
+        let recipients = Recipients::parse(&raw.newsroom.recipients).map_err(|err| match err {
+            RecipientsError::Empty => ConfigError::invalid(
+                "newsroom.recipients",
+                "no recipients: add at least one age1… public key (from `agedrop keygen` on the offline machine)",
+            ),
+            RecipientsError::Invalid { index, reason } => ConfigError::invalid(
+                format!("newsroom.recipients[{index}]"),
+                format!("not a usable age recipient: {reason}"),
+            ),
+        })?;
+        raw.limits.validate()?;
+        Ok(Config {
+            data_dir,
+            source_listen,
+            journalist_listen,
+            recipients,
+            limits: raw.limits,
+        })
+    }
+
+    /// The text of a new config file, as `agedrop init` and `agedrop demo` write it.
+    pub fn render(
+        data_dir: &Path,
+        source: &Listen,
+        journalist: &Listen,
+        recipients: &[String],
+        limits: &Limits,
+    ) -> String {
+        let raw = RawConfig {
+            data_dir: data_dir.to_owned(),
+            source: RawListener {
+                listen: source.to_string(),
+            },
+            journalist: RawListener {
+                listen: journalist.to_string(),
+            },
+            newsroom: RawNewsroom {
+                recipients: recipients.to_vec(),
+            },
+            limits: limits.clone(),
+        };
+        let body = toml::to_string(&raw).expect("the config structure always serialises");
+        format!(
+            "# agedrop configuration. Keys are explained in deploy/agedrop.toml and docs/admin.md.\n\
+             # Only public age1… recipients belong here: private keys stay on the offline machine.\n\n{body}"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/agedrop"))
+    }
+
+    fn minimal(extra: &str) -> String {
+        format!(
+            "data_dir = \"data\"\n[source]\nlisten = \"127.0.0.1:8080\"\n[journalist]\nlisten = \"unix:/run/j.sock\"\n[newsroom]\nrecipients = [\"{KEY}\"]\n{extra}"
+        )
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config = parse(&minimal("")).expect("valid config");
+        assert_eq!(config.data_dir, Path::new("/etc/agedrop/data"));
+        assert_eq!(
+            config.journalist_listen,
+            Listen::Unix("/run/j.sock".into())
+        );
+        assert_eq!(config.limits, Limits::default());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = parse(&minimal("[limits]\nmax_files = 0\n")).unwrap_err();
+        assert!(err.to_string().contains("limits.max_files"), "{err}");
+        let err = parse(&minimal("[limits]\nmax_filez = 3\n")).unwrap_err();
+        assert!(err.to_string().contains("max_filez"), "{err}");
+        let err = parse(&minimal("").replace(KEY, "age1nope")).unwrap_err();
+        assert!(err.to_string().contains("newsroom.recipients[0]"), "{err}");
+    }
+
+    #[test]
+    fn rendered_config_parses_back() {
+        let text = Config::render(
+            Path::new("/srv/x"),
+            &Listen::Tcp("127.0.0.1:9000".parse().unwrap()),
+            &Listen::Unix("/run/x.sock".into()),
+            &[KEY.to_owned()],
+            &Limits::default(),
+        );
+        let config = parse(&text).expect("round trip");
+        assert_eq!(config.data_dir, Path::new("/srv/x"));
+        assert_eq!(config.recipients.len(), 1);
+    }
+}

@@ -1,0 +1,202 @@
+//! Everything that touches `age`: sealing items to the newsroom's recipients and
+//! making newsroom identities. No other module names an `age` type.
+//!
+//! Every stored item is a standard age v1 file, so stock `age -d` can open it.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::str::FromStr;
+
+use age::secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+/// The newsroom's public keys. Every item is encrypted to all of them.
+#[derive(Clone)]
+pub struct Recipients {
+    keys: Vec<age::x25519::Recipient>,
+}
+
+/// Why a recipient list cannot be used.
+#[derive(Debug)]
+pub enum RecipientsError {
+    /// The list is empty: nobody could ever read what sources send.
+    Empty,
+    /// One entry is not an `age1…` X25519 recipient.
+    Invalid {
+        /// Position in the list, from 0.
+        index: usize,
+        /// What the parser said.
+        reason: String,
+    },
+}
+
+impl fmt::Display for RecipientsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecipientsError::Empty => write!(f, "no recipients"),
+            RecipientsError::Invalid { index, reason } => {
+                write!(f, "recipient {index} is not an age1… key: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RecipientsError {}
+
+impl fmt::Debug for Recipients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.keys).finish()
+    }
+}
+
+impl Recipients {
+    /// Parses `age1…` strings. Only native X25519 recipients are accepted: they are
+    /// what stock `age` and every plugin-less offline machine can decrypt.
+    pub fn parse<S: AsRef<str>>(list: &[S]) -> Result<Self, RecipientsError> {
+        if list.is_empty() {
+            return Err(RecipientsError::Empty);
+        }
+        let keys = list
+            .iter()
+            .enumerate()
+            .map(|(index, text)| {
+                let text = text.as_ref().trim();
+                age::x25519::Recipient::from_str(text).map_err(|reason| {
+                    let reason = if text.starts_with("age1") && text.len() > 62 {
+                        "plugin and post-quantum recipients are not supported yet; use an X25519 age1… key".to_owned()
+                    } else {
+                        reason.to_owned()
+                    };
+                    RecipientsError::Invalid { index, reason }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Recipients { keys })
+    }
+
+    /// How many recipients there are.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Always false: a parsed list holds at least one recipient.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The recipients in `age1…` form.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.keys.iter().map(ToString::to_string).collect()
+    }
+
+    /// Starts an age file on `output` encrypted to every recipient; the header is
+    /// written at once.
+    pub fn seal<W: Write>(&self, output: W) -> io::Result<Sealer<W>> {
+        let encryptor =
+            age::Encryptor::with_recipients(self.keys.iter().map(|k| k as &dyn age::Recipient))
+                .map_err(|err| io::Error::other(format!("age: {err}")))?;
+        Ok(Sealer(encryptor.wrap_output(output)?))
+    }
+
+    /// Encrypts a small plaintext (item metadata) in memory.
+    pub fn seal_bytes(&self, plaintext: &[u8]) -> io::Result<Vec<u8>> {
+        let mut sealer = self.seal(Vec::with_capacity(plaintext.len() + 512))?;
+        sealer.write_all(plaintext)?;
+        sealer.finish()
+    }
+}
+
+/// An age file being written. Plaintext goes in through [`Write`]; ciphertext goes to
+/// the wrapped writer in 64 KiB chunks.
+///
+/// You **MUST** call [`Sealer::finish`]: without it the file is truncated and will not
+/// decrypt (which is what we want for an aborted upload, and nothing else).
+pub struct Sealer<W: Write>(age::stream::StreamWriter<W>);
+
+impl<W: Write> Sealer<W> {
+    /// Writes the last chunk and returns the inner writer (not yet flushed to disk).
+    pub fn finish(self) -> io::Result<W> {
+        self.0.finish()
+    }
+}
+
+impl<W: Write> Write for Sealer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// A newsroom identity (X25519 secret key) for the offline machine. No `Debug`, no
+/// `Display`; the key is wiped on drop by `age`.
+pub struct NewsroomIdentity(age::x25519::Identity);
+
+impl NewsroomIdentity {
+    /// A new random identity from the OS CSPRNG.
+    pub fn generate() -> Self {
+        NewsroomIdentity(age::x25519::Identity::generate())
+    }
+
+    /// The public `age1…` recipient that goes into the server's config.
+    pub fn recipient(&self) -> String {
+        self.0.to_public().to_string()
+    }
+
+    /// The identity file as stock `age` reads it: `comment_lines` (each written with a
+    /// leading `# `), the public key, then the secret key.
+    pub fn to_identity_file(&self, comment_lines: &[&str]) -> Zeroizing<String> {
+        let mut text = Zeroizing::new(String::new());
+        for line in comment_lines {
+            text.push_str("# ");
+            text.push_str(line);
+            text.push('\n');
+        }
+        text.push_str("# public key: ");
+        text.push_str(&self.recipient());
+        text.push('\n');
+        text.push_str(self.0.to_string().expose_secret());
+        text.push('\n');
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_bytes_open_with_the_identity() {
+        let identity = NewsroomIdentity::generate();
+        let recipients = Recipients::parse(&[identity.recipient()]).unwrap();
+        let sealed = recipients.seal_bytes(b"hello").unwrap();
+        let key = age::x25519::Identity::from_str(
+            identity
+                .to_identity_file(&[])
+                .lines()
+                .last()
+                .expect("secret key line"),
+        )
+        .unwrap();
+        let plain = age::decrypt(&key, &sealed).unwrap();
+        assert_eq!(plain, b"hello");
+    }
+
+    #[test]
+    fn rejects_bad_and_empty_lists() {
+        assert!(matches!(
+            Recipients::parse::<&str>(&[]),
+            Err(RecipientsError::Empty)
+        ));
+        assert!(matches!(
+            Recipients::parse(&["age1xyz"]),
+            Err(RecipientsError::Invalid { index: 0, .. })
+        ));
+        assert!(matches!(
+            Recipients::parse(&["AGE-SECRET-KEY-1QQQ"]),
+            Err(RecipientsError::Invalid { .. })
+        ));
+    }
+}

@@ -1,0 +1,283 @@
+//! Listeners and connections: the accept loop both HTTP interfaces run on.
+//!
+//! Our own loop rather than `axum::serve`, so that each listener caps its open
+//! connections, every connection has a header-read deadline, Unix sockets work like TCP,
+//! and no peer address is ever looked at (SECURITY.md, "Logs").
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{watch, Semaphore};
+use tracing::{info, warn};
+
+use crate::config::{Config, Limits, Listen};
+use crate::store::{Store, StoreError};
+use crate::submission::Intake;
+use crate::web::{self, csrf::CsrfKey, source::SourceSite};
+
+/// How long open connections get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// hyper's read buffer per connection: large enough for fast uploads, small enough
+/// that many connections stay cheap.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum ServerError {
+    /// The data directory cannot be used.
+    DataDir(StoreError),
+    /// A listen address cannot be bound.
+    Bind {
+        /// The config key (`source.listen`, `journalist.listen`).
+        key: &'static str,
+        /// The address.
+        listen: Listen,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::DataDir(err) => write!(f, "config key `data_dir`: {err}"),
+            ServerError::Bind {
+                key,
+                listen,
+                source,
+            } => write!(f, "config key `{key}`: cannot listen on {listen}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// A bound listener, TCP or Unix.
+pub enum Listener {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A Unix socket listener and its path (removed on drop of the server).
+    Unix(UnixListener, PathBuf),
+}
+
+trait Connection: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for T {}
+
+impl Listener {
+    /// Binds `listen`. A stale Unix socket (a socket file nobody listens on) is
+    /// replaced; any other existing file is an error.
+    pub async fn bind(listen: &Listen) -> io::Result<Self> {
+        match listen {
+            Listen::Tcp(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await?)),
+            Listen::Unix(path) => {
+                use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+                if let Ok(meta) = std::fs::symlink_metadata(path) {
+                    if !meta.file_type().is_socket() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            "the path exists and is not a socket",
+                        ));
+                    }
+                    if tokio::net::UnixStream::connect(path).await.is_ok() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AddrInUse,
+                            "another process is listening on this socket",
+                        ));
+                    }
+                    std::fs::remove_file(path)?;
+                }
+                let listener = UnixListener::bind(path)?;
+                // Only the owner and its group (e.g. debian-tor) may connect.
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+                Ok(Listener::Unix(listener, path.clone()))
+            }
+        }
+    }
+
+    /// Where it listens, as a URL for TCP (`http://127.0.0.1:8080/`) or `unix:/path`.
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(addr) => format!("http://{addr}/"),
+                Err(_) => "tcp (address unknown)".into(),
+            },
+            Listener::Unix(_, path) => format!("unix:{}", path.display()),
+        }
+    }
+
+    async fn accept(&self) -> io::Result<Box<dyn Connection>> {
+        // The peer address is dropped unread: we never know who connects.
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, _) = l.accept().await?;
+                stream.set_nodelay(true)?;
+                Ok(Box::new(stream))
+            }
+            Listener::Unix(l, _) => Ok(Box::new(l.accept().await?.0)),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` turns true, then lets open connections
+/// finish for a short grace period.
+pub async fn serve(
+    listener: Listener,
+    app: Router,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => permit.expect("the slot semaphore is never closed"),
+            _ = stopped(&mut shutdown) => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped(&mut shutdown) => break,
+        };
+        match accepted {
+            Ok(stream) => {
+                let app = app.clone();
+                let shutdown = shutdown.clone();
+                let timeout = limits.header_read_timeout();
+                tokio::spawn(async move {
+                    connection(stream, app, timeout, shutdown).await;
+                    drop(permit);
+                });
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let all = u32::try_from(limits.max_connections).expect("max_connections is validated");
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await;
+}
+
+async fn connection(
+    stream: Box<dyn Connection>,
+    app: Router,
+    header_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(READ_BUFFER);
+    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    tokio::pin!(conn);
+    // Connection errors (resets, timeouts) are the client's business: nothing to log
+    // that would not describe the client.
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stopped(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Opens the store, binds both listeners, prints where they are, and serves until
+/// `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    let data_dir = config.data_dir.clone();
+    let (store, reconciled) = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+        .await
+        .expect("Store::open does not panic")
+        .map_err(ServerError::DataDir)?;
+    info!(
+        temp_files_removed = reconciled.temp_files_removed,
+        rows_without_blobs = reconciled.rows_without_blobs,
+        blobs_without_rows = reconciled.blobs_without_rows,
+        "store opened and reconciled"
+    );
+    let store = Arc::new(store);
+
+    let bind = |key: &'static str, listen: Listen| async move {
+        Listener::bind(&listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                key,
+                listen,
+                source,
+            })
+    };
+    let source_listener = bind("source.listen", config.source_listen.clone()).await?;
+    let journalist_listener = bind("journalist.listen", config.journalist_listen.clone()).await?;
+
+    let csrf = CsrfKey::derive(store.instance_secret().expose());
+    let intake = Intake::new(
+        Arc::clone(&store),
+        config.recipients.clone(),
+        config.limits.clone(),
+    );
+    let source_app = web::source::router(Arc::new(SourceSite::new(intake, csrf)));
+    let journalist_app = web::journalist::router(Arc::clone(&store));
+
+    // Tests and scripts read these lines to find the ports.
+    println!(
+        "agedrop: source site listening on {}",
+        source_listener.describe()
+    );
+    println!(
+        "agedrop: journalist API listening on {}",
+        journalist_listener.describe()
+    );
+    info!(recipients = config.recipients.len(), "serving");
+
+    let (stop, stopped) = watch::channel(false);
+    let source_task = tokio::spawn(serve(
+        source_listener,
+        source_app,
+        config.limits.clone(),
+        stopped.clone(),
+    ));
+    let journalist_task = tokio::spawn(serve(
+        journalist_listener,
+        journalist_app,
+        config.limits.clone(),
+        stopped,
+    ));
+    shutdown.await;
+    info!("shutting down");
+    let _ = stop.send(true);
+    let _ = tokio::join!(source_task, journalist_task);
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler works in a normal process");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Completes once the shutdown flag is set (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}

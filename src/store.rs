@@ -1,0 +1,565 @@
+//! The data directory: an SQLite database (WAL) for metadata and ciphertext blobs under
+//! random names.
+//!
+//! ```text
+//! DATA_DIR/            0700
+//!   agedrop.sqlite     sources, items, journalists (no plaintext, no exact times)
+//!   instance-secret    32 random bytes, 0600: keys the CSRF tokens and source codes
+//!   blobs/ID.age       an item: age ciphertext, exactly as exported
+//!   blobs/ID.meta.age  its metadata (filename, type, exact time): age ciphertext
+//!   tmp/               uploads in progress; emptied at start-up
+//! ```
+//!
+//! Writes are atomic: a blob is written to `tmp/`, fsynced, renamed into `blobs/`, the
+//! directory fsynced, and only then does a database transaction make it an item. A crash
+//! at any point leaves either a whole item or nothing once [`Store::open`] has
+//! reconciled the two. The server-visible metadata of an item is its random id, source
+//! id, kind, order within the source, day and ciphertext size; nothing else.
+
+use std::fmt;
+use std::fs::{self, File, FileTimes, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use zeroize::Zeroizing;
+
+use crate::{random, time};
+
+const DATABASE: &str = "agedrop.sqlite";
+const INSTANCE_SECRET: &str = "instance-secret";
+const BLOBS: &str = "blobs";
+const TMP: &str = "tmp";
+const ITEM_SUFFIX: &str = ".age";
+const META_SUFFIX: &str = ".meta.age";
+/// Bytes in a random id (item, source): 128 bits, as 32 hex characters.
+const ID_BYTES: usize = 16;
+
+const SCHEMA: &str = "
+CREATE TABLE sources (
+    id      TEXT PRIMARY KEY,
+    day     TEXT NOT NULL
+);
+CREATE TABLE items (
+    id        TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    kind      TEXT NOT NULL CHECK (kind IN ('message', 'file', 'reply')),
+    seq       INTEGER NOT NULL,
+    day       TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    meta_size INTEGER NOT NULL,
+    UNIQUE (source_id, seq)
+);
+CREATE TABLE journalists (
+    name       TEXT PRIMARY KEY,
+    token_hash BLOB NOT NULL UNIQUE,
+    day        TEXT NOT NULL
+);
+PRAGMA user_version = 1;
+";
+
+/// Why the store failed. Variants name the cause; none carries source data.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The data directory (or a file in it) cannot be created, read or written.
+    Io {
+        /// What we were doing, e.g. "create the data directory".
+        action: &'static str,
+        /// The path involved (server-chosen, never a client's name).
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The database failed.
+    Database(rusqlite::Error),
+    /// The database was made by a newer agedrop.
+    UnknownSchema(i64),
+    /// The source the caller named does not exist (it was deleted).
+    UnknownSource,
+    /// A journalist account with that name exists already.
+    JournalistExists,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "cannot {action} ({}): {source}", path.display()),
+            StoreError::Database(err) => write!(f, "database: {err}"),
+            StoreError::UnknownSchema(v) => write!(
+                f,
+                "the database has schema version {v}, which this agedrop does not know; use a newer agedrop"
+            ),
+            StoreError::UnknownSource => write!(f, "no such source"),
+            StoreError::JournalistExists => write!(f, "a journalist with that name exists"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::Database(err)
+    }
+}
+
+impl StoreError {
+    /// True when the cause is a full disk (ENOSPC or EDQUOT), which the web layer
+    /// reports as "no space" rather than a server fault.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Io { source, .. } => is_disk_full(source),
+            StoreError::Database(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            _ => false,
+        }
+    }
+}
+
+/// True for "no space left" and "quota exceeded".
+pub fn is_disk_full(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(28) | Some(122))
+}
+
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What an item is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemKind {
+    /// A source's message.
+    Message,
+    /// A file a source uploaded.
+    File,
+    /// A journalist's reply.
+    Reply,
+}
+
+impl ItemKind {
+    /// The name stored in the database and the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Message => "message",
+            ItemKind::File => "file",
+            ItemKind::Reply => "reply",
+        }
+    }
+}
+
+/// What start-up found and repaired (counts only: see SECURITY.md on logging).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Temp files of interrupted uploads, removed.
+    pub temp_files_removed: usize,
+    /// Item rows whose blobs were missing, removed.
+    pub rows_without_blobs: usize,
+    /// Blobs no row refers to (a crash between rename and commit), removed.
+    pub blobs_without_rows: usize,
+}
+
+/// The instance secret: 32 random bytes made once per data directory. No `Debug`.
+pub struct InstanceSecret(Zeroizing<[u8; 32]>);
+
+impl InstanceSecret {
+    /// The secret's bytes, for key derivation.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// A file being written in `tmp/`. Removed on drop unless it was committed, so an
+/// aborted upload leaves nothing behind.
+pub struct TempBlob {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl TempBlob {
+    /// The open file, for writing.
+    pub fn file(&mut self) -> &mut File {
+        self.file
+            .as_mut()
+            .expect("a TempBlob's file is open until it is sealed")
+    }
+
+    /// Finishes the file: coarse times (so the filesystem does not keep the exact upload
+    /// time), fsync, close. Returns its size.
+    pub fn seal(&mut self) -> Result<u64, StoreError> {
+        let file = self
+            .file
+            .take()
+            .expect("a TempBlob is sealed at most once");
+        let day = time::start_of_day(SystemTime::now());
+        file.set_times(FileTimes::new().set_accessed(day).set_modified(day))
+            .map_err(io_error("set the times of a blob", &self.path))?;
+        file.sync_all()
+            .map_err(io_error("fsync a blob", &self.path))?;
+        let size = file
+            .metadata()
+            .map_err(io_error("stat a blob", &self.path))?
+            .len();
+        Ok(size)
+    }
+}
+
+impl Drop for TempBlob {
+    fn drop(&mut self) {
+        self.file = None;
+        // A temp file that can't be removed now is removed at the next start-up.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// An item whose ciphertext and encrypted metadata are whole and fsynced in `tmp/`,
+/// waiting for [`Store::commit`].
+pub struct SealedItem {
+    /// What it is.
+    pub kind: ItemKind,
+    /// The item's ciphertext.
+    pub blob: TempBlob,
+    /// Ciphertext bytes of `blob`.
+    pub size: u64,
+    /// The encrypted metadata record.
+    pub meta: TempBlob,
+    /// Ciphertext bytes of `meta`.
+    pub meta_size: u64,
+}
+
+/// Whose items these are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// A first submission: the commit creates the source.
+    NewSource,
+    /// A source that exists (a follow-up).
+    Source(String),
+}
+
+/// The data directory, open.
+pub struct Store {
+    dir: PathBuf,
+    blobs: PathBuf,
+    tmp: PathBuf,
+    db: Mutex<Connection>,
+    secret: InstanceSecret,
+}
+
+impl Store {
+    /// Opens the data directory, creating what is missing (directories 0700, files
+    /// 0600), then removes leftover temp files and reconciles rows with blobs.
+    pub fn open(dir: &Path) -> Result<(Store, Reconciled), StoreError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_error("create the data directory", dir))?;
+        let blobs = dir.join(BLOBS);
+        let tmp = dir.join(TMP);
+        for sub in [&blobs, &tmp] {
+            match fs::DirBuilder::new().mode(0o700).create(sub) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && sub.is_dir() => {}
+                Err(e) => return Err(io_error("create a data subdirectory", sub)(e)),
+            }
+        }
+        probe_writable(&tmp)?;
+        let secret = load_or_create_secret(&dir.join(INSTANCE_SECRET))?;
+        let db = open_database(&dir.join(DATABASE))?;
+        let store = Store {
+            dir: dir.to_owned(),
+            blobs,
+            tmp,
+            db: Mutex::new(db),
+            secret,
+        };
+        let reconciled = store.reconcile()?;
+        Ok((store, reconciled))
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The instance secret.
+    pub fn instance_secret(&self) -> &InstanceSecret {
+        &self.secret
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (it rolls
+        // back), so a poisoned lock is still safe to use.
+        self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Bytes free for unprivileged users on the data directory's filesystem.
+    pub fn free_bytes(&self) -> Result<u64, StoreError> {
+        let stat = rustix::fs::statvfs(&self.dir).map_err(|e| StoreError::Io {
+            action: "read free space",
+            path: self.dir.clone(),
+            source: e.into(),
+        })?;
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+
+    /// A new, empty temp file (0600) under a random name in `tmp/`.
+    pub fn temp_blob(&self) -> Result<TempBlob, StoreError> {
+        let path = self.tmp.join(format!("{}.tmp", random::hex_id(ID_BYTES)));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_error("create a temp file", &path))?;
+        Ok(TempBlob {
+            path,
+            file: Some(file),
+        })
+    }
+
+    /// Makes sealed items permanent, all or none: renames them into `blobs/`, fsyncs the
+    /// directory, then records them (and, for [`Owner::NewSource`], the new source) in
+    /// one transaction. Returns the source id.
+    pub fn commit(&self, owner: Owner, items: Vec<SealedItem>) -> Result<String, StoreError> {
+        let mut placed: Vec<PathBuf> = Vec::with_capacity(items.len() * 2);
+        let result = self.place_and_record(owner, items, &mut placed);
+        if result.is_err() {
+            for path in &placed {
+                let _ = fs::remove_file(path);
+            }
+        }
+        result
+    }
+
+    fn place_and_record(
+        &self,
+        owner: Owner,
+        items: Vec<SealedItem>,
+        placed: &mut Vec<PathBuf>,
+    ) -> Result<String, StoreError> {
+        let mut rows = Vec::with_capacity(items.len());
+        for mut item in items {
+            let id = random::hex_id(ID_BYTES);
+            for (blob, suffix) in [(&mut item.blob, ITEM_SUFFIX), (&mut item.meta, META_SUFFIX)] {
+                let target = self.blobs.join(format!("{id}{suffix}"));
+                fs::rename(&blob.path, &target).map_err(io_error("move a blob into place", &target))?;
+                placed.push(target.clone());
+                // The TempBlob now names the placed file: it must survive its drop.
+                blob.path = PathBuf::new();
+            }
+            rows.push((id, item.kind, item.size, item.meta_size));
+        }
+        File::open(&self.blobs)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_error("fsync the blob directory", &self.blobs))?;
+
+        let day = time::day(SystemTime::now());
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let source_id = match owner {
+            Owner::NewSource => {
+                let id = random::hex_id(ID_BYTES);
+                tx.execute(
+                    "INSERT INTO sources (id, day) VALUES (?1, ?2)",
+                    params![id, day],
+                )?;
+                id
+            }
+            Owner::Source(id) => {
+                let exists: Option<i64> = tx
+                    .query_row("SELECT 1 FROM sources WHERE id = ?1", [&id], |r| r.get(0))
+                    .optional()?;
+                if exists.is_none() {
+                    return Err(StoreError::UnknownSource);
+                }
+                id
+            }
+        };
+        let mut seq: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM items WHERE source_id = ?1",
+            [&source_id],
+            |r| r.get(0),
+        )?;
+        for (id, kind, size, meta_size) in rows {
+            seq += 1;
+            tx.execute(
+                "INSERT INTO items (id, source_id, kind, seq, day, size, meta_size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    id,
+                    source_id,
+                    kind.as_str(),
+                    seq,
+                    day,
+                    size as i64,
+                    meta_size as i64
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(source_id)
+    }
+
+    /// Records a journalist account; `token_hash` is the SHA-256 of its token.
+    pub fn add_journalist(&self, name: &str, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+        let day = time::day(SystemTime::now());
+        let result = self.db().execute(
+            "INSERT INTO journalists (name, token_hash, day) VALUES (?1, ?2, ?3)",
+            params![name, &token_hash[..], day],
+        );
+        match result {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::JournalistExists)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The name of the journalist whose token hashes to `token_hash`, if any.
+    pub fn journalist_for(&self, token_hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT name FROM journalists WHERE token_hash = ?1",
+                [&token_hash[..]],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Removes leftover temp files, item rows without blobs and blobs without rows.
+    fn reconcile(&self) -> Result<Reconciled, StoreError> {
+        let mut report = Reconciled::default();
+        for entry in fs::read_dir(&self.tmp).map_err(io_error("list tmp/", &self.tmp))? {
+            let entry = entry.map_err(io_error("list tmp/", &self.tmp))?;
+            fs::remove_file(entry.path()).map_err(io_error("remove a temp file", &self.tmp))?;
+            report.temp_files_removed += 1;
+        }
+
+        let mut on_disk = std::collections::HashSet::new();
+        for entry in fs::read_dir(&self.blobs).map_err(io_error("list blobs/", &self.blobs))? {
+            let entry = entry.map_err(io_error("list blobs/", &self.blobs))?;
+            if let Some(name) = entry.file_name().to_str() {
+                on_disk.insert(name.to_owned());
+            }
+        }
+
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let ids: Vec<String> = tx
+            .prepare("SELECT id FROM items")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in ids {
+            let item = format!("{id}{ITEM_SUFFIX}");
+            let meta = format!("{id}{META_SUFFIX}");
+            let whole = on_disk.remove(&item) & on_disk.remove(&meta);
+            if !whole {
+                tx.execute("DELETE FROM items WHERE id = ?1", [&id])?;
+                report.rows_without_blobs += 1;
+                for name in [item, meta] {
+                    let _ = fs::remove_file(self.blobs.join(name));
+                }
+            }
+        }
+        tx.commit()?;
+        drop(db);
+
+        for name in on_disk {
+            let path = self.blobs.join(&name);
+            fs::remove_file(&path).map_err(io_error("remove an orphaned blob", &path))?;
+            if name.ends_with(META_SUFFIX) || !name.ends_with(ITEM_SUFFIX) {
+                continue; // count items, not their metadata records or strays
+            }
+            report.blobs_without_rows += 1;
+        }
+        Ok(report)
+    }
+}
+
+fn probe_writable(dir: &Path) -> Result<(), StoreError> {
+    let probe = dir.join(format!(".probe-{}", random::hex_id(8)));
+    File::create(&probe)
+        .and_then(|_| fs::remove_file(&probe))
+        .map_err(io_error("write in the data directory", dir))
+}
+
+fn load_or_create_secret(path: &Path) -> Result<InstanceSecret, StoreError> {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    match fs::read(path) {
+        Ok(bytes) => {
+            let bytes = Zeroizing::new(bytes);
+            if bytes.len() != 32 {
+                return Err(StoreError::Io {
+                    action: "read the instance secret (it must be exactly 32 bytes)",
+                    path: path.to_owned(),
+                    source: io::ErrorKind::InvalidData.into(),
+                });
+            }
+            secret.copy_from_slice(&bytes);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            random::fill(&mut secret[..]);
+            let tmp = path.with_extension("tmp");
+            let write = || -> io::Result<()> {
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                io::Write::write_all(&mut file, &secret[..])?;
+                file.sync_all()?;
+                fs::rename(&tmp, path)?;
+                File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+            };
+            write().map_err(io_error("create the instance secret", path))?;
+        }
+        Err(e) => return Err(io_error("read the instance secret", path)(e)),
+    }
+    Ok(InstanceSecret(secret))
+}
+
+fn open_database(path: &Path) -> Result<Connection, StoreError> {
+    let db = Connection::open(path)?;
+    // WAL for concurrent readers; FULL so a committed item survives power loss;
+    // secure_delete so deleted rows are overwritten, not left in free pages.
+    db.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA secure_delete = ON;",
+    )?;
+    db.busy_timeout(std::time::Duration::from_secs(10))?;
+    let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    match version {
+        0 => db.execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))?,
+        1 => {}
+        other => return Err(StoreError::UnknownSchema(other)),
+    }
+    // The database files hold metadata only, but keep them private all the same.
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o600))
+                .map_err(io_error("restrict the database's permissions", &file))?;
+        }
+    }
+    Ok(db)
+}

@@ -1,0 +1,631 @@
+//! A source's upload, from multipart body to sealed items.
+//!
+//! Each part is streamed **as it arrives** into an age encryptor running on a blocking
+//! thread, which writes ciphertext to a temp file; the receiving task parses the next
+//! bytes while that thread encrypts (DESIGN.md §7: overlap is what makes the speed).
+//! A bounded channel between the two keeps memory flat whatever the upload's size.
+//! Nothing becomes an item until every part is whole: any failure drops the temp files.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::config::Limits;
+use crate::crypto::Recipients;
+use crate::store::{ItemKind, Owner, SealedItem, Store, StoreError};
+use crate::{random, time};
+
+/// Field names of the submit form (DESIGN.md §6).
+pub const FIELD_CSRF: &str = "csrf";
+/// The message textarea.
+pub const FIELD_MESSAGE: &str = "message";
+/// The file input (`multiple`).
+pub const FIELD_FILES: &str = "files";
+
+/// Plaintext chunks in flight between the receiving task and one encrypting thread.
+const CHANNEL_CHUNKS: usize = 4;
+/// Bytes the multipart parser may hold beyond what it has handed us (part headers,
+/// boundaries, one network read). Caps memory against parts with endless headers.
+const MAX_PARSER_LAG: u64 = 1024 * 1024;
+/// Stored filenames and content types are cut to this many bytes.
+const MAX_NAME_BYTES: usize = 255;
+/// The metadata record is padded to a multiple of this, so its size does not tell the
+/// filename's length. See SECURITY.md.
+const META_PAD: usize = 1024;
+
+/// Why a submission was not stored. Nothing of it was kept in any case.
+#[derive(Debug)]
+pub enum SubmissionError {
+    /// The csrf field was missing, not first, or wrong.
+    Csrf,
+    /// More than `limit` bytes.
+    TooLarge {
+        /// The configured limit in bytes.
+        limit: u64,
+    },
+    /// More than `limit` files.
+    TooManyFiles {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A message longer than `limit` characters.
+    MessageTooLong {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The message is not UTF-8.
+    MessageNotText,
+    /// A field the form does not have, or one given twice.
+    UnexpectedField,
+    /// The body is not multipart/form-data we can read.
+    Malformed,
+    /// Neither a message nor a file.
+    Empty,
+    /// The client sent nothing for the idle timeout.
+    Idle,
+    /// The client went away mid-upload.
+    Disconnected,
+    /// Too many uploads at once.
+    Busy,
+    /// The disk is (nearly) full.
+    NoSpace,
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for SubmissionError {
+    fn from(err: StoreError) -> Self {
+        if err.is_disk_full() {
+            SubmissionError::NoSpace
+        } else {
+            SubmissionError::Store(err)
+        }
+    }
+}
+
+/// Ingests submissions into a store, to the newsroom's recipients, within limits.
+pub struct Intake {
+    store: Arc<Store>,
+    recipients: Recipients,
+    limits: Limits,
+    uploads: Arc<Semaphore>,
+}
+
+/// What a stored submission gives back.
+pub struct Receipt {
+    /// The source the items belong to.
+    pub source_id: String,
+    /// How many items were stored.
+    pub items: usize,
+}
+
+impl Intake {
+    /// An intake writing to `store`, encrypting to `recipients`.
+    pub fn new(store: Arc<Store>, recipients: Recipients, limits: Limits) -> Self {
+        let uploads = Arc::new(Semaphore::new(limits.max_concurrent_uploads));
+        Intake {
+            store,
+            recipients,
+            limits,
+            uploads,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Checks, before reading a body, that an upload of `announced` bytes (from
+    /// Content-Length, if any) may start; returns the permit that holds its slot.
+    pub async fn admit(&self, announced: Option<u64>) -> Result<OwnedSemaphorePermit, SubmissionError> {
+        let limit = self.limits.max_submission_bytes;
+        // Multipart framing adds a little per part; allow for it before refusing.
+        if announced.is_some_and(|n| n > limit.saturating_add(framing_allowance(&self.limits))) {
+            return Err(SubmissionError::TooLarge { limit });
+        }
+        let permit = Arc::clone(&self.uploads)
+            .try_acquire_owned()
+            .map_err(|_| SubmissionError::Busy)?;
+        let store = Arc::clone(&self.store);
+        let free = tokio::task::spawn_blocking(move || store.free_bytes())
+            .await
+            .expect("free_bytes does not panic")?;
+        let needed = self
+            .limits
+            .min_free_bytes
+            .saturating_add(announced.unwrap_or(0));
+        if free < needed {
+            return Err(SubmissionError::NoSpace);
+        }
+        Ok(permit)
+    }
+
+    /// Reads a multipart body whose first field must be `csrf` (checked by
+    /// `csrf_ok`), streams every part into sealed items, and commits them to `owner`.
+    pub async fn receive<S, E>(
+        &self,
+        body: S,
+        boundary: String,
+        csrf_ok: impl FnOnce(&[u8]) -> bool,
+        owner: Owner,
+    ) -> Result<Receipt, SubmissionError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
+        let lag = Arc::new(ParserLag::default());
+        let body = guard_body(body, self.limits.idle_body_timeout(), Arc::clone(&lag));
+        let whole = self
+            .limits
+            .max_submission_bytes
+            .saturating_add(framing_allowance(&self.limits));
+        let constraints = multer::Constraints::new()
+            .allowed_fields(vec![FIELD_CSRF, FIELD_MESSAGE, FIELD_FILES])
+            .size_limit(multer::SizeLimit::new().whole_stream(whole));
+        let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
+
+        let submission_id = random::hex_id(16);
+        let mut total: u64 = 0;
+        let mut items: Vec<SealedItem> = Vec::new();
+        let mut files = 0usize;
+        let mut seen_message = false;
+
+        // The csrf field comes first (the form puts it first), so nothing is encrypted
+        // for a forged request.
+        let mut first = multipart.next_field().await.map_err(map_multer)?.ok_or(SubmissionError::Malformed)?;
+        if first.name() != Some(FIELD_CSRF) {
+            return Err(SubmissionError::Csrf);
+        }
+        let mut token = Vec::new();
+        while let Some(chunk) = first.chunk().await.map_err(map_multer)? {
+            lag.consumed(chunk.len());
+            if token.len() + chunk.len() > 256 {
+                return Err(SubmissionError::Csrf);
+            }
+            token.extend_from_slice(&chunk);
+        }
+        // multer yields the next field only once the previous one is dropped.
+        drop(first);
+        if !csrf_ok(&token) {
+            return Err(SubmissionError::Csrf);
+        }
+
+        while let Some(mut field) = multipart.next_field().await.map_err(map_multer)? {
+            let kind = match field.name() {
+                Some(FIELD_MESSAGE) if !seen_message => {
+                    seen_message = true;
+                    ItemKind::Message
+                }
+                Some(FIELD_FILES) => ItemKind::File,
+                _ => return Err(SubmissionError::UnexpectedField),
+            };
+            let filename = field.file_name().map(|n| truncate(n, MAX_NAME_BYTES));
+            let content_type = field
+                .content_type()
+                .map(|m| truncate(m.as_ref(), MAX_NAME_BYTES));
+            let mut text = (kind == ItemKind::Message).then(|| TextCheck::new(self.limits.max_message_chars));
+            let mut writer: Option<ItemWriter> = None;
+            let mut size: u64 = 0;
+            while let Some(chunk) = field.chunk().await.map_err(map_multer)? {
+                lag.consumed(chunk.len());
+                if chunk.is_empty() {
+                    continue;
+                }
+                total += chunk.len() as u64;
+                size += chunk.len() as u64;
+                if total > self.limits.max_submission_bytes {
+                    return Err(SubmissionError::TooLarge {
+                        limit: self.limits.max_submission_bytes,
+                    });
+                }
+                if let Some(text) = text.as_mut() {
+                    text.feed(&chunk)?;
+                }
+                if writer.is_none() {
+                    if kind == ItemKind::File {
+                        files += 1;
+                        if files > self.limits.max_files {
+                            return Err(SubmissionError::TooManyFiles {
+                                limit: self.limits.max_files,
+                            });
+                        }
+                    }
+                    writer = Some(self.start_item()?);
+                }
+                if let Some(writer) = writer.as_mut() {
+                    writer.write(chunk).await?;
+                }
+            }
+            if let Some(text) = text.as_ref() {
+                text.finish()?;
+            }
+            let named_empty_file =
+                kind == ItemKind::File && filename.as_deref().is_some_and(|n| !n.is_empty());
+            let writer = match writer {
+                Some(writer) => writer,
+                // A browser sends an empty, unnamed part when no file was chosen, and
+                // an empty message when the textarea was left blank: not items.
+                None if !named_empty_file => continue,
+                None => {
+                    files += 1;
+                    if files > self.limits.max_files {
+                        return Err(SubmissionError::TooManyFiles {
+                            limit: self.limits.max_files,
+                        });
+                    }
+                    self.start_item()?
+                }
+            };
+            let meta = ItemMeta {
+                version: 1,
+                kind: kind.as_str(),
+                filename,
+                content_type,
+                received: time::rfc3339(SystemTime::now()),
+                submission: submission_id.clone(),
+                plaintext_size: size,
+            };
+            items.push(writer.finish(kind, meta).await?);
+        }
+        if items.is_empty() {
+            return Err(SubmissionError::Empty);
+        }
+        let count = items.len();
+        let store = Arc::clone(&self.store);
+        let source_id = tokio::task::spawn_blocking(move || store.commit(owner, items))
+            .await
+            .expect("Store::commit does not panic")?;
+        Ok(Receipt {
+            source_id,
+            items: count,
+        })
+    }
+
+    fn start_item(&self) -> Result<ItemWriter, SubmissionError> {
+        let blob = self.store.temp_blob()?;
+        Ok(ItemWriter::spawn(
+            Arc::clone(&self.store),
+            self.recipients.clone(),
+            blob,
+        ))
+    }
+}
+
+/// Room for multipart framing (boundaries, part headers) on top of the content limit.
+fn framing_allowance(limits: &Limits) -> u64 {
+    (limits.max_files as u64 + 4) * 16 * 1024
+}
+
+fn map_multer(err: multer::Error) -> SubmissionError {
+    match err {
+        multer::Error::StreamSizeExceeded { limit } | multer::Error::FieldSizeExceeded { limit, .. } => {
+            SubmissionError::TooLarge { limit }
+        }
+        multer::Error::UnknownField { .. } => SubmissionError::UnexpectedField,
+        multer::Error::StreamReadFailed(cause) => match cause.downcast::<BodyError>() {
+            Ok(body_error) => match *body_error {
+                BodyError::Idle => SubmissionError::Idle,
+                BodyError::ParserLag => SubmissionError::Malformed,
+                BodyError::Read => SubmissionError::Disconnected,
+            },
+            Err(_) => SubmissionError::Disconnected,
+        },
+        _ => SubmissionError::Malformed,
+    }
+}
+
+/// What went wrong with the request body itself.
+#[derive(Debug)]
+enum BodyError {
+    /// No byte for the idle timeout.
+    Idle,
+    /// The multipart parser buffered too much without yielding part data.
+    ParserLag,
+    /// The connection failed.
+    Read,
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BodyError::Idle => "request body idle",
+            BodyError::ParserLag => "multipart headers too large",
+            BodyError::Read => "request body read failed",
+        })
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// Bytes handed to the multipart parser versus part bytes it has handed back.
+#[derive(Default)]
+struct ParserLag {
+    delivered: AtomicU64,
+    consumed: AtomicU64,
+}
+
+impl ParserLag {
+    fn consumed(&self, n: usize) {
+        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// The body as the parser sees it: each read must come within `idle`, and the parser
+/// may not run more than [`MAX_PARSER_LAG`] ahead of the part data it yields.
+fn guard_body<S, E>(
+    body: S,
+    idle: Duration,
+    lag: Arc<ParserLag>,
+) -> impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+{
+    futures_util::stream::unfold(Some(Box::pin(body)), move |state| {
+        let lag = Arc::clone(&lag);
+        async move {
+            let mut body = state?;
+            let held = lag.delivered.load(Ordering::Relaxed) - lag.consumed.load(Ordering::Relaxed).min(lag.delivered.load(Ordering::Relaxed));
+            if held > MAX_PARSER_LAG {
+                return Some((Err(BodyError::ParserLag), None));
+            }
+            match tokio::time::timeout(idle, body.next()).await {
+                Err(_) => Some((Err(BodyError::Idle), None)),
+                Ok(None) => None,
+                Ok(Some(Err(_))) => Some((Err(BodyError::Read), None)),
+                Ok(Some(Ok(bytes))) => {
+                    lag.delivered.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    Some((Ok(bytes), Some(body)))
+                }
+            }
+        }
+    })
+}
+
+/// Incremental UTF-8 and length check of a streamed message.
+struct TextCheck {
+    max_chars: usize,
+    chars: usize,
+    /// An incomplete UTF-8 sequence at the end of the last chunk (≤ 3 bytes).
+    carry: Zeroizing<Vec<u8>>,
+}
+
+impl TextCheck {
+    fn new(max_chars: usize) -> Self {
+        TextCheck {
+            max_chars,
+            chars: 0,
+            carry: Zeroizing::new(Vec::with_capacity(4)),
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), SubmissionError> {
+        // Messages are small (the limit is in characters), so joining the carried bytes
+        // with the chunk costs little; the copy is wiped on drop.
+        let mut joined = Zeroizing::new(Vec::with_capacity(self.carry.len() + chunk.len()));
+        joined.extend_from_slice(&self.carry);
+        joined.extend_from_slice(chunk);
+        self.carry.clear();
+        let valid = match std::str::from_utf8(&joined) {
+            Ok(_) => joined.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => return Err(SubmissionError::MessageNotText),
+        };
+        // In valid UTF-8, every byte that is not a continuation byte starts a character.
+        self.chars += joined[..valid].iter().filter(|&&b| b & 0xC0 != 0x80).count();
+        self.carry.extend_from_slice(&joined[valid..]);
+        if self.chars > self.max_chars {
+            return Err(SubmissionError::MessageTooLong {
+                limit: self.max_chars,
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), SubmissionError> {
+        if self.carry.is_empty() {
+            Ok(())
+        } else {
+            Err(SubmissionError::MessageNotText)
+        }
+    }
+}
+
+/// The encrypted metadata record of an item: everything the server must not keep in
+/// the clear. Padded to [`META_PAD`] bytes before encryption.
+#[derive(Serialize)]
+struct ItemMeta {
+    version: u32,
+    kind: &'static str,
+    filename: Option<String>,
+    content_type: Option<String>,
+    received: String,
+    submission: String,
+    plaintext_size: u64,
+}
+
+impl Drop for ItemMeta {
+    fn drop(&mut self) {
+        if let Some(name) = self.filename.as_mut() {
+            name.zeroize();
+        }
+        if let Some(kind) = self.content_type.as_mut() {
+            kind.zeroize();
+        }
+        self.received.zeroize();
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+enum Piece {
+    Data(Bytes),
+    End(ItemMeta),
+}
+
+/// One item being encrypted on a blocking thread.
+struct ItemWriter {
+    tx: mpsc::Sender<Piece>,
+    thread: tokio::task::JoinHandle<Result<SealedItem, SubmissionError>>,
+}
+
+impl ItemWriter {
+    fn spawn(store: Arc<Store>, recipients: Recipients, blob: crate::store::TempBlob) -> Self {
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let thread = tokio::task::spawn_blocking(move || seal_item(&store, &recipients, blob, rx));
+        ItemWriter { tx, thread }
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> Result<(), SubmissionError> {
+        if self.tx.send(Piece::Data(chunk)).await.is_err() {
+            return Err(self.failure().await);
+        }
+        Ok(())
+    }
+
+    async fn failure(&mut self) -> SubmissionError {
+        match (&mut self.thread).await {
+            Ok(Err(err)) => err,
+            Ok(Ok(_)) => SubmissionError::Malformed,
+            Err(join) => panic!("the encrypting thread panicked: {join}"),
+        }
+    }
+
+    async fn finish(mut self, kind: ItemKind, meta: ItemMeta) -> Result<SealedItem, SubmissionError> {
+        debug_assert_eq!(meta.kind, kind.as_str());
+        if self.tx.send(Piece::End(meta)).await.is_err() {
+            return Err(self.failure().await);
+        }
+        match self.thread.await {
+            Ok(result) => result,
+            Err(join) => panic!("the encrypting thread panicked: {join}"),
+        }
+    }
+}
+
+/// The blocking side: plaintext in, ciphertext to the temp file, then the metadata
+/// record. Returns without an item (and the temp files are removed) if the channel
+/// closes before `End`.
+fn seal_item(
+    store: &Store,
+    recipients: &Recipients,
+    mut blob: crate::store::TempBlob,
+    mut rx: mpsc::Receiver<Piece>,
+) -> Result<SealedItem, SubmissionError> {
+    let mut sealer = recipients
+        .seal(blob.file())
+        .map_err(|e| store_io("start an item", e))?;
+    let meta = loop {
+        match rx.blocking_recv() {
+            Some(Piece::Data(chunk)) => {
+                sealer
+                    .write_all(&chunk)
+                    .map_err(|e| store_io("write an item", e))?;
+                wipe(chunk);
+            }
+            Some(Piece::End(meta)) => break meta,
+            None => return Err(SubmissionError::Disconnected),
+        }
+    };
+    sealer
+        .finish()
+        .map_err(|e| store_io("finish an item", e))?;
+    let size = blob.seal()?;
+
+    let kind = match meta.kind {
+        "message" => ItemKind::Message,
+        _ => ItemKind::File,
+    };
+    let mut record = Zeroizing::new(serde_json::to_vec(&meta).expect("metadata serialises"));
+    let padded = record.len().div_ceil(META_PAD).max(1) * META_PAD;
+    record.resize(padded, b' ');
+    let sealed_meta = recipients
+        .seal_bytes(&record)
+        .map_err(|e| store_io("encrypt metadata", e))?;
+    let mut meta_blob = store.temp_blob()?;
+    meta_blob
+        .file()
+        .write_all(&sealed_meta)
+        .map_err(|e| store_io("write metadata", e))?;
+    let meta_size = meta_blob.seal()?;
+    Ok(SealedItem {
+        kind,
+        blob,
+        size,
+        meta: meta_blob,
+        meta_size,
+    })
+}
+
+/// Overwrites a plaintext chunk if we hold the only reference to its memory. Chunks
+/// that share a buffer with the HTTP stack cannot be reached; SECURITY.md says so.
+fn wipe(chunk: Bytes) {
+    if let Ok(mut owned) = chunk.try_into_mut() {
+        owned.zeroize();
+    }
+}
+
+fn store_io(action: &'static str, source: std::io::Error) -> SubmissionError {
+    StoreError::Io {
+        action,
+        path: std::path::PathBuf::from("tmp/"),
+        source,
+    }
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(chunks: &[&[u8]], max: usize) -> Result<usize, SubmissionError> {
+        let mut t = TextCheck::new(max);
+        for c in chunks {
+            t.feed(c)?;
+        }
+        t.finish()?;
+        Ok(t.chars)
+    }
+
+    #[test]
+    fn text_check_counts_across_split_sequences() {
+        let text = "añ€😀z".as_bytes();
+        for i in 0..=text.len() {
+            for j in i..=text.len() {
+                let n = check(&[&text[..i], &text[i..j], &text[j..]], 10)
+                    .unwrap_or_else(|e| panic!("split {i}/{j}: {e:?}"));
+                assert_eq!(n, 5, "split {i}/{j}");
+            }
+        }
+    }
+
+    #[test]
+    fn text_check_rejects_bad_utf8_and_long_text() {
+        assert!(matches!(check(&[b"ab\xff"], 10), Err(SubmissionError::MessageNotText)));
+        assert!(matches!(check(&[b"ab\xe2\x82"], 10), Err(SubmissionError::MessageNotText)));
+        assert!(matches!(
+            check(&[b"abc", b"def"], 5),
+            Err(SubmissionError::MessageTooLong { limit: 5 })
+        ));
+        assert_eq!(check(&[b"abcde"], 5).unwrap(), 5);
+    }
+
+    #[test]
+    fn truncate_keeps_char_boundaries() {
+        assert_eq!(truncate("aé", 2), "a");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}
