@@ -105,11 +105,15 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), Box<dyn Error>> {
 
 fn keygen(output: Option<&Path>) -> CliResult {
     let identity = NewsroomIdentity::generate();
-    let text = identity.to_identity_file(&["agedrop newsroom identity: keep it on the offline machine"]);
+    let text =
+        identity.to_identity_file(&["agedrop newsroom identity: keep it on the offline machine"]);
     match output {
         Some(path) => {
             write_private(path, text.as_bytes())?;
-            eprintln!("Identity written to {}. Put this recipient in the server's config:", path.display());
+            eprintln!(
+                "Identity written to {}. Put this recipient in the server's config:",
+                path.display()
+            );
             println!("{}", identity.recipient());
         }
         None => print!("{}", &*text),
@@ -120,7 +124,11 @@ fn keygen(output: Option<&Path>) -> CliResult {
 fn init(recipients: &[String], dir: &Path, data_dir: Option<&Path>) -> CliResult {
     let config_path = dir.join("agedrop.toml");
     if config_path.exists() {
-        return Err(format!("{} exists already; not overwriting it", config_path.display()).into());
+        return Err(format!(
+            "{} exists already; not overwriting it",
+            config_path.display()
+        )
+        .into());
     }
     let data_dir = data_dir.map_or_else(|| PathBuf::from("data"), Path::to_owned);
     let text = Config::render(
@@ -135,8 +143,15 @@ fn init(recipients: &[String], dir: &Path, data_dir: Option<&Path>) -> CliResult
     fs::create_dir_all(dir)?;
     Store::open(&config.data_dir).map_err(|e| format!("config key `data_dir`: {e}"))?;
     write_private(&config_path, text.as_bytes())?;
-    println!("Wrote {} and the data directory {}.", config_path.display(), config.data_dir.display());
-    println!("Next: add journalists, then `agedrop serve --config {}`.", config_path.display());
+    println!(
+        "Wrote {} and the data directory {}.",
+        config_path.display(),
+        config.data_dir.display()
+    );
+    println!(
+        "Next: add journalists, then `agedrop serve --config {}`.",
+        config_path.display()
+    );
     Ok(())
 }
 
@@ -170,14 +185,24 @@ fn demo(dir: &Path, port: u16) -> CliResult {
         ]);
         write_private(&identity_path, text.as_bytes())?;
         let source = Listen::parse(&format!("127.0.0.1:{port}"))?;
-        let journalist_port = if port == 0 { 0 } else { port.checked_add(1).ok_or("--port must be below 65535")? };
+        let journalist_port = if port == 0 {
+            0
+        } else {
+            port.checked_add(1).ok_or("--port must be below 65535")?
+        };
         let journalist = Listen::parse(&format!("127.0.0.1:{journalist_port}"))?;
         let limits = Limits {
             // A demo runs on laptops with little free disk; the floor is for servers.
             min_free_bytes: 64 * 1024 * 1024,
             ..Limits::default()
         };
-        let config_text = Config::render(Path::new("data"), &source, &journalist, &[identity.recipient()], &limits);
+        let config_text = Config::render(
+            Path::new("data"),
+            &source,
+            &journalist,
+            &[identity.recipient()],
+            &limits,
+        );
         let config = Config::parse(&config_text, dir)?;
         let (store, _) = Store::open(&config.data_dir)?;
         let token = random::hex_id(32);
@@ -190,7 +215,13 @@ fn demo(dir: &Path, port: u16) -> CliResult {
     println!("  newsroom identity: {}", identity_path.display());
     println!("  journalist token:  {}", token_path.display());
     println!("  config:            {}", config_path.display());
-    println!("Open the source site in a browser; items appear under {}/blobs/.", config.data_dir.display());
-    println!("Decrypt one with: age -d -i {} FILE.age", identity_path.display());
+    println!(
+        "Open the source site in a browser; items appear under {}/blobs/.",
+        config.data_dir.display()
+    );
+    println!(
+        "Decrypt one with: age -d -i {} FILE.age",
+        identity_path.display()
+    );
     run_server(config)
 }

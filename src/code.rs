@@ -90,7 +90,9 @@ mod tests {
         assert_eq!(wordlist_len(), 7772);
         assert_eq!(words()[0], "abacus");
         assert_eq!(words()[words().len() - 1], "zoom");
-        assert!(words().iter().all(|w| w.bytes().all(|b| b.is_ascii_lowercase())));
+        assert!(words()
+            .iter()
+            .all(|w| w.bytes().all(|b| b.is_ascii_lowercase())));
     }
 
     #[test]

@@ -329,10 +329,7 @@ mod tests {
     fn minimal_config_gets_defaults() {
         let config = parse(&minimal("")).expect("valid config");
         assert_eq!(config.data_dir, Path::new("/etc/agedrop/data"));
-        assert_eq!(
-            config.journalist_listen,
-            Listen::Unix("/run/j.sock".into())
-        );
+        assert_eq!(config.journalist_listen, Listen::Unix("/run/j.sock".into()));
         assert_eq!(config.limits, Limits::default());
     }
 

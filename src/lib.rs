@@ -17,10 +17,10 @@ pub mod code;
 pub mod config;
 pub mod crypto;
 pub mod logging;
+mod random;
 pub mod server;
 pub mod store;
 pub mod submission;
-mod random;
 mod time;
 pub mod web;
 

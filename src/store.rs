@@ -198,10 +198,7 @@ impl TempBlob {
     /// Finishes the file: coarse times (so the filesystem does not keep the exact upload
     /// time), fsync, close. Returns its size.
     pub fn seal(&mut self) -> Result<u64, StoreError> {
-        let file = self
-            .file
-            .take()
-            .expect("a TempBlob is sealed at most once");
+        let file = self.file.take().expect("a TempBlob is sealed at most once");
         let day = time::start_of_day(SystemTime::now());
         file.set_times(FileTimes::new().set_accessed(day).set_modified(day))
             .map_err(io_error("set the times of a blob", &self.path))?;
@@ -301,7 +298,9 @@ impl Store {
     fn db(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (it rolls
         // back), so a poisoned lock is still safe to use.
-        self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Bytes free for unprivileged users on the data directory's filesystem.
@@ -354,7 +353,8 @@ impl Store {
             let id = random::hex_id(ID_BYTES);
             for (blob, suffix) in [(&mut item.blob, ITEM_SUFFIX), (&mut item.meta, META_SUFFIX)] {
                 let target = self.blobs.join(format!("{id}{suffix}"));
-                fs::rename(&blob.path, &target).map_err(io_error("move a blob into place", &target))?;
+                fs::rename(&blob.path, &target)
+                    .map_err(io_error("move a blob into place", &target))?;
                 placed.push(target.clone());
                 // The TempBlob now names the placed file: it must survive its drop.
                 blob.path = PathBuf::new();

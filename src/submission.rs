@@ -125,7 +125,10 @@ impl Intake {
 
     /// Checks, before reading a body, that an upload of `announced` bytes (from
     /// Content-Length, if any) may start; returns the permit that holds its slot.
-    pub async fn admit(&self, announced: Option<u64>) -> Result<OwnedSemaphorePermit, SubmissionError> {
+    pub async fn admit(
+        &self,
+        announced: Option<u64>,
+    ) -> Result<OwnedSemaphorePermit, SubmissionError> {
         let limit = self.limits.max_submission_bytes;
         // Multipart framing adds a little per part; allow for it before refusing.
         if announced.is_some_and(|n| n > limit.saturating_add(framing_allowance(&self.limits))) {
@@ -180,7 +183,11 @@ impl Intake {
 
         // The csrf field comes first (the form puts it first), so nothing is encrypted
         // for a forged request.
-        let mut first = multipart.next_field().await.map_err(map_multer)?.ok_or(SubmissionError::Malformed)?;
+        let mut first = multipart
+            .next_field()
+            .await
+            .map_err(map_multer)?
+            .ok_or(SubmissionError::Malformed)?;
         if first.name() != Some(FIELD_CSRF) {
             return Err(SubmissionError::Csrf);
         }
@@ -211,7 +218,8 @@ impl Intake {
             let content_type = field
                 .content_type()
                 .map(|m| truncate(m.as_ref(), MAX_NAME_BYTES));
-            let mut text = (kind == ItemKind::Message).then(|| TextCheck::new(self.limits.max_message_chars));
+            let mut text =
+                (kind == ItemKind::Message).then(|| TextCheck::new(self.limits.max_message_chars));
             let mut writer: Option<ItemWriter> = None;
             let mut size: u64 = 0;
             while let Some(chunk) = field.chunk().await.map_err(map_multer)? {
@@ -306,9 +314,8 @@ fn framing_allowance(limits: &Limits) -> u64 {
 
 fn map_multer(err: multer::Error) -> SubmissionError {
     match err {
-        multer::Error::StreamSizeExceeded { limit } | multer::Error::FieldSizeExceeded { limit, .. } => {
-            SubmissionError::TooLarge { limit }
-        }
+        multer::Error::StreamSizeExceeded { limit }
+        | multer::Error::FieldSizeExceeded { limit, .. } => SubmissionError::TooLarge { limit },
         multer::Error::UnknownField { .. } => SubmissionError::UnexpectedField,
         multer::Error::StreamReadFailed(cause) => match cause.downcast::<BodyError>() {
             Ok(body_error) => match *body_error {
@@ -372,7 +379,11 @@ where
         let lag = Arc::clone(&lag);
         async move {
             let mut body = state?;
-            let held = lag.delivered.load(Ordering::Relaxed) - lag.consumed.load(Ordering::Relaxed).min(lag.delivered.load(Ordering::Relaxed));
+            let held = lag.delivered.load(Ordering::Relaxed)
+                - lag
+                    .consumed
+                    .load(Ordering::Relaxed)
+                    .min(lag.delivered.load(Ordering::Relaxed));
             if held > MAX_PARSER_LAG {
                 return Some((Err(BodyError::ParserLag), None));
             }
@@ -381,7 +392,8 @@ where
                 Ok(None) => None,
                 Ok(Some(Err(_))) => Some((Err(BodyError::Read), None)),
                 Ok(Some(Ok(bytes))) => {
-                    lag.delivered.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    lag.delivered
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                     Some((Ok(bytes), Some(body)))
                 }
             }
@@ -419,7 +431,10 @@ impl TextCheck {
             Err(_) => return Err(SubmissionError::MessageNotText),
         };
         // In valid UTF-8, every byte that is not a continuation byte starts a character.
-        self.chars += joined[..valid].iter().filter(|&&b| b & 0xC0 != 0x80).count();
+        self.chars += joined[..valid]
+            .iter()
+            .filter(|&&b| b & 0xC0 != 0x80)
+            .count();
         self.carry.extend_from_slice(&joined[valid..]);
         if self.chars > self.max_chars {
             return Err(SubmissionError::MessageTooLong {
@@ -504,7 +519,11 @@ impl ItemWriter {
         }
     }
 
-    async fn finish(mut self, kind: ItemKind, meta: ItemMeta) -> Result<SealedItem, SubmissionError> {
+    async fn finish(
+        mut self,
+        kind: ItemKind,
+        meta: ItemMeta,
+    ) -> Result<SealedItem, SubmissionError> {
         debug_assert_eq!(meta.kind, kind.as_str());
         if self.tx.send(Piece::End(meta)).await.is_err() {
             return Err(self.failure().await);
@@ -540,9 +559,7 @@ fn seal_item(
             None => return Err(SubmissionError::Disconnected),
         }
     };
-    sealer
-        .finish()
-        .map_err(|e| store_io("finish an item", e))?;
+    sealer.finish().map_err(|e| store_io("finish an item", e))?;
     let size = blob.seal()?;
 
     let kind = match meta.kind {
@@ -614,8 +631,14 @@ mod tests {
 
     #[test]
     fn text_check_rejects_bad_utf8_and_long_text() {
-        assert!(matches!(check(&[b"ab\xff"], 10), Err(SubmissionError::MessageNotText)));
-        assert!(matches!(check(&[b"ab\xe2\x82"], 10), Err(SubmissionError::MessageNotText)));
+        assert!(matches!(
+            check(&[b"ab\xff"], 10),
+            Err(SubmissionError::MessageNotText)
+        ));
+        assert!(matches!(
+            check(&[b"ab\xe2\x82"], 10),
+            Err(SubmissionError::MessageNotText)
+        ));
         assert!(matches!(
             check(&[b"abc", b"def"], 5),
             Err(SubmissionError::MessageTooLong { limit: 5 })

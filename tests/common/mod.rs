@@ -1,0 +1,580 @@
+//! Test harness: a real `agedrop` process on 127.0.0.1:0, and a small HTTP/1.1 client
+//! over std TcpStream that can stream, trickle and abort request bodies.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use age::secrecy::ExposeSecret;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_agedrop");
+
+/// Fails loudly when an external tool is missing: tests never skip silently.
+pub fn require_tool(name: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "this test needs `{name}` (Debian package installed by scripts/test); run scripts/test"
+        )
+    })
+}
+
+/// A newsroom key pair made with the age crate, with its identity file on disk.
+pub struct Newsroom {
+    pub identity: age::x25519::Identity,
+    pub recipient: String,
+    pub identity_file: PathBuf,
+}
+
+impl Newsroom {
+    pub fn new(dir: &Path) -> Self {
+        let identity = age::x25519::Identity::generate();
+        let recipient = identity.to_public().to_string();
+        let identity_file = dir.join("newsroom-key.txt");
+        std::fs::write(
+            &identity_file,
+            format!("{}\n", identity.to_string().expose_secret()),
+        )
+        .unwrap();
+        Newsroom {
+            identity,
+            recipient,
+            identity_file,
+        }
+    }
+
+    /// Decrypts with the age crate; panics if the file is not whole and authentic.
+    pub fn decrypt(&self, ciphertext: &[u8]) -> Vec<u8> {
+        age::decrypt(&self.identity, ciphertext).expect("decrypts with the age crate")
+    }
+
+    /// Decrypts with Debian's `age` binary.
+    pub fn decrypt_with_cli(&self, path: &Path) -> Vec<u8> {
+        let age = require_tool("age");
+        let out = Command::new(age)
+            .arg("-d")
+            .arg("-i")
+            .arg(&self.identity_file)
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "age -d failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
+/// Options for a test server's config.
+#[derive(Clone)]
+pub struct Options {
+    pub limits: Vec<(&'static str, String)>,
+    pub log: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            limits: vec![("min_free_bytes", "0".into())],
+            log: "info",
+        }
+    }
+}
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub newsroom: Newsroom,
+    pub config: PathBuf,
+    pub addr: SocketAddr,
+    pub journalist: SocketAddr,
+    pub log_file: PathBuf,
+    options: Options,
+    child: Option<Child>,
+}
+
+pub fn write_config(dir: &Path, recipient: &str, options: &Options) -> PathBuf {
+    let mut limits = String::new();
+    for (key, value) in &options.limits {
+        limits.push_str(&format!("{key} = {value}\n"));
+    }
+    let config = dir.join("agedrop.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\n[source]\nlisten = \"127.0.0.1:0\"\n[journalist]\nlisten = \"127.0.0.1:0\"\n[newsroom]\nrecipients = [\"{recipient}\"]\n[limits]\n{limits}"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Reads the two "listening on" lines a server prints on stdout.
+pub fn read_addresses(child: &mut Child) -> (SocketAddr, SocketAddr) {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut source = None;
+    let mut journalist = None;
+    while source.is_none() || journalist.is_none() {
+        let line = match lines.next() {
+            Some(Ok(line)) => line,
+            _ => panic!("server exited before it listened"),
+        };
+        let addr = |line: &str| {
+            let url = line.rsplit(' ').next().unwrap();
+            SocketAddr::from_str(url.trim_start_matches("http://").trim_end_matches('/')).unwrap()
+        };
+        if line.starts_with("agedrop: source site listening on ") {
+            source = Some(addr(&line));
+        } else if line.starts_with("agedrop: journalist API listening on ") {
+            journalist = Some(addr(&line));
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (source.unwrap(), journalist.unwrap())
+}
+
+impl Server {
+    pub fn start() -> Self {
+        Self::with(Options::default())
+    }
+
+    pub fn with(options: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let newsroom = Newsroom::new(dir.path());
+        let config = write_config(dir.path(), &newsroom.recipient, &options);
+        let log_file = dir.path().join("server.log");
+        let mut server = Server {
+            dir,
+            newsroom,
+            config,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            journalist: "0.0.0.0:0".parse().unwrap(),
+            log_file,
+            options,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_file)
+            .unwrap();
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", self.options.log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let (addr, journalist) = read_addresses(&mut child);
+        self.addr = addr;
+        self.journalist = journalist;
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no cleanup of any kind runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap()
+    }
+
+    /// The stored items as (blob path, metadata path) pairs, from the blob directory.
+    pub fn blobs(&self) -> Vec<PathBuf> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.data().join("blobs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn temp_files(&self) -> usize {
+        std::fs::read_dir(self.data().join("tmp")).unwrap().count()
+    }
+
+    /// Rows of the items table: (id, source_id, kind, seq, day, size).
+    pub fn items(&self) -> Vec<Item> {
+        let db = rusqlite::Connection::open(self.data().join("agedrop.sqlite")).unwrap();
+        let mut stmt = db
+            .prepare("SELECT id, source_id, kind, seq, day, size, meta_size FROM items ORDER BY source_id, seq")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Item {
+                    id: r.get(0)?,
+                    source_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    seq: r.get(3)?,
+                    day: r.get(4)?,
+                    size: r.get(5)?,
+                    meta_size: r.get(6)?,
+                })
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        rows
+    }
+
+    pub fn sources(&self) -> usize {
+        let db = rusqlite::Connection::open(self.data().join("agedrop.sqlite")).unwrap();
+        db.query_row("SELECT COUNT(*) FROM sources", [], |r| r.get::<_, i64>(0))
+            .unwrap() as usize
+    }
+
+    /// Decrypts an item and its metadata (age crate), checking the blob sizes.
+    pub fn open_item(&self, item: &Item) -> (Vec<u8>, serde_json::Value) {
+        let blob =
+            std::fs::read(self.data().join("blobs").join(format!("{}.age", item.id))).unwrap();
+        assert_eq!(blob.len() as i64, item.size);
+        let meta = std::fs::read(
+            self.data()
+                .join("blobs")
+                .join(format!("{}.meta.age", item.id)),
+        )
+        .unwrap();
+        assert_eq!(meta.len() as i64, item.meta_size);
+        let meta = self.newsroom.decrypt(&meta);
+        let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
+        (self.newsroom.decrypt(&blob), meta)
+    }
+
+    /// Waits (bounded) until `check` holds.
+    pub fn eventually(&self, what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub source_id: String,
+    pub kind: String,
+    pub seq: i64,
+    pub day: String,
+    pub size: i64,
+    pub meta_size: i64,
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: BTreeMap<String, Vec<String>>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream
+}
+
+/// Reads a whole HTTP/1.1 response (the request said `Connection: close`).
+pub fn read_response(stream: &mut TcpStream) -> Response {
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete response: {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap();
+        headers
+            .entry(name.trim().to_ascii_lowercase())
+            .or_default()
+            .push(value.trim().to_owned());
+    }
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.iter().any(|v| v.contains("chunked")))
+    {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).to_string(),
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..end]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[end + 4 + size..];
+    }
+}
+
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = connect(addr);
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    read_response(&mut stream)
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, &[], b"")
+}
+
+/// A form session: the csrf cookie and token from `GET /submit`.
+#[derive(Clone, Debug)]
+pub struct Form {
+    pub cookie: String,
+    pub token: String,
+}
+
+pub fn form(addr: SocketAddr) -> Form {
+    let page = get(addr, "/submit");
+    assert_eq!(page.status, 200);
+    let cookie = page
+        .header("set-cookie")
+        .expect("GET /submit sets the csrf cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .expect("the form has a hidden csrf input")
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    Form { cookie, token }
+}
+
+/// One multipart part.
+#[derive(Clone)]
+pub struct Part {
+    pub name: String,
+    pub filename: Option<String>,
+    pub data: Vec<u8>,
+}
+
+impl Part {
+    pub fn text(name: &str, value: &[u8]) -> Self {
+        Part {
+            name: name.into(),
+            filename: None,
+            data: value.to_vec(),
+        }
+    }
+
+    pub fn file(filename: &str, data: Vec<u8>) -> Self {
+        Part {
+            name: "files".into(),
+            filename: Some(filename.into()),
+            data,
+        }
+    }
+}
+
+pub const BOUNDARY: &str = "----agedroptestboundary7MA4YWxkTrZu0gW";
+
+pub fn multipart(parts: &[Part]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        match &part.filename {
+            Some(f) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+                    part.name
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{}\"\r\n\r\n", part.name).as_bytes(),
+            ),
+        }
+        body.extend_from_slice(&part.data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// The csrf part followed by `parts`.
+pub fn with_csrf(form: &Form, parts: Vec<Part>) -> Vec<Part> {
+    let mut all = vec![Part::text("csrf", form.token.as_bytes())];
+    all.extend(parts);
+    all
+}
+
+/// POSTs a multipart body to /submit with the form's cookie.
+pub fn post_submit(addr: SocketAddr, form: &Form, body: &[u8]) -> Response {
+    let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    request(
+        addr,
+        "POST",
+        "/submit",
+        &[("Cookie", &form.cookie), ("Content-Type", &content_type)],
+        body,
+    )
+}
+
+/// Fetches a form and submits `parts` with it.
+pub fn submit(addr: SocketAddr, parts: Vec<Part>) -> Response {
+    let form = form(addr);
+    post_submit(addr, &form, &multipart(&with_csrf(&form, parts)))
+}
+
+/// Starts a POST /submit and sends only the first `sent` bytes of `body`, leaving the
+/// connection open: the caller drops or keeps the stream.
+pub fn partial_submit(addr: SocketAddr, form: &Form, body: &[u8], sent: usize) -> TcpStream {
+    let mut stream = connect(addr);
+    let head = format!(
+        "POST /submit HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nCookie: {}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        form.cookie,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body[..sent]).unwrap();
+    stream.flush().unwrap();
+    stream
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so large bodies need no fixtures.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The code shown on the page after a first submission.
+pub fn code_from(page: &Response) -> String {
+    page.body
+        .split("id=\"code\">")
+        .nth(1)
+        .expect("the page shows a code")
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned()
+}
