@@ -185,6 +185,8 @@ async fn connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
+        // No Date header: the server's clock is nobody's business.
+        .auto_date_header(false)
         .max_buf_size(READ_BUFFER);
     let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
     tokio::pin!(conn);

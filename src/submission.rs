@@ -39,6 +39,8 @@ const MAX_NAME_BYTES: usize = 255;
 /// The metadata record is padded to a multiple of this, so its size does not tell the
 /// filename's length. See SECURITY.md.
 const META_PAD: usize = 1024;
+/// Capacity of the metadata buffer: more than any record can need, so it never moves.
+const META_CAPACITY: usize = 16 * 1024;
 
 /// Why a submission was not stored. Nothing of it was kept in any case.
 #[derive(Debug)]
@@ -566,7 +568,11 @@ fn seal_item(
         "message" => ItemKind::Message,
         _ => ItemKind::File,
     };
-    let mut record = Zeroizing::new(serde_json::to_vec(&meta).expect("metadata serialises"));
+    // Room for the largest record (every string is cut to MAX_NAME_BYTES, and JSON
+    // escaping at most sextuples it), so the buffer never reallocates and leaves an
+    // unwiped copy behind.
+    let mut record = Zeroizing::new(Vec::with_capacity(META_CAPACITY));
+    serde_json::to_writer(&mut *record, &meta).expect("metadata serialises");
     let padded = record.len().div_ceil(META_PAD).max(1) * META_PAD;
     record.resize(padded, b' ');
     let sealed_meta = recipients

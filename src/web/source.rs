@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use maud::Markup;
-use tracing::{info, instrument, warn};
+use tracing::{debug, instrument, warn};
 
 use super::csrf::{self, CsrfKey};
 use super::pages;
@@ -140,7 +140,9 @@ async fn submit(State(site): State<Arc<SourceSite>>, request: Request) -> Respon
     let (parts, body) = request.into_parts();
     match receive(&site, &parts.headers, body).await {
         Ok(code) => {
-            info!("submission stored");
+            // debug, not info: a log line's timestamp would be the exact time of a
+            // source action (SECURITY.md, "Logs").
+            debug!("submission stored");
             page(StatusCode::OK, pages::code(code.expose()))
         }
         Err(err) => error_page(&site, err),
@@ -231,7 +233,7 @@ fn error_page(site: &SourceSite, err: SubmissionError) -> Response {
     };
     match &err {
         E::Store(cause) => warn!(error = %cause, "submission failed: store error"),
-        other => info!(cause = cause_name(other), "submission refused"),
+        other => debug!(cause = cause_name(other), "submission refused"),
     }
     page(status, pages::error(title, &explanation, true))
 }
