@@ -5,10 +5,16 @@
 //! t-shirt, yo-yo) are left out so that hyphens can separate words on input without
 //! ambiguity: 7,772 words, 8 × log2(7772) ≈ 103.4 bits.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::sync::OnceLock;
 
+use argon2::{Algorithm, Argon2, Params, Version};
+use sha2::Sha256;
+use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
+use crate::crypto::CodeKey;
 use crate::random;
 
 /// Words in a code.
@@ -81,6 +87,144 @@ impl SourceCode {
     }
 }
 
+/// Argon2id cost parameters. Recorded with each source (as [`KdfParams::id`]) so a
+/// later change of the defaults can still open old sources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes over the memory.
+    pub passes: u32,
+    /// Parallel lanes.
+    pub lanes: u32,
+}
+
+impl KdfParams {
+    /// How the parameters are recorded: `argon2id-v19-m65536-t3-p1`.
+    pub fn id(&self) -> String {
+        format!(
+            "argon2id-v19-m{}-t{}-p{}",
+            self.memory_kib, self.passes, self.lanes
+        )
+    }
+
+    /// Reads a recorded [`KdfParams::id`].
+    pub fn parse(id: &str) -> Option<Self> {
+        let rest = id.strip_prefix("argon2id-v19-m")?;
+        let (m, rest) = rest.split_once("-t")?;
+        let (t, p) = rest.split_once("-p")?;
+        Some(KdfParams {
+            memory_kib: m.parse().ok()?,
+            passes: t.parse().ok()?,
+            lanes: p.parse().ok()?,
+        })
+    }
+
+    /// Checks that Argon2 accepts these parameters.
+    pub fn validate(&self) -> Result<(), String> {
+        Params::new(self.memory_kib, self.passes, self.lanes, Some(32))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What a code derives: the id the database looks the source up by, and the key that
+/// unwraps the source's identity. No `Debug`.
+pub struct SourceKeys {
+    /// Stored in the database; reveals nothing about the code without the instance
+    /// secret and an Argon2 run per guess.
+    pub lookup_id: [u8; 32],
+    /// Unwraps the source's stored identity.
+    pub code_key: CodeKey,
+}
+
+/// `Argon2id(code, salt = instance secret)`, then HKDF-SHA256 with one label per use.
+/// Slow on purpose (about a quarter second at the defaults); call it off the runtime.
+pub fn derive_keys(
+    code: &SourceCode,
+    instance_secret: &[u8; 32],
+    params: &KdfParams,
+) -> SourceKeys {
+    let argon_params = Params::new(params.memory_kib, params.passes, params.lanes, Some(32))
+        .expect("parameters are validated when the config is loaded");
+    let mut master = Zeroizing::new([0u8; 32]);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params)
+        .hash_password_into(code.expose().as_bytes(), instance_secret, &mut master[..])
+        .expect("a 32-byte salt and output are within Argon2's limits");
+    let hkdf = hkdf::Hkdf::<Sha256>::new(None, &master[..]);
+    let mut lookup_id = [0u8; 32];
+    hkdf.expand(b"agedrop v1 source lookup id", &mut lookup_id)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    let mut key = Zeroizing::new([0u8; 32]);
+    hkdf.expand(b"agedrop v1 source code key", &mut key[..])
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    SourceKeys {
+        lookup_id,
+        code_key: CodeKey::from_bytes(&key),
+    }
+}
+
+/// Runs derivations off the async runtime, at most `limit` at once, so a login flood
+/// cannot exhaust memory (each run holds `memory_kib`).
+pub struct Deriver {
+    running: Arc<Semaphore>,
+    /// Logins allowed to run or wait; past it a login is refused at once.
+    admitted: Arc<Semaphore>,
+    secret: Arc<Zeroizing<[u8; 32]>>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Too many derivations are running and waiting: try later.
+#[derive(Debug)]
+pub struct Busy;
+
+impl Deriver {
+    /// A deriver keyed by the instance secret.
+    pub fn new(instance_secret: &[u8; 32], limit: usize, queue: usize) -> Self {
+        Deriver {
+            running: Arc::new(Semaphore::new(limit)),
+            admitted: Arc::new(Semaphore::new(limit + queue)),
+            secret: Arc::new(Zeroizing::new(*instance_secret)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// For a login: refused with [`Busy`] when `limit` run and `queue` wait already.
+    pub async fn derive_for_login(
+        &self,
+        code: Arc<SourceCode>,
+        params: KdfParams,
+    ) -> Result<SourceKeys, Busy> {
+        let _admitted = Arc::clone(&self.admitted)
+            .try_acquire_owned()
+            .map_err(|_| Busy)?;
+        Ok(self.derive(code, params).await)
+    }
+
+    /// For a new source whose upload is already stored in tmp/: waits for its turn,
+    /// never refuses (uploads are capped separately), so no submission is lost.
+    pub async fn derive(&self, code: Arc<SourceCode>, params: KdfParams) -> SourceKeys {
+        let permit = Arc::clone(&self.running)
+            .acquire_owned()
+            .await
+            .expect("the derivation semaphore is never closed");
+        let secret = Arc::clone(&self.secret);
+        let in_flight = Arc::clone(&self.in_flight);
+        tokio::task::spawn_blocking(move || {
+            // A count, never anything about the code: lets tests and admins see the cap
+            // hold (debug level, like every event a source causes).
+            let running = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            tracing::debug!(running, "argon2 derivation started");
+            let keys = derive_keys(&code, &secret, &params);
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            drop(permit);
+            keys
+        })
+        .await
+        .expect("key derivation does not panic")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +248,24 @@ mod tests {
             let back = SourceCode::normalise(&messy).expect("normalises");
             assert_eq!(back.expose(), code.expose());
         }
+    }
+
+    #[test]
+    fn derivation_is_deterministic_and_keyed_by_the_instance_secret() {
+        let params = KdfParams {
+            memory_kib: 8,
+            passes: 1,
+            lanes: 1,
+        };
+        let code = SourceCode::generate();
+        let again = SourceCode::normalise(code.expose()).unwrap();
+        let a = derive_keys(&code, &[1; 32], &params);
+        let b = derive_keys(&again, &[1; 32], &params);
+        let c = derive_keys(&code, &[2; 32], &params);
+        assert_eq!(a.lookup_id, b.lookup_id);
+        assert_ne!(a.lookup_id, c.lookup_id);
+        assert_eq!(KdfParams::parse(&params.id()), Some(params));
+        assert_eq!(KdfParams::parse("argon2id-v19-m1-t2"), None);
     }
 
     #[test]

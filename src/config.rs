@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::code::KdfParams;
 use crate::crypto::{Recipients, RecipientsError};
 
 /// Where a listener accepts connections.
@@ -101,7 +102,7 @@ impl std::error::Error for ConfigError {}
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     data_dir: PathBuf,
-    source: RawListener,
+    source: RawSource,
     journalist: RawListener,
     newsroom: RawNewsroom,
     #[serde(default)]
@@ -112,6 +113,64 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawListener {
     listen: String,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    listen: String,
+    #[serde(default = "yes")]
+    onion_notice: bool,
+    #[serde(default)]
+    rotate_codes: bool,
+    #[serde(default = "default_argon2_memory_kib")]
+    argon2_memory_kib: u32,
+    #[serde(default = "default_argon2_passes")]
+    argon2_passes: u32,
+    #[serde(default = "default_argon2_lanes")]
+    argon2_lanes: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// 64 MiB: the floor the design asks for (SECURITY.md, "Source codes").
+fn default_argon2_memory_kib() -> u32 {
+    64 * 1024
+}
+
+fn default_argon2_passes() -> u32 {
+    3
+}
+
+fn default_argon2_lanes() -> u32 {
+    1
+}
+
+/// Options of the source site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceOptions {
+    /// Show a notice when the site is reached by a name that is not `.onion`.
+    pub onion_notice: bool,
+    /// Each login consumes the code and shows a new one.
+    pub rotate_codes: bool,
+    /// Argon2id cost for deriving keys from codes (new sources).
+    pub kdf: KdfParams,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions {
+            onion_notice: true,
+            rotate_codes: false,
+            kdf: KdfParams {
+                memory_kib: default_argon2_memory_kib(),
+                passes: default_argon2_passes(),
+                lanes: default_argon2_lanes(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -141,6 +200,16 @@ pub struct Limits {
     pub header_read_timeout_secs: u64,
     /// Seconds an upload may go without a single byte before it is dropped.
     pub idle_body_timeout_secs: u64,
+    /// Argon2 derivations running at once (each holds `source.argon2_memory_kib`).
+    pub max_concurrent_derivations: usize,
+    /// Logins that may wait for a derivation; past it a login gets a "busy" page.
+    pub derivation_queue: usize,
+    /// Source sessions held in memory at once.
+    pub max_sessions: usize,
+    /// Seconds a source session lives without a request (never while it uploads).
+    pub session_idle_secs: u64,
+    /// Bytes of one reply's ciphertext.
+    pub max_reply_bytes: u64,
 }
 
 impl Default for Limits {
@@ -154,6 +223,11 @@ impl Default for Limits {
             max_concurrent_uploads: 64,
             header_read_timeout_secs: 30,
             idle_body_timeout_secs: 300,
+            max_concurrent_derivations: 2,
+            derivation_queue: 8,
+            max_sessions: 10_000,
+            session_idle_secs: 2 * 60 * 60,
+            max_reply_bytes: 1024 * 1024,
         }
     }
 }
@@ -162,6 +236,11 @@ impl Limits {
     /// [`Limits::header_read_timeout_secs`] as a duration.
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout_secs)
+    }
+
+    /// [`Limits::session_idle_secs`] as a duration.
+    pub fn session_idle(&self) -> Duration {
+        Duration::from_secs(self.session_idle_secs)
     }
 
     /// [`Limits::idle_body_timeout_secs`] as a duration.
@@ -178,6 +257,13 @@ impl Limits {
             ("max_concurrent_uploads", self.max_concurrent_uploads as u64),
             ("header_read_timeout_secs", self.header_read_timeout_secs),
             ("idle_body_timeout_secs", self.idle_body_timeout_secs),
+            (
+                "max_concurrent_derivations",
+                self.max_concurrent_derivations as u64,
+            ),
+            ("max_sessions", self.max_sessions as u64),
+            ("session_idle_secs", self.session_idle_secs),
+            ("max_reply_bytes", self.max_reply_bytes),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -188,11 +274,21 @@ impl Limits {
             }
         }
         // tokio's semaphores hold at most usize::MAX >> 3 permits.
-        if self.max_connections > 1 << 20 || self.max_concurrent_uploads > 1 << 20 {
-            return Err(ConfigError::invalid(
-                "limits",
-                "max_connections and max_concurrent_uploads must be at most 1048576",
-            ));
+        for (key, value) in [
+            ("max_connections", self.max_connections),
+            ("max_concurrent_uploads", self.max_concurrent_uploads),
+            (
+                "max_concurrent_derivations",
+                self.max_concurrent_derivations,
+            ),
+            ("derivation_queue", self.derivation_queue),
+        ] {
+            if value > 1 << 20 {
+                return Err(ConfigError::invalid(
+                    format!("limits.{key}"),
+                    "must be at most 1048576",
+                ));
+            }
         }
         Ok(())
     }
@@ -205,6 +301,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Where the source site listens.
     pub source_listen: Listen,
+    /// Options of the source site.
+    pub source: SourceOptions,
     /// Where the journalist API listens (never the same as the source site).
     pub journalist_listen: Listen,
     /// The newsroom's age recipients: every item is encrypted to all of them.
@@ -271,9 +369,25 @@ impl Config {
             ),
         })?;
         raw.limits.validate()?;
+        let kdf = KdfParams {
+            memory_kib: raw.source.argon2_memory_kib,
+            passes: raw.source.argon2_passes,
+            lanes: raw.source.argon2_lanes,
+        };
+        kdf.validate().map_err(|problem| {
+            ConfigError::invalid(
+                "source.argon2_memory_kib",
+                format!("Argon2 refuses these parameters (memory, passes, lanes): {problem}"),
+            )
+        })?;
         Ok(Config {
             data_dir,
             source_listen,
+            source: SourceOptions {
+                onion_notice: raw.source.onion_notice,
+                rotate_codes: raw.source.rotate_codes,
+                kdf,
+            },
             journalist_listen,
             recipients,
             limits: raw.limits,
@@ -288,10 +402,16 @@ impl Config {
         recipients: &[String],
         limits: &Limits,
     ) -> String {
+        let options = SourceOptions::default();
         let raw = RawConfig {
             data_dir: data_dir.to_owned(),
-            source: RawListener {
+            source: RawSource {
                 listen: source.to_string(),
+                onion_notice: options.onion_notice,
+                rotate_codes: options.rotate_codes,
+                argon2_memory_kib: options.kdf.memory_kib,
+                argon2_passes: options.kdf.passes,
+                argon2_lanes: options.kdf.lanes,
             },
             journalist: RawListener {
                 listen: journalist.to_string(),

@@ -163,6 +163,134 @@ impl NewsroomIdentity {
     }
 }
 
+/// An X25519 age identity built from 32 secret bytes.
+fn identity_from_bytes(secret: &[u8; 32]) -> age::x25519::Identity {
+    let hrp =
+        bech32::Hrp::parse("age-secret-key-").expect("the age secret key prefix is a valid HRP");
+    let encoded = Zeroizing::new(
+        bech32::encode_upper::<bech32::Bech32>(hrp, secret)
+            .expect("32 bytes always fit in a Bech32 string"),
+    );
+    age::x25519::Identity::from_str(&encoded).expect("a Bech32 age secret key parses")
+}
+
+/// Why a source key or a reply could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Not an age file for this key, or tampered with.
+    Undecryptable,
+    /// The plaintext is larger than the caller allows.
+    TooLarge,
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Undecryptable => write!(f, "cannot decrypt"),
+            OpenError::TooLarge => write!(f, "plaintext too large"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+fn decrypt_bounded(
+    identity: &age::x25519::Identity,
+    ciphertext: &[u8],
+    max: usize,
+) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+    use std::io::Read;
+    let decryptor =
+        age::Decryptor::new_buffered(ciphertext).map_err(|_| OpenError::Undecryptable)?;
+    let reader = decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(|_| OpenError::Undecryptable)?;
+    let mut plain = Zeroizing::new(Vec::new());
+    reader
+        .take(max as u64 + 1)
+        .read_to_end(&mut plain)
+        .map_err(|_| OpenError::Undecryptable)?;
+    if plain.len() > max {
+        return Err(OpenError::TooLarge);
+    }
+    Ok(plain)
+}
+
+/// The key a source's code derives (see [`crate::code`]): it wraps the source's own
+/// identity, so a rotated code can re-wrap the same identity. No `Debug`.
+pub struct CodeKey(age::x25519::Identity);
+
+impl CodeKey {
+    /// The key for 32 bytes derived from a code.
+    pub fn from_bytes(secret: &[u8; 32]) -> Self {
+        CodeKey(identity_from_bytes(secret))
+    }
+}
+
+/// A source's age identity: replies are encrypted to its recipient. The server keeps it
+/// only wrapped under the source's code key, and unwrapped only in an in-memory
+/// session. No `Debug`; wiped on drop (x25519-dalek zeroizes its secret).
+pub struct SourceIdentity {
+    identity: age::x25519::Identity,
+    secret: Zeroizing<[u8; 32]>,
+}
+
+impl SourceIdentity {
+    /// A new random identity for a new source.
+    pub fn generate() -> Self {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        crate::random::fill(&mut secret[..]);
+        SourceIdentity {
+            identity: identity_from_bytes(&secret),
+            secret,
+        }
+    }
+
+    /// The `age1…` recipient journalists encrypt replies to.
+    pub fn recipient(&self) -> String {
+        self.identity.to_public().to_string()
+    }
+
+    /// The identity encrypted to `key` (an age file), for storage.
+    pub fn wrap(&self, key: &CodeKey) -> io::Result<Vec<u8>> {
+        let recipient = key.0.to_public();
+        let encryptor =
+            age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                .map_err(|err| io::Error::other(format!("age: {err}")))?;
+        let mut out = Vec::with_capacity(256);
+        let mut writer = encryptor.wrap_output(&mut out)?;
+        writer.write_all(&self.secret[..])?;
+        writer.finish()?;
+        Ok(out)
+    }
+
+    /// Opens a wrapped identity with the code key that wrapped it.
+    pub fn unwrap(key: &CodeKey, wrapped: &[u8]) -> Result<Self, OpenError> {
+        let plain = decrypt_bounded(&key.0, wrapped, 32)?;
+        let secret: [u8; 32] = plain[..].try_into().map_err(|_| OpenError::Undecryptable)?;
+        let secret = Zeroizing::new(secret);
+        Ok(SourceIdentity {
+            identity: identity_from_bytes(&secret),
+            secret,
+        })
+    }
+
+    /// Decrypts a reply addressed to this source, refusing plaintexts over `max` bytes.
+    pub fn open_reply(
+        &self,
+        ciphertext: &[u8],
+        max: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        decrypt_bounded(&self.identity, ciphertext, max)
+    }
+}
+
+/// Checks that `bytes` begin like an age v1 file (the header's first line), so clearly
+/// foreign data is refused before it is stored.
+pub fn looks_like_age(bytes: &[u8]) -> bool {
+    age::Decryptor::new_buffered(bytes).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +310,26 @@ mod tests {
         .unwrap();
         let plain = age::decrypt(&key, &sealed).unwrap();
         assert_eq!(plain, b"hello");
+    }
+
+    #[test]
+    fn wrapped_source_identity_opens_only_with_its_code_key() {
+        let source = SourceIdentity::generate();
+        let key = CodeKey::from_bytes(&[1; 32]);
+        let wrapped = source.wrap(&key).unwrap();
+        let back = SourceIdentity::unwrap(&key, &wrapped).expect("unwraps");
+        assert_eq!(back.recipient(), source.recipient());
+        assert!(SourceIdentity::unwrap(&CodeKey::from_bytes(&[2; 32]), &wrapped).is_err());
+
+        let reply_to = Recipients::parse(&[source.recipient()]).unwrap();
+        let sealed = reply_to.seal_bytes(b"a reply").unwrap();
+        assert_eq!(&back.open_reply(&sealed, 100).unwrap()[..], b"a reply");
+        assert!(matches!(
+            back.open_reply(&sealed, 3),
+            Err(OpenError::TooLarge)
+        ));
+        assert!(looks_like_age(&sealed));
+        assert!(!looks_like_age(b"not age"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod code;
 pub mod config;
 pub mod crypto;
+mod label;
 pub mod logging;
 mod random;
 pub mod server;

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use crate::config::{Config, Limits, Listen};
 use crate::store::{Store, StoreError};
 use crate::submission::Intake;
-use crate::web::{self, csrf::CsrfKey, source::SourceSite};
+use crate::web::{self, source::SourceSite};
 
 /// How long open connections get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -229,13 +229,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let source_listener = bind("source.listen", config.source_listen.clone()).await?;
     let journalist_listener = bind("journalist.listen", config.journalist_listen.clone()).await?;
 
-    let csrf = CsrfKey::derive(store.instance_secret().expose());
     let intake = Intake::new(
         Arc::clone(&store),
         config.recipients.clone(),
         config.limits.clone(),
     );
-    let source_app = web::source::router(Arc::new(SourceSite::new(intake, csrf)));
+    let site = Arc::new(SourceSite::new(
+        Arc::clone(&store),
+        intake,
+        config.source.clone(),
+        config.limits.clone(),
+    ));
+    let sweeper = tokio::spawn(Arc::clone(&site).sweep_sessions());
+    let source_app = web::source::router(site);
     let journalist_app = web::journalist::router(Arc::clone(&store));
 
     // Tests and scripts read these lines to find the ports.
@@ -266,6 +272,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     info!("shutting down");
     let _ = stop.send(true);
     let _ = tokio::join!(source_task, journalist_task);
+    sweeper.abort();
     Ok(())
 }
 

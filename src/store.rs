@@ -27,7 +27,7 @@ use std::time::SystemTime;
 use rusqlite::{params, Connection, OptionalExtension};
 use zeroize::Zeroizing;
 
-use crate::{random, time};
+use crate::{label, random, time};
 
 const DATABASE: &str = "agedrop.sqlite";
 const INSTANCE_SECRET: &str = "instance-secret";
@@ -35,6 +35,7 @@ const BLOBS: &str = "blobs";
 const TMP: &str = "tmp";
 const ITEM_SUFFIX: &str = ".age";
 const META_SUFFIX: &str = ".meta.age";
+const REPLY_SUFFIX: &str = ".reply.age";
 /// Bytes in a random id (item, source): 128 bits, as 32 hex characters.
 const ID_BYTES: usize = 16;
 
@@ -59,6 +60,24 @@ CREATE TABLE journalists (
     day        TEXT NOT NULL
 );
 PRAGMA user_version = 1;
+";
+
+/// Version 2: source keys (lookup id, wrapped identity, recipient), labels, replies.
+const SCHEMA_V2: &str = "
+ALTER TABLE sources ADD COLUMN label TEXT;
+ALTER TABLE sources ADD COLUMN lookup_id BLOB;
+ALTER TABLE sources ADD COLUMN kdf TEXT;
+ALTER TABLE sources ADD COLUMN recipient TEXT;
+ALTER TABLE sources ADD COLUMN wrapped_key BLOB;
+CREATE UNIQUE INDEX sources_label ON sources (label);
+CREATE UNIQUE INDEX sources_lookup ON sources (lookup_id);
+CREATE TABLE replies (
+    id        TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    day       TEXT NOT NULL,
+    size      INTEGER NOT NULL
+);
+PRAGMA user_version = 2;
 ";
 
 /// Why the store failed. Variants name the cause; none carries source data.
@@ -235,13 +254,34 @@ pub struct SealedItem {
     pub meta_size: u64,
 }
 
+/// What the database keeps of a source's keys: nothing that opens anything without
+/// the source's code.
+pub struct SourceKeyRecord {
+    /// `HKDF(Argon2id(code, instance secret))`, the lookup label.
+    pub lookup_id: [u8; 32],
+    /// The Argon2 parameters used, as [`crate::code::KdfParams::id`].
+    pub kdf: String,
+    /// The source's `age1…` recipient, for replies.
+    pub recipient: String,
+    /// The source's identity, age-encrypted to its code key.
+    pub wrapped_key: Vec<u8>,
+}
+
 /// Whose items these are.
-#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Owner {
-    /// A first submission: the commit creates the source.
-    NewSource,
+    /// A first submission: the commit creates the source with these keys.
+    NewSource(SourceKeyRecord),
     /// A source that exists (a follow-up).
     Source(String),
+}
+
+/// A reply as the inbox lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplyRecord {
+    /// Random id.
+    pub id: String,
+    /// UTC day it was stored.
+    pub day: String,
 }
 
 /// The data directory, open.
@@ -369,11 +409,21 @@ impl Store {
         let mut db = self.db();
         let tx = db.transaction()?;
         let source_id = match owner {
-            Owner::NewSource => {
+            Owner::NewSource(keys) => {
                 let id = random::hex_id(ID_BYTES);
+                let label = unused_label(&tx)?;
                 tx.execute(
-                    "INSERT INTO sources (id, day) VALUES (?1, ?2)",
-                    params![id, day],
+                    "INSERT INTO sources (id, day, label, lookup_id, kdf, recipient, wrapped_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        id,
+                        day,
+                        label,
+                        &keys.lookup_id[..],
+                        keys.kdf,
+                        keys.recipient,
+                        keys.wrapped_key
+                    ],
                 )?;
                 id
             }
@@ -442,6 +492,125 @@ impl Store {
             .optional()?)
     }
 
+    /// The source whose lookup id (derived with `kdf`) is `lookup_id`: its id and
+    /// wrapped identity.
+    pub fn find_source(
+        &self,
+        kdf: &str,
+        lookup_id: &[u8; 32],
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT id, wrapped_key FROM sources WHERE lookup_id = ?1 AND kdf = ?2",
+                params![&lookup_id[..], kdf],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// The distinct Argon2 parameter sets sources were created with.
+    pub fn kdfs_in_use(&self) -> Result<Vec<String>, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT DISTINCT kdf FROM sources WHERE kdf IS NOT NULL")?;
+        let kdfs = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(kdfs)
+    }
+
+    /// Replaces a source's lookup id and wrapped identity (a rotated code). The
+    /// recipient stays: replies already sent remain readable.
+    pub fn rekey_source(&self, source_id: &str, keys: &SourceKeyRecord) -> Result<(), StoreError> {
+        let changed = self.db().execute(
+            "UPDATE sources SET lookup_id = ?1, kdf = ?2, wrapped_key = ?3 WHERE id = ?4",
+            params![&keys.lookup_id[..], keys.kdf, keys.wrapped_key, source_id],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::UnknownSource);
+        }
+        Ok(())
+    }
+
+    /// Stores a reply's ciphertext for a source, atomically. Returns its id.
+    pub fn add_reply(&self, source_id: &str, ciphertext: &[u8]) -> Result<String, StoreError> {
+        let mut blob = self.temp_blob()?;
+        io::Write::write_all(blob.file(), ciphertext)
+            .map_err(io_error("write a reply", &self.tmp))?;
+        let size = blob.seal()?;
+        let id = random::hex_id(ID_BYTES);
+        let target = self.blobs.join(format!("{id}{REPLY_SUFFIX}"));
+        fs::rename(&blob.path, &target).map_err(io_error("move a blob into place", &target))?;
+        blob.path = PathBuf::new();
+        let recorded = File::open(&self.blobs)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_error("fsync the blob directory", &self.blobs))
+            .and_then(|()| {
+                let db = self.db();
+                let exists: Option<i64> = db
+                    .query_row("SELECT 1 FROM sources WHERE id = ?1", [source_id], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                if exists.is_none() {
+                    return Err(StoreError::UnknownSource);
+                }
+                db.execute(
+                    "INSERT INTO replies (id, source_id, day, size) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, source_id, time::day(SystemTime::now()), size as i64],
+                )?;
+                Ok(())
+            });
+        if let Err(err) = recorded {
+            let _ = fs::remove_file(&target);
+            return Err(err);
+        }
+        Ok(id)
+    }
+
+    /// A source's replies, newest first.
+    pub fn replies(&self, source_id: &str) -> Result<Vec<ReplyRecord>, StoreError> {
+        let db = self.db();
+        let mut stmt =
+            db.prepare("SELECT id, day FROM replies WHERE source_id = ?1 ORDER BY rowid DESC")?;
+        let replies = stmt
+            .query_map([source_id], |r| {
+                Ok(ReplyRecord {
+                    id: r.get(0)?,
+                    day: r.get(1)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(replies)
+    }
+
+    /// A reply's ciphertext, if it is at most `max` bytes.
+    pub fn read_reply(&self, reply_id: &str, max: u64) -> Result<Vec<u8>, StoreError> {
+        let path = self.blobs.join(format!("{reply_id}{REPLY_SUFFIX}"));
+        let file = File::open(&path).map_err(io_error("open a reply", &path))?;
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(file, max), &mut bytes)
+            .map_err(io_error("read a reply", &path))?;
+        Ok(bytes)
+    }
+
+    /// Deletes a reply if it belongs to `source_id`. Returns whether it did.
+    pub fn delete_reply(&self, source_id: &str, reply_id: &str) -> Result<bool, StoreError> {
+        let deleted = self.db().execute(
+            "DELETE FROM replies WHERE id = ?1 AND source_id = ?2",
+            params![reply_id, source_id],
+        )?;
+        if deleted == 0 {
+            return Ok(false);
+        }
+        let path = self.blobs.join(format!("{reply_id}{REPLY_SUFFIX}"));
+        fs::remove_file(&path).map_err(io_error("remove a reply", &path))?;
+        File::open(&self.blobs)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_error("fsync the blob directory", &self.blobs))?;
+        Ok(true)
+    }
+
     /// Removes leftover temp files, item rows without blobs and blobs without rows.
     fn reconcile(&self) -> Result<Reconciled, StoreError> {
         let mut report = Reconciled::default();
@@ -477,6 +646,16 @@ impl Store {
                 }
             }
         }
+        let replies: Vec<String> = tx
+            .prepare("SELECT id FROM replies")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in replies {
+            if !on_disk.remove(&format!("{id}{REPLY_SUFFIX}")) {
+                tx.execute("DELETE FROM replies WHERE id = ?1", [&id])?;
+                report.rows_without_blobs += 1;
+            }
+        }
         tx.commit()?;
         drop(db);
 
@@ -484,11 +663,38 @@ impl Store {
             let path = self.blobs.join(&name);
             fs::remove_file(&path).map_err(io_error("remove an orphaned blob", &path))?;
             if name.ends_with(META_SUFFIX) || !name.ends_with(ITEM_SUFFIX) {
-                continue; // count items, not their metadata records or strays
+                continue; // count items and replies, not metadata records or strays
             }
             report.blobs_without_rows += 1;
         }
         Ok(report)
+    }
+}
+
+/// A random label no source has yet.
+fn unused_label(tx: &rusqlite::Transaction<'_>) -> Result<String, StoreError> {
+    let taken = |label: &str| -> Result<bool, StoreError> {
+        Ok(tx
+            .query_row(
+                "SELECT 1 FROM sources WHERE label = ?1",
+                [label],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    };
+    for _ in 0..32 {
+        let label = label::random();
+        if !taken(&label)? {
+            return Ok(label);
+        }
+    }
+    // 65,536 two-word labels run out eventually: add a random suffix.
+    loop {
+        let label = format!("{}-{}", label::random(), random::hex_id(2));
+        if !taken(&label)? {
+            return Ok(label);
+        }
     }
 }
 
@@ -548,8 +754,9 @@ fn open_database(path: &Path) -> Result<Connection, StoreError> {
     db.busy_timeout(std::time::Duration::from_secs(10))?;
     let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
-        0 => db.execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))?,
-        1 => {}
+        0 => db.execute_batch(&format!("BEGIN; {SCHEMA} {SCHEMA_V2} COMMIT;"))?,
+        1 => db.execute_batch(&format!("BEGIN; {SCHEMA_V2} COMMIT;"))?,
+        2 => {}
         other => return Err(StoreError::UnknownSchema(other)),
     }
     // The database files hold metadata only, but keep them private all the same.

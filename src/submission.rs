@@ -80,12 +80,16 @@ pub enum SubmissionError {
     NoSpace,
     /// The store failed.
     Store(StoreError),
+    /// The follow-up's source was deleted meanwhile.
+    SourceGone,
 }
 
 impl From<StoreError> for SubmissionError {
     fn from(err: StoreError) -> Self {
         if err.is_disk_full() {
             SubmissionError::NoSpace
+        } else if matches!(err, StoreError::UnknownSource) {
+            SubmissionError::SourceGone
         } else {
             SubmissionError::Store(err)
         }
@@ -98,14 +102,6 @@ pub struct Intake {
     recipients: Recipients,
     limits: Limits,
     uploads: Arc<Semaphore>,
-}
-
-/// What a stored submission gives back.
-pub struct Receipt {
-    /// The source the items belong to.
-    pub source_id: String,
-    /// How many items were stored.
-    pub items: usize,
 }
 
 impl Intake {
@@ -154,14 +150,14 @@ impl Intake {
     }
 
     /// Reads a multipart body whose first field must be `csrf` (checked by
-    /// `csrf_ok`), streams every part into sealed items, and commits them to `owner`.
+    /// `csrf_ok`) and streams every part into sealed items in `tmp/`. They become
+    /// items only through [`Intake::commit`]; dropped, they leave nothing.
     pub async fn receive<S, E>(
         &self,
         body: S,
         boundary: String,
         csrf_ok: impl FnOnce(&[u8]) -> bool,
-        owner: Owner,
-    ) -> Result<Receipt, SubmissionError>
+    ) -> Result<Vec<SealedItem>, SubmissionError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
@@ -288,15 +284,20 @@ impl Intake {
         if items.is_empty() {
             return Err(SubmissionError::Empty);
         }
-        let count = items.len();
+        Ok(items)
+    }
+
+    /// Makes received items permanent for `owner`, all or none. Returns the source id.
+    pub async fn commit(
+        &self,
+        owner: Owner,
+        items: Vec<SealedItem>,
+    ) -> Result<String, SubmissionError> {
         let store = Arc::clone(&self.store);
         let source_id = tokio::task::spawn_blocking(move || store.commit(owner, items))
             .await
             .expect("Store::commit does not panic")?;
-        Ok(Receipt {
-            source_id,
-            items: count,
-        })
+        Ok(source_id)
     }
 
     fn start_item(&self) -> Result<ItemWriter, SubmissionError> {

@@ -66,16 +66,7 @@ pub fn cookie(nonce: &str) -> String {
 
 /// The nonce from the request's cookies, if well-formed.
 fn nonce_from(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-        .find(|nonce| {
-            nonce.len() == NONCE_BYTES * 2 && nonce.bytes().all(|b| b.is_ascii_hexdigit())
-        })
-        .map(str::to_owned)
+    super::hex_cookie(headers, COOKIE, NONCE_BYTES * 2)
 }
 
 fn from_hex(text: &[u8]) -> Option<Vec<u8>> {

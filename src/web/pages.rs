@@ -30,6 +30,25 @@ pub mod text {
         "It is shown only this once. Nobody, not even we, can recover it.",
     ];
     pub const BACK: &str = "Back to the start";
+    pub const GO_INBOX: &str = "Go to your inbox";
+    pub const RETURNING: &str = "Sent something before? Log in with your code";
+    pub const LOGIN_TITLE: &str = "Log in with your code";
+    pub const CODE_LABEL: &str = "Your code (8 words)";
+    pub const LOG_IN: &str = "Log in";
+    pub const LOGIN_FAILED_TITLE: &str = "That did not work";
+    pub const LOGIN_FAILED: &str =
+        "That code did not open anything. Check the words and try again.";
+    pub const INBOX_TITLE: &str = "Your inbox";
+    pub const REPLIES_TITLE: &str = "Replies from the newsroom";
+    pub const NO_REPLIES: &str = "No replies yet. Check back later.";
+    pub const REPLY_UNREADABLE: &str = "This reply could not be opened.";
+    pub const DELETE: &str = "Delete this reply";
+    pub const FOLLOW_UP_TITLE: &str = "Send more";
+    pub const LOG_OUT: &str = "Log out";
+    pub const NEW_CODE_TITLE: &str = "Your code has changed";
+    pub const NEW_CODE_ADVICE: &str =
+        "Your old code no longer works. Write this new one down now: it is shown only this once.";
+    pub const NOT_ONION: &str = "You are not using this site's onion address. For your safety, open the onion address in Tor Browser.";
     pub const NOTHING_KEPT: &str = "Nothing from this attempt was kept.";
 }
 
@@ -46,9 +65,21 @@ textarea{min-height:10rem;padding:.5rem;border:1px solid #555}\
 button,.button{display:inline-block;margin-top:1rem;padding:.6rem 1.2rem;font:inherit;color:#fff;background:#14532d;border:0;text-decoration:none}\
 #code{font:1.4rem/1.6 ui-monospace,monospace;padding:1rem;border:2px solid #14532d;word-spacing:.3rem}\
 .error{border-left:4px solid #991b1b;padding-left:1rem}\
+.notice{margin:0 0 1rem;padding:.6rem;background:#fef3c7;border:1px solid #92400e}\
+.reply{border:1px solid #555;padding:0 1rem;margin:1rem 0}\
+.reply pre{white-space:pre-wrap;font:inherit}\
+.day{color:#444;font-size:.9rem}\
+input[type=password]{display:block;width:100%;margin-top:.3rem;padding:.5rem;font:1.1rem ui-monospace,monospace}\
 ";
 
-fn layout(title: &str, body: Markup) -> Markup {
+/// What every page needs to know about the request.
+#[derive(Clone, Copy, Default)]
+pub struct Context {
+    /// Show the "not on the onion" notice.
+    pub not_onion: bool,
+}
+
+fn layout(ctx: Context, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -60,6 +91,7 @@ fn layout(title: &str, body: Markup) -> Markup {
                 link rel="stylesheet" href=(STYLESHEET);
             }
             body {
+                @if ctx.not_onion { p.notice role="alert" { (text::NOT_ONION) } }
                 main { (body) }
             }
         }
@@ -67,8 +99,9 @@ fn layout(title: &str, body: Markup) -> Markup {
 }
 
 /// `GET /`.
-pub fn landing() -> Markup {
+pub fn landing(ctx: Context) -> Markup {
     layout(
+        ctx,
         text::LANDING_TITLE,
         html! {
             h1 { (text::LANDING_TITLE) }
@@ -76,45 +109,139 @@ pub fn landing() -> Markup {
             h2 { (text::SAFETY_TITLE) }
             ul { @for line in text::SAFETY { li { (line) } } }
             p { a.button href="/submit" { (text::START) } }
+            p { a href="/login" { (text::RETURNING) } }
         },
     )
 }
 
-/// `GET /submit`: the form, csrf first so the server checks it before any file.
-pub fn submit_form(csrf: &str, max_mib: u64, max_files: usize, max_chars: usize) -> Markup {
+/// Limits shown beside the submit form.
+#[derive(Clone, Copy)]
+pub struct FormLimits {
+    /// Total MiB.
+    pub max_mib: u64,
+    /// Files.
+    pub max_files: usize,
+    /// Message characters.
+    pub max_chars: usize,
+}
+
+/// The submit form, csrf first so the server checks it before any file.
+fn submit_fields(csrf: &str, limits: FormLimits) -> Markup {
+    html! {
+        form method="post" action="/submit" enctype="multipart/form-data" {
+            input type="hidden" name=(FIELD_CSRF) value=(csrf);
+            label for="message" { (text::MESSAGE_LABEL) }
+            textarea id="message" name=(FIELD_MESSAGE) maxlength=(limits.max_chars) {}
+            label for="files" { (text::FILES_LABEL) }
+            input id="files" type="file" name=(FIELD_FILES) multiple;
+            p { "Up to " (limits.max_files) " files, " (limits.max_mib) " MiB in all." }
+            button type="submit" { (text::SEND) }
+        }
+    }
+}
+
+/// `GET /submit`.
+pub fn submit_form(ctx: Context, csrf: &str, limits: FormLimits) -> Markup {
     layout(
+        ctx,
         text::SUBMIT_TITLE,
         html! {
             h1 { (text::SUBMIT_TITLE) }
-            form method="post" action="/submit" enctype="multipart/form-data" {
-                input type="hidden" name=(FIELD_CSRF) value=(csrf);
-                label for="message" { (text::MESSAGE_LABEL) }
-                textarea id="message" name=(FIELD_MESSAGE) maxlength=(max_chars) {}
-                label for="files" { (text::FILES_LABEL) }
-                input id="files" type="file" name=(FIELD_FILES) multiple;
-                p { "Up to " (max_files) " files, " (max_mib) " MiB in all." }
-                button type="submit" { (text::SEND) }
+            (submit_fields(csrf, limits))
+        },
+    )
+}
+
+/// `GET /login`.
+pub fn login(ctx: Context, csrf: &str) -> Markup {
+    layout(
+        ctx,
+        text::LOGIN_TITLE,
+        html! {
+            h1 { (text::LOGIN_TITLE) }
+            form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="code" { (text::CODE_LABEL) }
+                input id="code" type="password" name="code" autocomplete="off" spellcheck="false" autocapitalize="none" required;
+                button type="submit" { (text::LOG_IN) }
+            }
+        },
+    )
+}
+
+/// A reply as the inbox shows it: decrypted text, or `None` if it could not be opened.
+pub struct ShownReply {
+    /// Its id, for the delete button.
+    pub id: String,
+    /// The UTC day it arrived.
+    pub day: String,
+    /// The text.
+    pub text: Option<String>,
+}
+
+/// `GET /inbox`.
+pub fn inbox(
+    ctx: Context,
+    csrf: &str,
+    replies: &[ShownReply],
+    new_code: Option<&str>,
+    limits: FormLimits,
+) -> Markup {
+    layout(
+        ctx,
+        text::INBOX_TITLE,
+        html! {
+            h1 { (text::INBOX_TITLE) }
+            @if let Some(code) = new_code {
+                section {
+                    h2 { (text::NEW_CODE_TITLE) }
+                    p id="code" { (code) }
+                    p { (text::NEW_CODE_ADVICE) }
+                }
+            }
+            h2 { (text::REPLIES_TITLE) }
+            @if replies.is_empty() { p { (text::NO_REPLIES) } }
+            @for reply in replies {
+                article.reply {
+                    p.day { (reply.day) }
+                    @match &reply.text {
+                        Some(text) => pre { (text) },
+                        None => p { (text::REPLY_UNREADABLE) },
+                    }
+                    form method="post" action={ "/replies/" (reply.id) "/delete" } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        button type="submit" { (text::DELETE) }
+                    }
+                }
+            }
+            h2 { (text::FOLLOW_UP_TITLE) }
+            (submit_fields(csrf, limits))
+            form method="post" action="/logout" {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { (text::LOG_OUT) }
             }
         },
     )
 }
 
 /// The page after a first submission: the code, shown once.
-pub fn code(code: &str) -> Markup {
+pub fn code(ctx: Context, code: &str) -> Markup {
     layout(
+        ctx,
         text::CODE_TITLE,
         html! {
             h1 { (text::CODE_TITLE) }
             p id="code" { (code) }
             ul { @for line in text::CODE_ADVICE { li { (line) } } }
-            p { a href="/" { (text::BACK) } }
+            p { a href="/inbox" { (text::GO_INBOX) } }
         },
     )
 }
 
 /// An error page: fixed words, never anything the client sent.
-pub fn error(title: &str, explanation: &str, nothing_kept: bool) -> Markup {
+pub fn error(ctx: Context, title: &str, explanation: &str, nothing_kept: bool) -> Markup {
     layout(
+        ctx,
         title,
         html! {
             h1 { (title) }

@@ -2,41 +2,104 @@
 //! response. Handlers log no client data (`skip_all`); see SECURITY.md, "Logs".
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{DefaultBodyLimit, Form, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use maud::Markup;
+use serde::Deserialize;
 use tracing::{debug, instrument, warn};
+use zeroize::Zeroizing;
 
 use super::csrf::{self, CsrfKey};
-use super::pages;
-use crate::code::SourceCode;
-use crate::store::Owner;
+use super::pages::{self, Context, FormLimits, ShownReply};
+use super::session::{self, Session, Sessions};
+use crate::code::{Busy, Deriver, KdfParams, SourceCode};
+use crate::config::{Limits, SourceOptions};
+use crate::crypto::SourceIdentity;
+use crate::store::{Owner, SourceKeyRecord, Store, StoreError};
 use crate::submission::{Intake, SubmissionError};
 
 /// What the source site's handlers share.
 pub struct SourceSite {
+    store: Arc<Store>,
     intake: Intake,
     csrf: CsrfKey,
+    sessions: Sessions,
+    deriver: Arc<Deriver>,
+    options: SourceOptions,
+    limits: Limits,
 }
 
 impl SourceSite {
-    /// A site that ingests through `intake` and signs forms with `csrf`.
-    pub fn new(intake: Intake, csrf: CsrfKey) -> Self {
-        SourceSite { intake, csrf }
+    /// A site over `store`, encrypting uploads through `intake`.
+    pub fn new(store: Arc<Store>, intake: Intake, options: SourceOptions, limits: Limits) -> Self {
+        let secret = store.instance_secret().expose();
+        SourceSite {
+            csrf: CsrfKey::derive(secret),
+            deriver: Arc::new(Deriver::new(
+                secret,
+                limits.max_concurrent_derivations,
+                limits.derivation_queue,
+            )),
+            sessions: Sessions::new(limits.session_idle(), limits.max_sessions),
+            store,
+            intake,
+            options,
+            limits,
+        }
+    }
+
+    /// Drops idle sessions once a minute, for as long as the site lives.
+    pub async fn sweep_sessions(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            self.sessions.sweep();
+        }
+    }
+
+    fn context(&self, headers: &HeaderMap) -> Context {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+        Context {
+            not_onion: self.options.onion_notice && !name.ends_with(".onion"),
+        }
+    }
+
+    fn form_limits(&self) -> FormLimits {
+        FormLimits {
+            max_mib: self.limits.max_submission_bytes / (1024 * 1024),
+            max_files: self.limits.max_files,
+            max_chars: self.limits.max_message_chars,
+        }
     }
 }
 
+/// Bytes of a url-encoded form (login, delete, logout): a code is well under 200.
+const SMALL_FORM_BYTES: usize = 4 * 1024;
+
 /// The source site's routes.
 pub fn router(site: Arc<SourceSite>) -> Router {
+    let small_forms = Router::new()
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/replies/{id}/delete", post(delete_reply))
+        .layer(DefaultBodyLimit::max(SMALL_FORM_BYTES));
     Router::new()
         .route("/", get(landing))
         .route("/submit", get(submit_form).post(submit))
+        .route("/inbox", get(inbox))
         .route("/static/style.css", get(stylesheet))
+        .merge(small_forms)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(site)
@@ -84,9 +147,47 @@ fn page(status: StatusCode, markup: Markup) -> Response {
         .into_response()
 }
 
+/// 303 See Other to a path on this site (never another origin).
+fn redirect(to: &'static str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    let value = HeaderValue::from_str(cookie).expect("cookies are hex ids and fixed words");
+    response.headers_mut().append(header::SET_COOKIE, value);
+    response
+}
+
+/// A page with a form: issues the csrf token, setting its cookie if the client has none.
+fn form_page(
+    site: &SourceSite,
+    headers: &HeaderMap,
+    render: impl FnOnce(&str) -> Markup,
+) -> Response {
+    let (token, new_nonce) = site.csrf.issue(headers);
+    let response = page(StatusCode::OK, render(&token));
+    match new_nonce {
+        Some(nonce) => with_cookie(response, &csrf::cookie(&nonce)),
+        None => response,
+    }
+}
+
+fn error(
+    site: &SourceSite,
+    headers: &HeaderMap,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+) -> Response {
+    page(
+        status,
+        pages::error(site.context(headers), title, text, false),
+    )
+}
+
 #[instrument(skip_all)]
-async fn landing() -> Response {
-    page(StatusCode::OK, pages::landing())
+async fn landing(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Response {
+    page(StatusCode::OK, pages::landing(site.context(&headers)))
 }
 
 #[instrument(skip_all)]
@@ -99,61 +200,117 @@ async fn stylesheet() -> Response {
 }
 
 #[instrument(skip_all)]
-async fn not_found() -> Response {
-    page(
+async fn not_found(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Response {
+    error(
+        &site,
+        &headers,
         StatusCode::NOT_FOUND,
-        pages::error("Page not found", "There is no page at this address.", false),
+        "Page not found",
+        "There is no page at this address.",
     )
 }
 
 #[instrument(skip_all)]
-async fn method_not_allowed() -> Response {
-    page(
+async fn method_not_allowed(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Response {
+    error(
+        &site,
+        &headers,
         StatusCode::METHOD_NOT_ALLOWED,
-        pages::error("Not allowed", "This page cannot be used that way.", false),
+        "Not allowed",
+        "This page cannot be used that way.",
     )
+}
+
+fn csrf_failed(site: &SourceSite, headers: &HeaderMap) -> Response {
+    error(
+        site,
+        headers,
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "This form was not sent from this site, or it has expired. Go back, reload the page and try again.",
+    )
+}
+
+fn busy(site: &SourceSite, headers: &HeaderMap) -> Response {
+    error(
+        site,
+        headers,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Busy",
+        "The server is busy right now. Please try again in a few minutes.",
+    )
+}
+
+fn server_error(site: &SourceSite, headers: &HeaderMap, err: &StoreError) -> Response {
+    warn!(error = %err, "store error");
+    error(
+        site,
+        headers,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Server error",
+        "Something went wrong on our side. Please try again later.",
+    )
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("store calls do not panic")
 }
 
 #[instrument(skip_all)]
 async fn submit_form(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Response {
-    let (token, new_nonce) = site.csrf.issue(&headers);
-    let limits = site.intake.limits();
-    let mut response = page(
-        StatusCode::OK,
-        pages::submit_form(
-            &token,
-            limits.max_submission_bytes / (1024 * 1024),
-            limits.max_files,
-            limits.max_message_chars,
-        ),
-    );
-    if let Some(nonce) = new_nonce {
-        let cookie = HeaderValue::from_str(&csrf::cookie(&nonce))
-            .expect("a hex nonce makes a valid header value");
-        response.headers_mut().insert(header::SET_COOKIE, cookie);
-    }
-    response
+    let ctx = site.context(&headers);
+    let limits = site.form_limits();
+    form_page(&site, &headers, |token| {
+        pages::submit_form(ctx, token, limits)
+    })
 }
 
 #[instrument(skip_all)]
 async fn submit(State(site): State<Arc<SourceSite>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    match receive(&site, &parts.headers, body).await {
-        Ok(code) => {
-            // debug, not info: a log line's timestamp would be the exact time of a
-            // source action (SECURITY.md, "Logs").
-            debug!("submission stored");
-            page(StatusCode::OK, pages::code(code.expose()))
+    let headers = parts.headers;
+    let result = match site.sessions.get(&headers) {
+        Some(session) => follow_up(&site, &headers, body, session)
+            .await
+            .map(|()| None),
+        None => first_submission(&site, &headers, body).await.map(Some),
+    };
+    match result {
+        // debug, not info: a log line's timestamp would be the exact time of a source
+        // action (SECURITY.md, "Logs").
+        Ok(None) => {
+            debug!("follow-up stored");
+            redirect("/inbox")
         }
-        Err(err) => error_page(&site, err),
+        Ok(Some((code, session_id))) => {
+            debug!("submission stored");
+            let response = page(
+                StatusCode::OK,
+                pages::code(site.context(&headers), code.expose()),
+            );
+            match session_id {
+                Some(id) => with_cookie(response, &session::cookie(&id)),
+                None => response,
+            }
+        }
+        Err(err) => submission_error(&site, &headers, err),
     }
 }
 
-async fn receive(
+/// Receives the upload; `None` if nothing could be read even to start.
+async fn receive_items(
     site: &SourceSite,
     headers: &HeaderMap,
     body: Body,
-) -> Result<SourceCode, SubmissionError> {
+) -> Result<
+    (
+        Vec<crate::store::SealedItem>,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+    SubmissionError,
+> {
     let boundary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -163,19 +320,73 @@ async fn receive(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let _slot = site.intake.admit(announced).await?;
+    let slot = site.intake.admit(announced).await?;
     let csrf_ok = |token: &[u8]| site.csrf.verify(headers, token);
-    site.intake
-        .receive(body.into_data_stream(), boundary, csrf_ok, Owner::NewSource)
+    let items = site
+        .intake
+        .receive(body.into_data_stream(), boundary, csrf_ok)
         .await?;
-    // Until login lands (issue 6) the code identifies nothing; it is never stored.
-    Ok(SourceCode::generate())
+    Ok((items, slot))
+}
+
+async fn follow_up(
+    site: &SourceSite,
+    headers: &HeaderMap,
+    body: Body,
+    session: Session,
+) -> Result<(), SubmissionError> {
+    // The session must outlive the upload, however long it takes (SecureDrop #6763).
+    let _uploading = session.upload();
+    let (items, _slot) = receive_items(site, headers, body).await?;
+    site.intake
+        .commit(Owner::Source(session.source_id.clone()), items)
+        .await?;
+    Ok(())
+}
+
+/// A new source: the code is made first and its keys derived while the upload
+/// streams; the source is logged in once it is stored.
+async fn first_submission(
+    site: &SourceSite,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Arc<SourceCode>, Option<String>), SubmissionError> {
+    let code = Arc::new(SourceCode::generate());
+    let kdf = site.options.kdf;
+    let deriver = Arc::clone(&site.deriver);
+    let derive_code = Arc::clone(&code);
+    let keys = tokio::spawn(async move { deriver.derive(derive_code, kdf).await });
+    let received = receive_items(site, headers, body).await;
+    let (items, _slot) = match received {
+        Ok(received) => received,
+        Err(err) => {
+            keys.abort();
+            return Err(err);
+        }
+    };
+    let keys = keys.await.expect("key derivation does not panic");
+    let identity = SourceIdentity::generate();
+    let record = SourceKeyRecord {
+        lookup_id: keys.lookup_id,
+        kdf: kdf.id(),
+        recipient: identity.recipient(),
+        wrapped_key: identity.wrap(&keys.code_key).map_err(|e| {
+            SubmissionError::Store(StoreError::Io {
+                action: "wrap a source key",
+                path: Default::default(),
+                source: e,
+            })
+        })?,
+    };
+    let source_id = site.intake.commit(Owner::NewSource(record), items).await?;
+    let session = site.sessions.create(source_id, identity, None);
+    Ok((code, session))
 }
 
 /// Maps a failed submission to a page with fixed words; the log gets the cause's name.
-fn error_page(site: &SourceSite, err: SubmissionError) -> Response {
+fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError) -> Response {
     use SubmissionError as E;
-    let limits = site.intake.limits();
+    let limits = &site.limits;
     let (status, title, explanation) = match &err {
         E::Csrf => (
             StatusCode::FORBIDDEN,
@@ -225,6 +436,11 @@ fn error_page(site: &SourceSite, err: SubmissionError) -> Response {
             "Out of space",
             "The server has no room for new uploads right now. Please try again later.".to_owned(),
         ),
+        E::SourceGone => (
+            StatusCode::GONE,
+            "Conversation closed",
+            "The newsroom has closed this conversation. Start a new submission if you want to send more.".to_owned(),
+        ),
         E::Store(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "Server error",
@@ -235,7 +451,10 @@ fn error_page(site: &SourceSite, err: SubmissionError) -> Response {
         E::Store(cause) => warn!(error = %cause, "submission failed: store error"),
         other => debug!(cause = cause_name(other), "submission refused"),
     }
-    page(status, pages::error(title, &explanation, true))
+    page(
+        status,
+        pages::error(site.context(headers), title, &explanation, true),
+    )
 }
 
 /// A fixed name per cause, for the log (no client data, no sizes).
@@ -254,6 +473,257 @@ fn cause_name(err: &SubmissionError) -> &'static str {
         E::Disconnected => "client disconnected",
         E::Busy => "busy",
         E::NoSpace => "no space",
+        E::SourceGone => "source deleted",
         E::Store(_) => "store",
     }
+}
+
+#[instrument(skip_all)]
+async fn login_form(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Response {
+    let ctx = site.context(&headers);
+    form_page(&site, &headers, |token| pages::login(ctx, token))
+}
+
+#[derive(Deserialize)]
+struct LoginFields {
+    code: Zeroizing<String>,
+    csrf: String,
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf: String,
+}
+
+fn bad_form(site: &SourceSite, headers: &HeaderMap) -> Response {
+    error(
+        site,
+        headers,
+        StatusCode::BAD_REQUEST,
+        "Form not readable",
+        "The form could not be read. Go back and try again.",
+    )
+}
+
+#[instrument(skip_all)]
+async fn login(
+    State(site): State<Arc<SourceSite>>,
+    headers: HeaderMap,
+    form: Result<Form<LoginFields>, FormRejection>,
+) -> Response {
+    let Ok(Form(fields)) = form else {
+        return bad_form(&site, &headers);
+    };
+    if !site.csrf.verify(&headers, fields.csrf.as_bytes()) {
+        return csrf_failed(&site, &headers);
+    }
+    let failed = || {
+        // One page for every failure: a malformed code, an unknown one, a deleted source.
+        error(
+            &site,
+            &headers,
+            StatusCode::FORBIDDEN,
+            pages::text::LOGIN_FAILED_TITLE,
+            pages::text::LOGIN_FAILED,
+        )
+    };
+    let Some(code) = SourceCode::normalise(&fields.code) else {
+        return failed();
+    };
+    let code = Arc::new(code);
+    let opened = match open_source(&site, code).await {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return failed(),
+        Err(LoginError::Busy) => return busy(&site, &headers),
+        Err(LoginError::Store(err)) => return server_error(&site, &headers, &err),
+    };
+    let (source_id, identity) = opened;
+    let new_code = if site.options.rotate_codes {
+        match rotate(&site, &source_id, &identity).await {
+            Ok(code) => Some(code),
+            Err(err) => return server_error(&site, &headers, &err),
+        }
+    } else {
+        None
+    };
+    match site.sessions.create(source_id, identity, new_code) {
+        Some(id) => {
+            debug!("source logged in");
+            with_cookie(redirect("/inbox"), &session::cookie(&id))
+        }
+        None => busy(&site, &headers),
+    }
+}
+
+enum LoginError {
+    Busy,
+    Store(StoreError),
+}
+
+/// Finds the source a code opens, trying every Argon2 parameter set in use (the
+/// configured one first), and unwraps its identity.
+async fn open_source(
+    site: &SourceSite,
+    code: Arc<SourceCode>,
+) -> Result<Option<(String, SourceIdentity)>, LoginError> {
+    let store = Arc::clone(&site.store);
+    let mut kdfs = vec![site.options.kdf];
+    let in_use = blocking(move || store.kdfs_in_use())
+        .await
+        .map_err(LoginError::Store)?;
+    kdfs.extend(
+        in_use
+            .iter()
+            .filter_map(|id| KdfParams::parse(id))
+            .filter(|kdf| *kdf != site.options.kdf),
+    );
+    for kdf in kdfs {
+        let keys = site
+            .deriver
+            .derive_for_login(Arc::clone(&code), kdf)
+            .await
+            .map_err(|Busy| LoginError::Busy)?;
+        let store = Arc::clone(&site.store);
+        let lookup = keys.lookup_id;
+        let found = blocking(move || store.find_source(&kdf.id(), &lookup))
+            .await
+            .map_err(LoginError::Store)?;
+        if let Some((source_id, wrapped)) = found {
+            // A wrapped key that does not open is treated like an unknown code.
+            return Ok(SourceIdentity::unwrap(&keys.code_key, &wrapped)
+                .ok()
+                .map(|identity| (source_id, identity)));
+        }
+    }
+    Ok(None)
+}
+
+/// Replaces the source's code: new lookup id, identity re-wrapped under the new code.
+async fn rotate(
+    site: &SourceSite,
+    source_id: &str,
+    identity: &SourceIdentity,
+) -> Result<SourceCode, StoreError> {
+    let code = Arc::new(SourceCode::generate());
+    let kdf = site.options.kdf;
+    let keys = site.deriver.derive(Arc::clone(&code), kdf).await;
+    let record = SourceKeyRecord {
+        lookup_id: keys.lookup_id,
+        kdf: kdf.id(),
+        recipient: identity.recipient(),
+        wrapped_key: identity.wrap(&keys.code_key).map_err(|e| StoreError::Io {
+            action: "wrap a source key",
+            path: Default::default(),
+            source: e,
+        })?,
+    };
+    let store = Arc::clone(&site.store);
+    let id = source_id.to_owned();
+    blocking(move || store.rekey_source(&id, &record)).await?;
+    Ok(Arc::try_unwrap(code).unwrap_or_else(|shared| {
+        SourceCode::normalise(shared.expose()).expect("a generated code normalises")
+    }))
+}
+
+#[instrument(skip_all)]
+async fn inbox(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Response {
+    let Some(session) = site.sessions.get(&headers) else {
+        return redirect("/login");
+    };
+    let store = Arc::clone(&site.store);
+    let max = site.limits.max_reply_bytes;
+    let identity = Arc::clone(&session.identity);
+    let source_id = session.source_id.clone();
+    let replies = blocking(move || -> Result<Vec<ShownReply>, StoreError> {
+        let mut shown = Vec::new();
+        for reply in store.replies(&source_id)? {
+            // Decrypted per request, never cached; the text is dropped with the page.
+            let text = store
+                .read_reply(&reply.id, max)
+                .ok()
+                .and_then(|bytes| identity.open_reply(&bytes, max as usize).ok())
+                .map(|plain| String::from_utf8_lossy(&plain).into_owned());
+            shown.push(ShownReply {
+                id: reply.id,
+                day: reply.day,
+                text,
+            });
+        }
+        Ok(shown)
+    })
+    .await;
+    let mut replies = match replies {
+        Ok(replies) => replies,
+        Err(err) => return server_error(&site, &headers, &err),
+    };
+    let new_code = site.sessions.take_new_code(&headers);
+    let ctx = site.context(&headers);
+    let limits = site.form_limits();
+    let response = form_page(&site, &headers, |token| {
+        pages::inbox(
+            ctx,
+            token,
+            &replies,
+            new_code.as_ref().map(|c| c.expose()),
+            limits,
+        )
+    });
+    for reply in &mut replies {
+        if let Some(text) = reply.text.as_mut() {
+            zeroize::Zeroize::zeroize(text);
+        }
+    }
+    response
+}
+
+#[instrument(skip_all)]
+async fn delete_reply(
+    State(site): State<Arc<SourceSite>>,
+    Path(reply_id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Response {
+    let Ok(Form(fields)) = form else {
+        return bad_form(&site, &headers);
+    };
+    if !site.csrf.verify(&headers, fields.csrf.as_bytes()) {
+        return csrf_failed(&site, &headers);
+    }
+    let Some(session) = site.sessions.get(&headers) else {
+        return redirect("/login");
+    };
+    let well_formed = reply_id.len() == 32 && reply_id.bytes().all(|b| b.is_ascii_hexdigit());
+    let store = Arc::clone(&site.store);
+    let deleted = if well_formed {
+        blocking(move || store.delete_reply(&session.source_id, &reply_id)).await
+    } else {
+        Ok(false)
+    };
+    match deleted {
+        Ok(true) => redirect("/inbox"),
+        Ok(false) => error(
+            &site,
+            &headers,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such reply.",
+        ),
+        Err(err) => server_error(&site, &headers, &err),
+    }
+}
+
+#[instrument(skip_all)]
+async fn logout(
+    State(site): State<Arc<SourceSite>>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Response {
+    let Ok(Form(fields)) = form else {
+        return bad_form(&site, &headers);
+    };
+    if !site.csrf.verify(&headers, fields.csrf.as_bytes()) {
+        return csrf_failed(&site, &headers);
+    }
+    site.sessions.remove(&headers);
+    with_cookie(redirect("/"), &session::clear_cookie())
 }

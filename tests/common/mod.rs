@@ -80,6 +80,7 @@ impl Newsroom {
 #[derive(Clone)]
 pub struct Options {
     pub limits: Vec<(&'static str, String)>,
+    pub source: Vec<(&'static str, String)>,
     pub log: &'static str,
 }
 
@@ -87,6 +88,11 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             limits: vec![("min_free_bytes", "0".into())],
+            // Cheap Argon2 so debug builds stay quick; the real cost is benchmarked.
+            source: vec![
+                ("argon2_memory_kib", "8192".into()),
+                ("argon2_passes", "1".into()),
+            ],
             log: "info",
         }
     }
@@ -108,11 +114,15 @@ pub fn write_config(dir: &Path, recipient: &str, options: &Options) -> PathBuf {
     for (key, value) in &options.limits {
         limits.push_str(&format!("{key} = {value}\n"));
     }
+    let mut source = String::new();
+    for (key, value) in &options.source {
+        source.push_str(&format!("{key} = {value}\n"));
+    }
     let config = dir.join("agedrop.toml");
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\n[source]\nlisten = \"127.0.0.1:0\"\n[journalist]\nlisten = \"127.0.0.1:0\"\n[newsroom]\nrecipients = [\"{recipient}\"]\n[limits]\n{limits}"
+            "data_dir = \"data\"\n[source]\nlisten = \"127.0.0.1:0\"\n{source}[journalist]\nlisten = \"127.0.0.1:0\"\n[newsroom]\nrecipients = [\"{recipient}\"]\n[limits]\n{limits}"
         ),
     )
     .unwrap();
@@ -394,18 +404,10 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let mut stream = connect(addr);
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if !body.is_empty() || method == "POST" {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    let _ = stream.write_all(body);
-    read_response(&mut stream)
+    let host = addr.to_string();
+    let mut all = vec![("Host", host.as_str())];
+    all.extend_from_slice(headers);
+    request_with_host(addr, method, path, &all, body)
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> Response {
@@ -577,4 +579,193 @@ pub fn code_from(page: &Response) -> String {
         .next()
         .unwrap()
         .to_owned()
+}
+
+/// A client that keeps cookies and the last csrf token, like a browser without
+/// JavaScript.
+pub struct Browser {
+    pub addr: SocketAddr,
+    pub cookies: BTreeMap<String, String>,
+    pub csrf: Option<String>,
+    pub host: String,
+}
+
+impl Browser {
+    pub fn new(addr: SocketAddr) -> Self {
+        Browser {
+            addr,
+            cookies: BTreeMap::new(),
+            csrf: None,
+            host: addr.to_string(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn absorb(&mut self, response: &Response) {
+        for cookie in response.headers.get("set-cookie").into_iter().flatten() {
+            let pair = cookie.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || cookie.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        if let Some(token) = response.body.split("name=\"csrf\" value=\"").nth(1) {
+            self.csrf = Some(token.split('"').next().unwrap().to_owned());
+        }
+    }
+
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Response {
+        let cookies = self.cookie_header();
+        let host = self.host.clone();
+        let mut headers = vec![("Host", host.as_str())];
+        if !cookies.is_empty() {
+            headers.push(("Cookie", cookies.as_str()));
+        }
+        if let Some(content_type) = content_type {
+            headers.push(("Content-Type", content_type));
+        }
+        let response = request_with_host(self.addr, method, path, &headers, body);
+        self.absorb(&response);
+        response
+    }
+
+    pub fn get(&mut self, path: &str) -> Response {
+        self.request("GET", path, None, b"")
+    }
+
+    /// POSTs a url-encoded form with the current csrf token first.
+    pub fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let csrf = self.csrf.clone().expect("GET a page with a form first");
+        let mut body = format!("csrf={}", urlencode(&csrf));
+        for (name, value) in fields {
+            body.push_str(&format!("&{}={}", urlencode(name), urlencode(value)));
+        }
+        self.request(
+            "POST",
+            path,
+            Some("application/x-www-form-urlencoded"),
+            body.as_bytes(),
+        )
+    }
+
+    /// POSTs `parts` to /submit as multipart, csrf first.
+    pub fn submit(&mut self, parts: Vec<Part>) -> Response {
+        let csrf = self.csrf.clone().expect("GET a page with a form first");
+        let mut all = vec![Part::text("csrf", csrf.as_bytes())];
+        all.extend(parts);
+        let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+        self.request("POST", "/submit", Some(&content_type), &multipart(&all))
+    }
+
+    pub fn login(&mut self, code: &str) -> Response {
+        self.get("/login");
+        self.post_form("/login", &[("code", code)])
+    }
+}
+
+pub fn urlencode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Like [`request`], but the caller supplies the Host header.
+pub fn request_with_host(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = connect(addr);
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    read_response(&mut stream)
+}
+
+impl Server {
+    /// The sources table: (id, label, recipient).
+    pub fn source_rows(&self) -> Vec<(String, String, String)> {
+        let db = rusqlite::Connection::open(self.data().join("agedrop.sqlite")).unwrap();
+        let mut stmt = db
+            .prepare("SELECT id, label, recipient FROM sources ORDER BY rowid")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        rows
+    }
+}
+
+impl Server {
+    /// Stores a reply the way the journalist side will: a blob and a row. (Until
+    /// `agedrop push` exists this is the only way in; the server reads both per request.)
+    pub fn store_reply(&self, source_id: &str, ciphertext: &[u8]) -> String {
+        let id = hex(&noise(
+            16,
+            ciphertext.len() as u64 ^ 0x5eed ^ std::process::id() as u64,
+        ));
+        std::fs::write(
+            self.data().join("blobs").join(format!("{id}.reply.age")),
+            ciphertext,
+        )
+        .unwrap();
+        let db = rusqlite::Connection::open(self.data().join("agedrop.sqlite")).unwrap();
+        db.execute(
+            "INSERT INTO replies (id, source_id, day, size) VALUES (?1, ?2, '2026-01-01', ?3)",
+            rusqlite::params![id, source_id, ciphertext.len() as i64],
+        )
+        .unwrap();
+        id
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Encrypts `text` to the given recipients with the age crate.
+pub fn encrypt_to(recipients: &[&str], text: &[u8]) -> Vec<u8> {
+    let parsed: Vec<age::x25519::Recipient> =
+        recipients.iter().map(|r| r.parse().unwrap()).collect();
+    let encryptor =
+        age::Encryptor::with_recipients(parsed.iter().map(|r| r as &dyn age::Recipient)).unwrap();
+    let mut out = Vec::new();
+    let mut writer = encryptor.wrap_output(&mut out).unwrap();
+    writer.write_all(text).unwrap();
+    writer.finish().unwrap();
+    out
 }
