@@ -141,7 +141,7 @@ fn init(recipients: &[String], dir: &Path, data_dir: Option<&Path>) -> CliResult
     // Validate exactly what we are about to write.
     let config = Config::parse(&text, dir)?;
     fs::create_dir_all(dir)?;
-    Store::open(&config.data_dir).map_err(|e| format!("config key `data_dir`: {e}"))?;
+    Store::create(&config.data_dir).map_err(|e| format!("config key `data_dir`: {e}"))?;
     write_private(&config_path, text.as_bytes())?;
     println!(
         "Wrote {} and the data directory {}.",
@@ -204,7 +204,7 @@ fn demo(dir: &Path, port: u16) -> CliResult {
             &limits,
         );
         let config = Config::parse(&config_text, dir)?;
-        let (store, _) = Store::open(&config.data_dir)?;
+        let store = Store::create(&config.data_dir)?;
         let token = random::hex_id(32);
         store.add_journalist("demo", &token_hash(&token))?;
         write_private(&token_path, format!("{token}\n").as_bytes())?;

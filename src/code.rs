@@ -232,6 +232,8 @@ mod tests {
     #[test]
     fn list_is_the_eff_large_list_without_hyphenated_words() {
         assert_eq!(wordlist_len(), 7772);
+        // normalise() binary-searches the list.
+        assert!(words().windows(2).all(|w| w[0] < w[1]), "sorted");
         assert_eq!(words()[0], "abacus");
         assert_eq!(words()[words().len() - 1], "zoom");
         assert!(words()

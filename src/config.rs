@@ -274,6 +274,18 @@ impl Limits {
             }
         }
         // tokio's semaphores hold at most usize::MAX >> 3 permits.
+        let caps = [
+            ("max_files", self.max_files, 10_000),
+            ("max_message_chars", self.max_message_chars, 100_000_000),
+        ];
+        for (key, value, cap) in caps {
+            if value > cap {
+                return Err(ConfigError::invalid(
+                    format!("limits.{key}"),
+                    format!("must be at most {cap}"),
+                ));
+            }
+        }
         for (key, value) in [
             ("max_connections", self.max_connections),
             ("max_concurrent_uploads", self.max_concurrent_uploads),

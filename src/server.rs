@@ -15,7 +15,12 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Semaphore};
 use tracing::{info, warn};
@@ -158,9 +163,9 @@ pub async fn serve(
             Ok(stream) => {
                 let app = app.clone();
                 let shutdown = shutdown.clone();
-                let timeout = limits.header_read_timeout();
+                let limits = limits.clone();
                 tokio::spawn(async move {
-                    connection(stream, app, timeout, shutdown).await;
+                    connection(stream, app, limits, shutdown).await;
                     drop(permit);
                 });
             }
@@ -178,9 +183,15 @@ pub async fn serve(
 async fn connection(
     stream: Box<dyn Connection>,
     app: Router,
-    header_timeout: Duration,
+    limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let header_timeout = limits.header_read_timeout();
+    // Twice the body's idle timeout, so an idle upload is answered (with its error page)
+    // by the handler before the connection itself is cut.
+    let idle = limits.idle_body_timeout().saturating_mul(2);
+    let stream = Watched::new(stream);
+    let progress = stream.progress();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -194,10 +205,114 @@ async fn connection(
     // that would not describe the client.
     tokio::select! {
         _ = conn.as_mut() => {}
+        // A connection that moves no byte either way for the idle timeout is dropped:
+        // hyper arms no timer while its writes are stuck on a client that never reads.
+        () = progress.stalled(idle) => {}
         _ = stopped(&mut shutdown) => {
             conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
         }
+    }
+}
+
+/// When a connection last moved a byte.
+#[derive(Clone)]
+struct Progress {
+    started: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Progress {
+    fn touch(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Completes once nothing has moved for `idle`.
+    async fn stalled(&self, idle: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let quiet = self.started.elapsed().saturating_sub(last);
+            if quiet >= idle {
+                return;
+            }
+            tokio::time::sleep(idle - quiet).await;
+        }
+    }
+}
+
+/// A connection that records progress on every successful read or write.
+struct Watched {
+    inner: Box<dyn Connection>,
+    progress: Progress,
+}
+
+impl Watched {
+    fn new(inner: Box<dyn Connection>) -> Self {
+        Watched {
+            inner,
+            progress: Progress {
+                started: Instant::now(),
+                last_ms: Arc::new(AtomicU64::new(0)),
+            },
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        self.progress.clone()
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.progress.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.progress.touch();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.progress.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -240,7 +355,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.source.clone(),
         config.limits.clone(),
     ));
-    let sweeper = tokio::spawn(Arc::clone(&site).sweep_sessions());
+    let sweeper = tokio::spawn(Arc::clone(&site).housekeeping());
     let source_app = web::source::router(site);
     let journalist_app = web::journalist::router(Arc::clone(&store));
 
@@ -271,8 +386,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     shutdown.await;
     info!("shutting down");
     let _ = stop.send(true);
-    let _ = tokio::join!(source_task, journalist_task);
+    let (source_done, journalist_done) = tokio::join!(source_task, journalist_task);
     sweeper.abort();
+    for done in [source_done, journalist_done] {
+        if let Err(err) = done {
+            warn!(error = %err, "a listener task failed");
+        }
+    }
     Ok(())
 }
 

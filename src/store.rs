@@ -8,6 +8,8 @@
 //!   blobs/ID.age       an item: age ciphertext, exactly as exported
 //!   blobs/ID.meta.age  its metadata (filename, type, exact time): age ciphertext
 //!   tmp/               uploads in progress; emptied at start-up
+//!   orphans/           blobs start-up found without a row (kept, never deleted)
+//!   lock               flock: one server per directory
 //! ```
 //!
 //! Writes are atomic: a blob is written to `tmp/`, fsynced, renamed into `blobs/`, the
@@ -31,6 +33,9 @@ use crate::{label, random, time};
 
 const DATABASE: &str = "agedrop.sqlite";
 const INSTANCE_SECRET: &str = "instance-secret";
+const LOCK: &str = "lock";
+/// Where start-up moves blobs no row refers to: ciphertext is never deleted on a guess.
+const ORPHANS: &str = "orphans";
 const BLOBS: &str = "blobs";
 const TMP: &str = "tmp";
 const ITEM_SUFFIX: &str = ".age";
@@ -100,6 +105,10 @@ pub enum StoreError {
     UnknownSource,
     /// A journalist account with that name exists already.
     JournalistExists,
+    /// Another agedrop process holds the data directory.
+    InUse(PathBuf),
+    /// The directory is not an agedrop data directory (no database or secret).
+    NotInitialised(PathBuf),
 }
 
 impl fmt::Display for StoreError {
@@ -117,6 +126,17 @@ impl fmt::Display for StoreError {
             ),
             StoreError::UnknownSource => write!(f, "no such source"),
             StoreError::JournalistExists => write!(f, "a journalist with that name exists"),
+            StoreError::InUse(dir) => write!(
+                f,
+                "{} is in use by another agedrop process; stop it first",
+                dir.display()
+            ),
+            StoreError::NotInitialised(dir) => write!(
+                f,
+                "{} is not an agedrop data directory (no database or instance secret); \
+                 create one with `agedrop init`, or check that its volume is mounted",
+                dir.display()
+            ),
         }
     }
 }
@@ -185,7 +205,8 @@ pub struct Reconciled {
     pub temp_files_removed: usize,
     /// Item rows whose blobs were missing, removed.
     pub rows_without_blobs: usize,
-    /// Blobs no row refers to (a crash between rename and commit), removed.
+    /// Blobs no row refers to (a crash between rename and commit, or a database
+    /// restored from an older backup), moved to `orphans/`.
     pub blobs_without_rows: usize,
 }
 
@@ -234,8 +255,20 @@ impl TempBlob {
 impl Drop for TempBlob {
     fn drop(&mut self) {
         self.file = None;
-        // A temp file that can't be removed now is removed at the next start-up.
-        let _ = fs::remove_file(&self.path);
+        if self.path.as_os_str().is_empty() {
+            return; // committed: the file lives on under its final name
+        }
+        let path = std::mem::take(&mut self.path);
+        // Unlinking a large file can take a while: never on an async worker. A temp
+        // file that can't be removed now is removed at the next start-up.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(move || fs::remove_file(path));
+            }
+            Err(_) => {
+                let _ = fs::remove_file(path);
+            }
+        }
     }
 }
 
@@ -291,38 +324,75 @@ pub struct Store {
     tmp: PathBuf,
     db: Mutex<Connection>,
     secret: InstanceSecret,
+    /// flock on `DATA_DIR/lock`, held for the store's life.
+    lock: File,
 }
 
 impl Store {
-    /// Opens the data directory, creating what is missing (directories 0700, files
-    /// 0600), then removes leftover temp files and reconciles rows with blobs.
-    pub fn open(dir: &Path) -> Result<(Store, Reconciled), StoreError> {
+    /// Makes a new data directory (directories 0700, files 0600) with its instance
+    /// secret and database, or opens one `init` made before. For `init` and `demo`.
+    pub fn create(dir: &Path) -> Result<Store, StoreError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(io_error("create the data directory", dir))?;
-        let blobs = dir.join(BLOBS);
-        let tmp = dir.join(TMP);
-        for sub in [&blobs, &tmp] {
-            match fs::DirBuilder::new().mode(0o700).create(sub) {
+        for sub in [BLOBS, TMP] {
+            let sub = dir.join(sub);
+            match fs::DirBuilder::new().mode(0o700).create(&sub) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && sub.is_dir() => {}
-                Err(e) => return Err(io_error("create a data subdirectory", sub)(e)),
+                Err(e) => return Err(io_error("create a data subdirectory", &sub)(e)),
             }
         }
-        probe_writable(&tmp)?;
+        let lock = lock(dir, Lock::Exclusive)?;
         let secret = load_or_create_secret(&dir.join(INSTANCE_SECRET))?;
+        Self::assemble(dir, secret, lock)
+    }
+
+    /// Opens an existing data directory for serving: takes the exclusive lock (a second
+    /// server on the same directory is refused), removes leftover temp files,
+    /// reconciles rows with blobs, then holds a shared lock so admin commands can run
+    /// beside it. A directory `init` did not make is refused rather than created: it
+    /// may be a volume that failed to mount.
+    pub fn open(dir: &Path) -> Result<(Store, Reconciled), StoreError> {
+        require_initialised(dir)?;
+        let lock = lock(dir, Lock::Exclusive)?;
+        probe_writable(&dir.join(TMP))?;
+        let secret = load_secret(&dir.join(INSTANCE_SECRET))?;
+        let store = Self::assemble(dir, secret, lock)?;
+        let reconciled = store.reconcile()?;
+        rustix::fs::flock(
+            &store.lock,
+            rustix::fs::FlockOperation::NonBlockingLockShared,
+        )
+        .map_err(|e| StoreError::Io {
+            action: "downgrade the data directory lock",
+            path: dir.join(LOCK),
+            source: e.into(),
+        })?;
+        Ok((store, reconciled))
+    }
+
+    /// Opens an existing data directory beside a running server (admin commands): a
+    /// shared lock, no clean-up.
+    pub fn open_shared(dir: &Path) -> Result<Store, StoreError> {
+        require_initialised(dir)?;
+        let lock = lock(dir, Lock::Shared)?;
+        let secret = load_secret(&dir.join(INSTANCE_SECRET))?;
+        Self::assemble(dir, secret, lock)
+    }
+
+    fn assemble(dir: &Path, secret: InstanceSecret, lock: File) -> Result<Store, StoreError> {
         let db = open_database(&dir.join(DATABASE))?;
-        let store = Store {
+        Ok(Store {
             dir: dir.to_owned(),
-            blobs,
-            tmp,
+            blobs: dir.join(BLOBS),
+            tmp: dir.join(TMP),
             db: Mutex::new(db),
             secret,
-        };
-        let reconciled = store.reconcile()?;
-        Ok((store, reconciled))
+            lock,
+        })
     }
 
     /// The data directory.
@@ -637,13 +707,15 @@ impl Store {
         for id in ids {
             let item = format!("{id}{ITEM_SUFFIX}");
             let meta = format!("{id}{META_SUFFIX}");
-            let whole = on_disk.remove(&item) & on_disk.remove(&meta);
-            if !whole {
+            let has_item = on_disk.contains(&item);
+            let has_meta = on_disk.contains(&meta);
+            if has_item && has_meta {
+                on_disk.remove(&item);
+                on_disk.remove(&meta);
+            } else {
+                // The row goes; whichever blob is left is kept in orphans/ below.
                 tx.execute("DELETE FROM items WHERE id = ?1", [&id])?;
                 report.rows_without_blobs += 1;
-                for name in [item, meta] {
-                    let _ = fs::remove_file(self.blobs.join(name));
-                }
             }
         }
         let replies: Vec<String> = tx
@@ -659,13 +731,22 @@ impl Store {
         tx.commit()?;
         drop(db);
 
-        for name in on_disk {
-            let path = self.blobs.join(&name);
-            fs::remove_file(&path).map_err(io_error("remove an orphaned blob", &path))?;
-            if name.ends_with(META_SUFFIX) || !name.ends_with(ITEM_SUFFIX) {
-                continue; // count items and replies, not metadata records or strays
+        if !on_disk.is_empty() {
+            let orphans = self.dir.join(ORPHANS);
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&orphans)
+                .map_err(io_error("create orphans/", &orphans))?;
+            for name in on_disk {
+                let path = self.blobs.join(&name);
+                fs::rename(&path, orphans.join(&name))
+                    .map_err(io_error("move an orphaned blob to orphans/", &path))?;
+                if name.ends_with(META_SUFFIX) || !name.ends_with(ITEM_SUFFIX) {
+                    continue; // count items and replies, not metadata records or strays
+                }
+                report.blobs_without_rows += 1;
             }
-            report.blobs_without_rows += 1;
         }
         Ok(report)
     }
@@ -705,20 +786,64 @@ fn probe_writable(dir: &Path) -> Result<(), StoreError> {
         .map_err(io_error("write in the data directory", dir))
 }
 
+#[derive(Clone, Copy)]
+enum Lock {
+    Exclusive,
+    Shared,
+}
+
+fn lock(dir: &Path, kind: Lock) -> Result<File, StoreError> {
+    let path = dir.join(LOCK);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_error("open the data directory lock", &path))?;
+    let operation = match kind {
+        Lock::Exclusive => rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        Lock::Shared => rustix::fs::FlockOperation::NonBlockingLockShared,
+    };
+    match rustix::fs::flock(&file, operation) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::InUse(dir.to_owned())),
+        Err(e) => Err(io_error("lock the data directory", &path)(e.into())),
+    }
+}
+
+fn require_initialised(dir: &Path) -> Result<(), StoreError> {
+    for name in [INSTANCE_SECRET, DATABASE, BLOBS, TMP] {
+        if !dir.join(name).exists() {
+            return Err(StoreError::NotInitialised(dir.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the instance secret, making sure it is private (a backup restored with
+/// looser permissions would let local users guess codes offline).
+fn load_secret(path: &Path) -> Result<InstanceSecret, StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let bytes = Zeroizing::new(fs::read(path).map_err(io_error("read the instance secret", path))?);
+    if bytes.len() != 32 {
+        return Err(StoreError::Io {
+            action: "read the instance secret (it must be exactly 32 bytes)",
+            path: path.to_owned(),
+            source: io::ErrorKind::InvalidData.into(),
+        });
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .map_err(io_error("restrict the instance secret's permissions", path))?;
+    let mut secret = Zeroizing::new([0u8; 32]);
+    secret.copy_from_slice(&bytes);
+    Ok(InstanceSecret(secret))
+}
+
 fn load_or_create_secret(path: &Path) -> Result<InstanceSecret, StoreError> {
     let mut secret = Zeroizing::new([0u8; 32]);
-    match fs::read(path) {
-        Ok(bytes) => {
-            let bytes = Zeroizing::new(bytes);
-            if bytes.len() != 32 {
-                return Err(StoreError::Io {
-                    action: "read the instance secret (it must be exactly 32 bytes)",
-                    path: path.to_owned(),
-                    source: io::ErrorKind::InvalidData.into(),
-                });
-            }
-            secret.copy_from_slice(&bytes);
-        }
+    match fs::symlink_metadata(path) {
+        Ok(_) => return load_secret(path),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             random::fill(&mut secret[..]);
             let tmp = path.with_extension("tmp");

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::Limits;
@@ -34,6 +34,8 @@ const CHANNEL_CHUNKS: usize = 4;
 /// Bytes the multipart parser may hold beyond what it has handed us (part headers,
 /// boundaries, one network read). Caps memory against parts with endless headers.
 const MAX_PARSER_LAG: u64 = 1024 * 1024;
+/// How often (in received bytes) an upload re-checks the free-space floor.
+const SPACE_CHECK_EVERY: u64 = 16 * 1024 * 1024;
 /// Stored filenames and content types are cut to this many bytes.
 const MAX_NAME_BYTES: usize = 255;
 /// The metadata record is padded to a multiple of this, so its size does not tell the
@@ -122,31 +124,28 @@ impl Intake {
     }
 
     /// Checks, before reading a body, that an upload of `announced` bytes (from
-    /// Content-Length, if any) may start; returns the permit that holds its slot.
-    pub async fn admit(
-        &self,
-        announced: Option<u64>,
-    ) -> Result<OwnedSemaphorePermit, SubmissionError> {
+    /// Content-Length, if any) may start: within the size limit, and leaving the
+    /// free-space floor intact.
+    pub async fn check_announced(&self, announced: Option<u64>) -> Result<(), SubmissionError> {
         let limit = self.limits.max_submission_bytes;
         // Multipart framing adds a little per part; allow for it before refusing.
         if announced.is_some_and(|n| n > limit.saturating_add(framing_allowance(&self.limits))) {
             return Err(SubmissionError::TooLarge { limit });
         }
-        let permit = Arc::clone(&self.uploads)
-            .try_acquire_owned()
-            .map_err(|_| SubmissionError::Busy)?;
+        self.check_space(announced.unwrap_or(0)).await
+    }
+
+    /// Refuses with [`SubmissionError::NoSpace`] unless `more` bytes still leave
+    /// `min_free_bytes` free.
+    async fn check_space(&self, more: u64) -> Result<(), SubmissionError> {
         let store = Arc::clone(&self.store);
         let free = tokio::task::spawn_blocking(move || store.free_bytes())
             .await
             .expect("free_bytes does not panic")?;
-        let needed = self
-            .limits
-            .min_free_bytes
-            .saturating_add(announced.unwrap_or(0));
-        if free < needed {
+        if free < self.limits.min_free_bytes.saturating_add(more) {
             return Err(SubmissionError::NoSpace);
         }
-        Ok(permit)
+        Ok(())
     }
 
     /// Reads a multipart body whose first field must be `csrf` (checked by
@@ -180,28 +179,21 @@ impl Intake {
         let mut seen_message = false;
 
         // The csrf field comes first (the form puts it first), so nothing is encrypted
-        // for a forged request.
-        let mut first = multipart
-            .next_field()
-            .await
-            .map_err(map_multer)?
-            .ok_or(SubmissionError::Malformed)?;
-        if first.name() != Some(FIELD_CSRF) {
-            return Err(SubmissionError::Csrf);
-        }
-        let mut token = Vec::new();
-        while let Some(chunk) = first.chunk().await.map_err(map_multer)? {
-            lag.consumed(chunk.len());
-            if token.len() + chunk.len() > 256 {
-                return Err(SubmissionError::Csrf);
-            }
-            token.extend_from_slice(&chunk);
-        }
-        // multer yields the next field only once the previous one is dropped.
-        drop(first);
+        // for a forged request, and it must come as fast as headers do: an upload slot
+        // is taken only once it has been checked.
+        let token = tokio::time::timeout(
+            self.limits.header_read_timeout(),
+            read_csrf(&mut multipart, &lag),
+        )
+        .await
+        .map_err(|_| SubmissionError::Idle)??;
         if !csrf_ok(&token) {
             return Err(SubmissionError::Csrf);
         }
+        let _slot = Arc::clone(&self.uploads)
+            .try_acquire_owned()
+            .map_err(|_| SubmissionError::Busy)?;
+        let mut next_space_check = SPACE_CHECK_EVERY;
 
         while let Some(mut field) = multipart.next_field().await.map_err(map_multer)? {
             let kind = match field.name() {
@@ -232,6 +224,11 @@ impl Intake {
                         limit: self.limits.max_submission_bytes,
                     });
                 }
+                if total >= next_space_check {
+                    // Other uploads fill the disk too: look again as this one grows.
+                    self.check_space(0).await?;
+                    next_space_check += SPACE_CHECK_EVERY;
+                }
                 if let Some(text) = text.as_mut() {
                     text.feed(&chunk)?;
                 }
@@ -244,7 +241,7 @@ impl Intake {
                             });
                         }
                     }
-                    writer = Some(self.start_item()?);
+                    writer = Some(self.start_item());
                 }
                 if let Some(writer) = writer.as_mut() {
                     writer.write(chunk).await?;
@@ -267,7 +264,7 @@ impl Intake {
                             limit: self.limits.max_files,
                         });
                     }
-                    self.start_item()?
+                    self.start_item()
                 }
             };
             let meta = ItemMeta {
@@ -279,7 +276,7 @@ impl Intake {
                 submission: submission_id.clone(),
                 plaintext_size: size,
             };
-            items.push(writer.finish(kind, meta).await?);
+            items.push(writer.finish(meta).await?);
         }
         if items.is_empty() {
             return Err(SubmissionError::Empty);
@@ -300,19 +297,41 @@ impl Intake {
         Ok(source_id)
     }
 
-    fn start_item(&self) -> Result<ItemWriter, SubmissionError> {
-        let blob = self.store.temp_blob()?;
-        Ok(ItemWriter::spawn(
-            Arc::clone(&self.store),
-            self.recipients.clone(),
-            blob,
-        ))
+    fn start_item(&self) -> ItemWriter {
+        ItemWriter::spawn(Arc::clone(&self.store), self.recipients.clone())
     }
+}
+
+/// Reads the first field, which must be `csrf` and short.
+async fn read_csrf<'r>(
+    multipart: &mut multer::Multipart<'r>,
+    lag: &ParserLag,
+) -> Result<Vec<u8>, SubmissionError> {
+    let mut first = multipart
+        .next_field()
+        .await
+        .map_err(map_multer)?
+        .ok_or(SubmissionError::Malformed)?;
+    if first.name() != Some(FIELD_CSRF) {
+        return Err(SubmissionError::Csrf);
+    }
+    let mut token = Vec::new();
+    while let Some(chunk) = first.chunk().await.map_err(map_multer)? {
+        lag.consumed(chunk.len());
+        if token.len() + chunk.len() > 256 {
+            return Err(SubmissionError::Csrf);
+        }
+        token.extend_from_slice(&chunk);
+    }
+    // multer yields the next field only once this one is dropped.
+    Ok(token)
 }
 
 /// Room for multipart framing (boundaries, part headers) on top of the content limit.
 fn framing_allowance(limits: &Limits) -> u64 {
-    (limits.max_files as u64 + 4) * 16 * 1024
+    (limits.max_files as u64)
+        .saturating_add(4)
+        .saturating_mul(16 * 1024)
 }
 
 fn map_multer(err: multer::Error) -> SubmissionError {
@@ -498,16 +517,52 @@ enum Piece {
 struct ItemWriter {
     tx: mpsc::Sender<Piece>,
     thread: tokio::task::JoinHandle<Result<SealedItem, SubmissionError>>,
+    /// Small chunks gathered into [`BATCH`] bytes, so a body of tiny chunks does not
+    /// cost a thread wake-up per chunk. Never grows past its capacity (no unwiped
+    /// copies); wiped here or by the sealing thread.
+    pending: Vec<u8>,
 }
 
+/// Plaintext handed to the sealing thread at once: age's chunk size.
+const BATCH: usize = 64 * 1024;
+
 impl ItemWriter {
-    fn spawn(store: Arc<Store>, recipients: Recipients, blob: crate::store::TempBlob) -> Self {
+    fn spawn(store: Arc<Store>, recipients: Recipients) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-        let thread = tokio::task::spawn_blocking(move || seal_item(&store, &recipients, blob, rx));
-        ItemWriter { tx, thread }
+        let thread = tokio::task::spawn_blocking(move || seal_item(&store, &recipients, rx));
+        ItemWriter {
+            tx,
+            thread,
+            pending: Vec::with_capacity(BATCH),
+        }
     }
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), SubmissionError> {
+        if self.pending.is_empty() && chunk.len() >= BATCH {
+            // Large reads go through as they are: no copy.
+            return self.send(chunk).await;
+        }
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            let take = (BATCH - self.pending.len()).min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() == BATCH {
+                self.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), SubmissionError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH));
+        self.send(Bytes::from(full)).await
+    }
+
+    async fn send(&mut self, chunk: Bytes) -> Result<(), SubmissionError> {
         if self.tx.send(Piece::Data(chunk)).await.is_err() {
             return Err(self.failure().await);
         }
@@ -522,19 +577,21 @@ impl ItemWriter {
         }
     }
 
-    async fn finish(
-        mut self,
-        kind: ItemKind,
-        meta: ItemMeta,
-    ) -> Result<SealedItem, SubmissionError> {
-        debug_assert_eq!(meta.kind, kind.as_str());
+    async fn finish(mut self, meta: ItemMeta) -> Result<SealedItem, SubmissionError> {
+        self.flush().await?;
         if self.tx.send(Piece::End(meta)).await.is_err() {
             return Err(self.failure().await);
         }
-        match self.thread.await {
+        match (&mut self.thread).await {
             Ok(result) => result,
             Err(join) => panic!("the encrypting thread panicked: {join}"),
         }
+    }
+}
+
+impl Drop for ItemWriter {
+    fn drop(&mut self) {
+        self.pending.zeroize();
     }
 }
 
@@ -544,9 +601,9 @@ impl ItemWriter {
 fn seal_item(
     store: &Store,
     recipients: &Recipients,
-    mut blob: crate::store::TempBlob,
     mut rx: mpsc::Receiver<Piece>,
 ) -> Result<SealedItem, SubmissionError> {
+    let mut blob = store.temp_blob()?;
     let mut sealer = recipients
         .seal(blob.file())
         .map_err(|e| store_io("start an item", e))?;

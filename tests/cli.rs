@@ -28,6 +28,7 @@ fn config(data_dir: &str, source: &str, journalist: &str, recipients: &str, extr
 /// `serve` must exit non-zero with a message naming `key` and saying `problem`.
 fn assert_refused(text: &str, key: &str, problem: &str) {
     let dir = tempfile::tempdir().unwrap();
+    init_data_dir(dir.path(), KEY);
     std::fs::write(dir.path().join("agedrop.toml"), text).unwrap();
     let out = agedrop(&["serve", "--config", "agedrop.toml"], dir.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -107,20 +108,86 @@ fn serve_refuses_bad_config_with_a_clear_message() {
         "cannot listen",
     );
 
-    // A data dir that isn't usable: a regular file, and a place nobody may write.
+    // A data dir that isn't one: a regular file, a missing directory (perhaps an
+    // unmounted volume), a place nobody may write.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plain-file");
     std::fs::write(&file, b"x").unwrap();
+    let not_one = "not an agedrop data directory";
     assert_refused(
         &config(file.to_str().unwrap(), local, local, &ok, ""),
         "data_dir",
-        "cannot",
+        not_one,
     );
     assert_refused(
         &config("/proc/agedrop-test", local, local, &ok, ""),
         "data_dir",
-        "cannot",
+        not_one,
     );
+    let missing = dir.path().join("not-mounted");
+    assert_refused(
+        &config(missing.to_str().unwrap(), local, local, &ok, ""),
+        "data_dir",
+        not_one,
+    );
+    assert!(!missing.exists(), "serve never creates a data directory");
+}
+
+/// Makes `dir` unwritable even for root (the immutable flag), or by mode otherwise.
+fn freeze(dir: &Path, frozen: bool) {
+    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    if root {
+        let flag = if frozen { "+i" } else { "-i" };
+        let status = Command::new("chattr").arg(flag).arg(dir).status().unwrap();
+        assert!(
+            status.success(),
+            "chattr {flag} works on the test filesystem"
+        );
+    } else {
+        let mode = if frozen { 0o500 } else { 0o700 };
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+#[test]
+fn serve_refuses_an_unwritable_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    init_data_dir(dir.path(), KEY);
+    let text = config(
+        "data",
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &format!("\"{KEY}\""),
+        "",
+    );
+    std::fs::write(dir.path().join("agedrop.toml"), text).unwrap();
+    let tmp = dir.path().join("data/tmp");
+    freeze(&tmp, true);
+    let out = agedrop(&["serve", "--config", "agedrop.toml"], dir.path());
+    freeze(&tmp, false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("config key `data_dir`") && stderr.contains("cannot write"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_refused() {
+    let server = Server::start();
+    let second = server.dir.path().join("second.toml");
+    std::fs::write(&second, std::fs::read_to_string(&server.config).unwrap()).unwrap();
+    let out = agedrop(&["serve", "--config", "second.toml"], server.dir.path());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in use by another agedrop process"),
+        "{stderr}"
+    );
+    // The running server lost nothing and still works.
+    let page = submit(server.addr, vec![Part::text("message", b"still here")]);
+    assert_eq!(page.status, 200);
 }
 
 #[test]

@@ -114,11 +114,21 @@ pub fn landing(ctx: Context) -> Markup {
     )
 }
 
+/// A byte count for people: whole MiB where it is at least one, KiB below.
+pub fn size(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
+    }
+}
+
 /// Limits shown beside the submit form.
 #[derive(Clone, Copy)]
 pub struct FormLimits {
-    /// Total MiB.
-    pub max_mib: u64,
+    /// Total bytes.
+    pub max_bytes: u64,
     /// Files.
     pub max_files: usize,
     /// Message characters.
@@ -134,7 +144,7 @@ fn submit_fields(csrf: &str, limits: FormLimits) -> Markup {
             textarea id="message" name=(FIELD_MESSAGE) maxlength=(limits.max_chars) {}
             label for="files" { (text::FILES_LABEL) }
             input id="files" type="file" name=(FIELD_FILES) multiple;
-            p { "Up to " (limits.max_files) " files, " (limits.max_mib) " MiB in all." }
+            p { "Up to " (limits.max_files) " files, " (size(limits.max_bytes)) " in all." }
             button type="submit" { (text::SEND) }
         }
     }

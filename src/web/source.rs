@@ -1,6 +1,7 @@
 //! The source site: server-rendered pages, no JavaScript, strict headers on every
 //! response. Handlers log no client data (`skip_all`); see SECURITY.md, "Logs".
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +35,50 @@ pub struct SourceSite {
     deriver: Arc<Deriver>,
     options: SourceOptions,
     limits: Limits,
+    incidents: Incidents,
+}
+
+/// Failures during sources' requests, logged in aggregate: a log line per failure would
+/// timestamp a source action (SECURITY.md, "Logs"), yet the admin must learn of a full
+/// disk or a failing store.
+#[derive(Default)]
+struct Incidents {
+    store_errors: AtomicU64,
+    no_space: AtomicU64,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Incidents {
+    fn store_error(&self, err: &StoreError) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+        // StoreError carries server paths and OS errors only, never source data.
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        *last = Some(err.to_string());
+    }
+
+    fn no_space(&self) {
+        self.no_space.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn report(&self) {
+        let store_errors = self.store_errors.swap(0, Ordering::Relaxed);
+        let no_space = self.no_space.swap(0, Ordering::Relaxed);
+        let last = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default();
+        if store_errors > 0 {
+            warn!(store_errors, last_error = %last, "store errors in the last 10 minutes");
+        }
+        if no_space > 0 {
+            warn!(
+                no_space,
+                "uploads refused for lack of disk space in the last 10 minutes"
+            );
+        }
+    }
 }
 
 impl SourceSite {
@@ -52,14 +97,19 @@ impl SourceSite {
             intake,
             options,
             limits,
+            incidents: Incidents::default(),
         }
     }
 
-    /// Drops idle sessions once a minute, for as long as the site lives.
-    pub async fn sweep_sessions(self: Arc<Self>) {
+    /// Once a minute, drops idle sessions; every ten minutes, logs the failures sources
+    /// ran into (counts, never one line per source action). Runs as long as the site.
+    pub async fn housekeeping(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
+        for minute in 1u64.. {
             tick.tick().await;
+            if minute % 10 == 0 {
+                self.incidents.report();
+            }
             self.sessions.sweep();
         }
     }
@@ -77,7 +127,7 @@ impl SourceSite {
 
     fn form_limits(&self) -> FormLimits {
         FormLimits {
-            max_mib: self.limits.max_submission_bytes / (1024 * 1024),
+            max_bytes: self.limits.max_submission_bytes,
             max_files: self.limits.max_files,
             max_chars: self.limits.max_message_chars,
         }
@@ -242,7 +292,7 @@ fn busy(site: &SourceSite, headers: &HeaderMap) -> Response {
 }
 
 fn server_error(site: &SourceSite, headers: &HeaderMap, err: &StoreError) -> Response {
-    warn!(error = %err, "store error");
+    site.incidents.store_error(err);
     error(
         site,
         headers,
@@ -299,18 +349,31 @@ async fn submit(State(site): State<Arc<SourceSite>>, request: Request) -> Respon
     }
 }
 
-/// Receives the upload; `None` if nothing could be read even to start.
+/// Reads and discards a little of a refused upload before answering, so the browser
+/// (still sending) is more likely to show our page than a reset connection. Bounded:
+/// a refused upload must not cost much.
+async fn drain(body: Body) {
+    use futures_util::StreamExt;
+    const MAX_BYTES: usize = 16 * 1024 * 1024;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen >= MAX_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Receives the upload into sealed items in tmp/.
 async fn receive_items(
     site: &SourceSite,
     headers: &HeaderMap,
     body: Body,
-) -> Result<
-    (
-        Vec<crate::store::SealedItem>,
-        tokio::sync::OwnedSemaphorePermit,
-    ),
-    SubmissionError,
-> {
+) -> Result<Vec<crate::store::SealedItem>, SubmissionError> {
     let boundary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -320,13 +383,14 @@ async fn receive_items(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let slot = site.intake.admit(announced).await?;
+    if let Err(refused) = site.intake.check_announced(announced).await {
+        drain(body).await;
+        return Err(refused);
+    }
     let csrf_ok = |token: &[u8]| site.csrf.verify(headers, token);
-    let items = site
-        .intake
+    site.intake
         .receive(body.into_data_stream(), boundary, csrf_ok)
-        .await?;
-    Ok((items, slot))
+        .await
 }
 
 async fn follow_up(
@@ -337,7 +401,7 @@ async fn follow_up(
 ) -> Result<(), SubmissionError> {
     // The session must outlive the upload, however long it takes (SecureDrop #6763).
     let _uploading = session.upload();
-    let (items, _slot) = receive_items(site, headers, body).await?;
+    let items = receive_items(site, headers, body).await?;
     site.intake
         .commit(Owner::Source(session.source_id.clone()), items)
         .await?;
@@ -357,7 +421,7 @@ async fn first_submission(
     let derive_code = Arc::clone(&code);
     let keys = tokio::spawn(async move { deriver.derive(derive_code, kdf).await });
     let received = receive_items(site, headers, body).await;
-    let (items, _slot) = match received {
+    let items = match received {
         Ok(received) => received,
         Err(err) => {
             keys.abort();
@@ -397,8 +461,8 @@ fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError
             StatusCode::PAYLOAD_TOO_LARGE,
             "Too large",
             format!(
-                "Your submission is larger than the limit of {} MiB. Send fewer or smaller files, or several submissions.",
-                limits.max_submission_bytes / (1024 * 1024)
+                "Your submission is larger than the limit of {}. Send fewer or smaller files, or several submissions.",
+                pages::size(limits.max_submission_bytes)
             ),
         ),
         E::TooManyFiles { limit } => (
@@ -448,7 +512,8 @@ fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError
         ),
     };
     match &err {
-        E::Store(cause) => warn!(error = %cause, "submission failed: store error"),
+        E::Store(cause) => site.incidents.store_error(cause),
+        E::NoSpace => site.incidents.no_space(),
         other => debug!(cause = cause_name(other), "submission refused"),
     }
     page(

@@ -109,7 +109,25 @@ pub struct Server {
     child: Option<Child>,
 }
 
+/// Makes `dir/data` the way an admin does, with `agedrop init`, and removes the
+/// config `init` wrote so the test can write its own.
+pub fn init_data_dir(dir: &Path, recipient: &str) {
+    let out = Command::new(BIN)
+        .args(["init", "--recipient", recipient, "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(dir.join("agedrop.toml")).unwrap();
+}
+
+/// `agedrop init` in `dir`, then a test config on 127.0.0.1:0.
 pub fn write_config(dir: &Path, recipient: &str, options: &Options) -> PathBuf {
+    init_data_dir(dir, recipient);
     let mut limits = String::new();
     for (key, value) in &options.limits {
         limits.push_str(&format!("{key} = {value}\n"));
@@ -448,6 +466,7 @@ pub fn form(addr: SocketAddr) -> Form {
 pub struct Part {
     pub name: String,
     pub filename: Option<String>,
+    pub content_type: String,
     pub data: Vec<u8>,
 }
 
@@ -456,6 +475,7 @@ impl Part {
         Part {
             name: name.into(),
             filename: None,
+            content_type: "application/octet-stream".into(),
             data: value.to_vec(),
         }
     }
@@ -464,6 +484,7 @@ impl Part {
         Part {
             name: "files".into(),
             filename: Some(filename.into()),
+            content_type: "application/octet-stream".into(),
             data,
         }
     }
@@ -478,8 +499,8 @@ pub fn multipart(parts: &[Part]) -> Vec<u8> {
         match &part.filename {
             Some(f) => body.extend_from_slice(
                 format!(
-                    "Content-Disposition: form-data; name=\"{}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-                    part.name
+                    "Content-Disposition: form-data; name=\"{}\"; filename=\"{f}\"\r\nContent-Type: {}\r\n\r\n",
+                    part.name, part.content_type
                 )
                 .as_bytes(),
             ),

@@ -1,0 +1,137 @@
+//! Connection-level limits through a real listener: upload slots, header deadline,
+//! connection cap, and connections whose client stops reading.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn upload_slots_are_capped_and_freed() {
+    let mut options = Options::default();
+    options.limits.push(("max_concurrent_uploads", "1".into()));
+    let server = Server::with(options);
+    let form = form(server.addr);
+    let body = multipart(&with_csrf(
+        &form,
+        vec![Part::file("a.bin", noise(4 * 1024 * 1024, 1))],
+    ));
+    let mut holder = partial_submit(server.addr, &form, &body, body.len() / 2);
+    server.eventually("the first upload streams", || server.temp_files() > 0);
+
+    let page = submit(server.addr, vec![Part::text("message", b"second")]);
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("try again"));
+    assert!(page.header("content-security-policy").is_some());
+
+    holder.write_all(&body[body.len() / 2..]).unwrap();
+    assert_eq!(read_response(&mut holder).status, 200);
+    let page = submit(server.addr, vec![Part::text("message", b"third")]);
+    assert_eq!(page.status, 200, "the slot was given back");
+}
+
+#[test]
+fn slow_headers_are_cut_off() {
+    let mut options = Options::default();
+    options
+        .limits
+        .push(("header_read_timeout_secs", "1".into()));
+    let server = Server::with(options);
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    slow.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+    // One byte at a time, slower than the deadline allows.
+    let mut closed = false;
+    for b in b"st: x\r\n\r\n" {
+        std::thread::sleep(Duration::from_millis(400));
+        if slow.write_all(&[*b]).is_err() {
+            closed = true;
+            break;
+        }
+    }
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        closed || !String::from_utf8_lossy(&rest).contains("200 OK"),
+        "slowloris got a page"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert_eq!(
+        get(server.addr, "/").status,
+        200,
+        "others are served meanwhile"
+    );
+}
+
+#[test]
+fn open_connections_are_capped() {
+    let mut options = Options::default();
+    options.limits.push(("max_connections", "2".into()));
+    let server = Server::with(options);
+    let idle: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut third = TcpStream::connect(server.addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    third
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        third.read(&mut buf).is_err(),
+        "a third connection waits while two are open"
+    );
+    drop(idle);
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let response = read_response(&mut third);
+    assert_eq!(response.status, 200, "served once a slot is free");
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped_after_the_idle_timeout() {
+    let mut options = Options::default();
+    options.limits.push(("idle_body_timeout_secs", "2".into()));
+    let server = Server::with(options);
+    let mut greedy = TcpStream::connect(server.addr).unwrap();
+    greedy
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let request = b"GET /submit HTTP/1.1\r\nHost: x\r\n\r\n";
+    let count = 20_000;
+    let mut sent = 0;
+    for _ in 0..count {
+        if greedy.write_all(request).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    greedy
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut all = Vec::new();
+    let started = Instant::now();
+    let _ = greedy.read_to_end(&mut all);
+    let answered = String::from_utf8_lossy(&all)
+        .matches("HTTP/1.1 200")
+        .count();
+    assert!(
+        answered < sent,
+        "the stalled connection was dropped ({answered} of {sent} answered)"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "the socket was closed, not left open"
+    );
+    assert_eq!(get(server.addr, "/").status, 200);
+}
