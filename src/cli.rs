@@ -10,12 +10,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::account::{self, Token};
+use crate::client::{Client, TlsFiles};
 use crate::config::{Config, Limits, Listen};
-use crate::crypto::NewsroomIdentity;
+use crate::crypto::{self, Identities, NewsroomIdentity, Recipients};
 use crate::logging::{self, LogFormat};
 use crate::store::Store;
-use crate::web::journalist::token_hash;
-use crate::{random, server};
+use crate::{offline, server};
 
 type CliResult = Result<(), Box<dyn Error>>;
 
@@ -46,6 +47,77 @@ enum Command {
         /// Write the identity here (0600) instead of to stdout.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Protect the identity file with a passphrase (asked on the terminal).
+        #[arg(long, requires = "output")]
+        passphrase: bool,
+    },
+    /// Manage journalist accounts (on the server).
+    Journalist {
+        #[command(subcommand)]
+        action: JournalistAction,
+        /// The server's config file.
+        #[arg(long, default_value = "agedrop.toml", global = true)]
+        config: PathBuf,
+    },
+    /// Fetch new ciphertext as a bundle (online workstation).
+    Pull {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Where to write the bundle.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Fetch everything, not just what is new since the last pull.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Upload a reply bundle made by `agedrop reply` (online workstation).
+    Push {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The reply bundle.
+        reply: PathBuf,
+    },
+    /// Delete an item or a whole source on the server (online workstation).
+    Delete {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// An item id from a bundle's manifest.
+        #[arg(long, conflicts_with = "source", required_unless_present = "source")]
+        item: Option<String>,
+        /// A source id from a bundle's manifest: its items, replies, label and key.
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Offline: decrypt a bundle into DIR/<source label>/.
+    Open {
+        /// The bundle from `agedrop pull`.
+        bundle: PathBuf,
+        /// Identity file (plain or passphrase-protected); repeat for several.
+        #[arg(short, long = "identity", required = true)]
+        identities: Vec<PathBuf>,
+        /// Where to write the decrypted files.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Offline: encrypt a reply to a source and the newsroom.
+    Reply {
+        /// The bundle the source came in.
+        bundle: PathBuf,
+        /// The newsroom identity file(s): the reply is also encrypted to their keys.
+        #[arg(short, long = "identity", required_unless_present = "recipients")]
+        identities: Vec<PathBuf>,
+        /// The newsroom's age1… recipients, instead of -i.
+        #[arg(long = "recipient", conflicts_with = "identities")]
+        recipients: Vec<String>,
+        /// The source's label (or id), as the bundle's manifest and `open` name it.
+        #[arg(long)]
+        source: String,
+        /// A text file holding the reply.
+        #[arg(long)]
+        message: PathBuf,
+        /// Where to write the reply bundle.
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// Create a data directory and agedrop.toml for a real deployment.
     Init {
@@ -67,13 +139,111 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum JournalistAction {
+    /// Add an account; prints its token once.
+    Add {
+        /// Account name (a-z, 0-9, . _ -).
+        name: String,
+    },
+    /// List accounts.
+    List,
+    /// Remove an account; its token stops working at once.
+    Remove {
+        /// Account name.
+        name: String,
+    },
+}
+
+/// How to reach the journalist API.
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// The journalist API, e.g. http://xyz.onion or https://drop.example:8443.
+    #[arg(long)]
+    server: String,
+    /// File holding the token from `agedrop journalist add`.
+    #[arg(long)]
+    token_file: PathBuf,
+    /// Tor's SOCKS port, e.g. socks5h://127.0.0.1:9050.
+    #[arg(long)]
+    proxy: Option<String>,
+    /// For https: the CA certificate (PEM) that signed the server's certificate.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+    /// For mutual TLS: this journalist's certificate (PEM).
+    #[arg(long, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// For mutual TLS: its private key (PEM).
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    fn client(&self) -> Result<Client, Box<dyn Error>> {
+        let token = zeroize::Zeroizing::new(
+            fs::read_to_string(&self.token_file)
+                .map_err(|e| format!("cannot read {}: {e}", self.token_file.display()))?,
+        );
+        let tls = TlsFiles {
+            ca_cert: self.ca_cert.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        };
+        Ok(Client::new(
+            &self.server,
+            self.proxy.as_deref(),
+            &tls,
+            &token,
+        )?)
+    }
+
+    /// Where `pull` remembers its cursor: beside the token file.
+    fn cursor_file(&self) -> PathBuf {
+        let mut name = self.token_file.as_os_str().to_owned();
+        name.push(".cursor");
+        PathBuf::from(name)
+    }
+}
+
 /// Parses arguments, runs the command, reports any error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let result = match cli.command {
         Command::Demo { dir, port } => demo(&dir, port),
-        Command::Keygen { output } => keygen(output.as_deref()),
+        Command::Keygen { output, passphrase } => keygen(output.as_deref(), passphrase),
+        Command::Journalist { action, config } => journalist(&config, action),
+        Command::Pull {
+            server,
+            output,
+            all,
+        } => pull(&server, &output, all),
+        Command::Push { server, reply } => push(&server, &reply),
+        Command::Delete {
+            server,
+            item,
+            source,
+        } => delete(&server, item.as_deref(), source.as_deref()),
+        Command::Open {
+            bundle,
+            identities,
+            output,
+        } => open(&bundle, &identities, &output),
+        Command::Reply {
+            bundle,
+            identities,
+            recipients,
+            source,
+            message,
+            output,
+        } => reply(
+            &bundle,
+            &identities,
+            &recipients,
+            &source,
+            &message,
+            &output,
+        ),
         Command::Init {
             recipients,
             dir,
@@ -103,13 +273,24 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn keygen(output: Option<&Path>) -> CliResult {
+fn keygen(output: Option<&Path>, passphrase: bool) -> CliResult {
     let identity = NewsroomIdentity::generate();
     let text =
         identity.to_identity_file(&["agedrop newsroom identity: keep it on the offline machine"]);
     match output {
         Some(path) => {
-            write_private(path, text.as_bytes())?;
+            if passphrase {
+                let pass = age::cli_common::read_secret(
+                    "Passphrase for the new identity file",
+                    "Passphrase",
+                    Some("Confirm passphrase"),
+                )
+                .map_err(|e| format!("no passphrase: {e}"))?;
+                let sealed = crypto::seal_with_passphrase(text.as_bytes(), pass)?;
+                write_private(path, &sealed)?;
+            } else {
+                write_private(path, text.as_bytes())?;
+            }
             eprintln!(
                 "Identity written to {}. Put this recipient in the server's config:",
                 path.display()
@@ -118,6 +299,167 @@ fn keygen(output: Option<&Path>) -> CliResult {
         }
         None => print!("{}", &*text),
     }
+    Ok(())
+}
+
+fn journalist(config_path: &Path, action: JournalistAction) -> CliResult {
+    let config = Config::load(config_path)?;
+    let store =
+        Store::open_shared(&config.data_dir).map_err(|e| format!("config key `data_dir`: {e}"))?;
+    match action {
+        JournalistAction::Add { name } => {
+            if !account::valid_name(&name) {
+                return Err("a journalist name is 1 to 64 of a-z, 0-9, '.', '_', '-'".into());
+            }
+            let token = Token::generate();
+            store.add_journalist(&name, &token.id, &token.secret_hash())?;
+            eprintln!("Journalist {name} added. Their token, shown only now:");
+            println!("{}", token.expose());
+        }
+        JournalistAction::List => {
+            for (name, day) in store.journalists()? {
+                println!("{name}\t(since {day})");
+            }
+        }
+        JournalistAction::Remove { name } => {
+            if !store.remove_journalist(&name)? {
+                return Err(format!("no journalist named {name}").into());
+            }
+            eprintln!("Journalist {name} removed; their token no longer works.");
+        }
+    }
+    Ok(())
+}
+
+/// Fails with the server's words for a status other than `expected`.
+fn expect_status(
+    response: crate::client::Response,
+    expected: u16,
+) -> Result<crate::client::Response, Box<dyn Error>> {
+    if response.status == expected {
+        return Ok(response);
+    }
+    let status = response.status;
+    let text = response.text();
+    let reason = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| text.chars().take(200).collect());
+    Err(format!("the server answered {status}: {reason}").into())
+}
+
+fn pull(args: &ServerArgs, output: &Path, all: bool) -> CliResult {
+    if fs::symlink_metadata(output).is_ok() {
+        return Err(format!("{} exists already; not overwriting it", output.display()).into());
+    }
+    let cursor_file = args.cursor_file();
+    let since = if all {
+        "0".to_owned()
+    } else {
+        fs::read_to_string(&cursor_file).map_or_else(|_| "0".to_owned(), |c| c.trim().to_owned())
+    };
+    let client = args.client()?;
+    let response = expect_status(
+        client.request("GET", &format!("/api/v1/export?since={since}"), None)?,
+        200,
+    )?;
+    let partial = output.with_extension("partial");
+    let result = (|| -> CliResult {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)?;
+        let mut body = response.body;
+        std::io::copy(&mut body, &mut file)?;
+        file.sync_all()?;
+        let items = offline::check_whole(&partial)?;
+        fs::rename(&partial, output)?;
+        let next = offline::next_cursor(output)?;
+        let tmp = cursor_file.with_extension("cursor.tmp");
+        fs::write(&tmp, format!("{next}\n"))?;
+        fs::rename(&tmp, &cursor_file)?;
+        eprintln!(
+            "{items} new item(s) in {}. Carry it to the offline machine and run `agedrop open`.",
+            output.display()
+        );
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    result
+}
+
+fn push(args: &ServerArgs, reply: &Path) -> CliResult {
+    let mut file =
+        fs::File::open(reply).map_err(|e| format!("cannot read {}: {e}", reply.display()))?;
+    let len = file.metadata()?.len();
+    let client = args.client()?;
+    let response = client.request("POST", "/api/v1/replies", Some((&mut file, len)))?;
+    expect_status(response, 201)?;
+    eprintln!("Reply delivered.");
+    Ok(())
+}
+
+fn delete(args: &ServerArgs, item: Option<&str>, source: Option<&str>) -> CliResult {
+    let path = match (item, source) {
+        (Some(id), _) => format!("/api/v1/items/{id}"),
+        (None, Some(id)) => format!("/api/v1/sources/{id}"),
+        (None, None) => return Err("give --item or --source".into()),
+    };
+    if !path.rsplit('/').next().is_some_and(crate::bundle::is_id) {
+        return Err("an id is 32 lowercase hex digits, as in the bundle's manifest".into());
+    }
+    let client = args.client()?;
+    expect_status(client.request("DELETE", &path, None)?, 204)?;
+    eprintln!("Deleted.");
+    Ok(())
+}
+
+fn open(bundle: &Path, identities: &[PathBuf], output: &Path) -> CliResult {
+    let identities = Identities::read(identities)?;
+    let report = offline::open(bundle, &identities, output)?;
+    for line in &report.skipped {
+        eprintln!("agedrop: skipped: {line}");
+    }
+    eprintln!(
+        "{} item(s) written under {}.",
+        report.written,
+        output.display()
+    );
+    if report.skipped.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} problem(s) with this bundle; see above",
+            report.skipped.len()
+        )
+        .into())
+    }
+}
+
+fn reply(
+    bundle: &Path,
+    identities: &[PathBuf],
+    recipients: &[String],
+    source: &str,
+    message: &Path,
+    output: &Path,
+) -> CliResult {
+    let newsroom = if recipients.is_empty() {
+        crypto::recipients_of_identity_files(identities)?
+    } else {
+        Recipients::parse(recipients)?
+    };
+    let text = zeroize::Zeroizing::new(
+        fs::read(message).map_err(|e| format!("cannot read {}: {e}", message.display()))?,
+    );
+    offline::reply(bundle, source, &text, &newsroom, output)?;
+    eprintln!(
+        "Reply for {source} written to {}. Carry it to the online machine and run `agedrop push`.",
+        output.display()
+    );
     Ok(())
 }
 
@@ -205,9 +547,9 @@ fn demo(dir: &Path, port: u16) -> CliResult {
         );
         let config = Config::parse(&config_text, dir)?;
         let store = Store::create(&config.data_dir)?;
-        let token = random::hex_id(32);
-        store.add_journalist("demo", &token_hash(&token))?;
-        write_private(&token_path, format!("{token}\n").as_bytes())?;
+        let token = Token::generate();
+        store.add_journalist("demo", &token.id, &token.secret_hash())?;
+        write_private(&token_path, format!("{}\n", token.expose()).as_bytes())?;
         write_private(&config_path, config_text.as_bytes())?;
     }
     let config = Config::load(&config_path)?;

@@ -103,7 +103,7 @@ impl std::error::Error for ConfigError {}
 struct RawConfig {
     data_dir: PathBuf,
     source: RawSource,
-    journalist: RawListener,
+    journalist: RawJournalist,
     newsroom: RawNewsroom,
     #[serde(default)]
     limits: Limits,
@@ -111,8 +111,25 @@ struct RawConfig {
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct RawListener {
+struct RawJournalist {
     listen: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_ca: Option<PathBuf>,
+}
+
+/// TLS for the journalist listener (PEM files).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalistTls {
+    /// The server's certificate chain.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA (mutual TLS).
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -317,6 +334,8 @@ pub struct Config {
     pub source: SourceOptions,
     /// Where the journalist API listens (never the same as the source site).
     pub journalist_listen: Listen,
+    /// Optional TLS (and mutual TLS) for the journalist API.
+    pub journalist_tls: Option<JournalistTls>,
     /// The newsroom's age recipients: every item is encrypted to all of them.
     pub recipients: Recipients,
     /// Limits on clients.
@@ -381,6 +400,26 @@ impl Config {
             ),
         })?;
         raw.limits.validate()?;
+        let journalist_tls = match (&raw.journalist.tls_cert, &raw.journalist.tls_key) {
+            (Some(cert), Some(key)) => Some(JournalistTls {
+                cert: base.join(cert),
+                key: base.join(key),
+                client_ca: raw.journalist.client_ca.as_ref().map(|ca| base.join(ca)),
+            }),
+            (None, None) if raw.journalist.client_ca.is_some() => {
+                return Err(ConfigError::invalid(
+                    "journalist.client_ca",
+                    "needs journalist.tls_cert and journalist.tls_key: client certificates need TLS",
+                ))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::invalid(
+                    "journalist.tls_cert",
+                    "tls_cert and tls_key go together",
+                ))
+            }
+        };
         let kdf = KdfParams {
             memory_kib: raw.source.argon2_memory_kib,
             passes: raw.source.argon2_passes,
@@ -401,6 +440,7 @@ impl Config {
                 kdf,
             },
             journalist_listen,
+            journalist_tls,
             recipients,
             limits: raw.limits,
         })
@@ -425,8 +465,11 @@ impl Config {
                 argon2_passes: options.kdf.passes,
                 argon2_lanes: options.kdf.lanes,
             },
-            journalist: RawListener {
+            journalist: RawJournalist {
                 listen: journalist.to_string(),
+                tls_cert: None,
+                tls_key: None,
+                client_ca: None,
             },
             newsroom: RawNewsroom {
                 recipients: recipients.to_vec(),

@@ -4,7 +4,7 @@
 //! Every stored item is a standard age v1 file, so stock `age -d` can open it.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::str::FromStr;
 
 use age::secrecy::ExposeSecret;
@@ -174,13 +174,15 @@ fn identity_from_bytes(secret: &[u8; 32]) -> age::x25519::Identity {
     age::x25519::Identity::from_str(&encoded).expect("a Bech32 age secret key parses")
 }
 
-/// Why a source key or a reply could not be opened.
+/// Why a source key, a reply or an item could not be opened.
 #[derive(Debug)]
 pub enum OpenError {
-    /// Not an age file for this key, or tampered with.
+    /// Not an age file for these keys, truncated, or tampered with.
     Undecryptable,
     /// The plaintext is larger than the caller allows.
     TooLarge,
+    /// The plaintext could not be written out.
+    Write,
 }
 
 impl fmt::Display for OpenError {
@@ -188,6 +190,7 @@ impl fmt::Display for OpenError {
         match self {
             OpenError::Undecryptable => write!(f, "cannot decrypt"),
             OpenError::TooLarge => write!(f, "plaintext too large"),
+            OpenError::Write => write!(f, "cannot write the plaintext"),
         }
     }
 }
@@ -199,7 +202,6 @@ fn decrypt_bounded(
     ciphertext: &[u8],
     max: usize,
 ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-    use std::io::Read;
     let decryptor =
         age::Decryptor::new_buffered(ciphertext).map_err(|_| OpenError::Undecryptable)?;
     let reader = decryptor
@@ -283,6 +285,102 @@ impl SourceIdentity {
     ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
         decrypt_bounded(&self.identity, ciphertext, max)
     }
+}
+
+/// Identities for the offline machine: plain age identity files, passphrase-protected
+/// ones (the passphrase is asked on the terminal, or through pinentry), several at
+/// once. No `Debug`.
+pub struct Identities(Vec<Box<dyn age::Identity>>);
+
+impl Identities {
+    /// Reads identity files the way stock `age -i` does.
+    pub fn read(files: &[std::path::PathBuf]) -> Result<Self, String> {
+        let names = files.iter().map(|p| p.display().to_string()).collect();
+        let mut guard = age::cli_common::StdinGuard::new(false);
+        age::cli_common::read_identities(names, None, &mut guard)
+            .map(Identities)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Decrypts an age file from `input` to `output`, streaming; stops with
+    /// [`OpenError::TooLarge`] past `max` plaintext bytes. What was written before an
+    /// error must be discarded by the caller: it is not authenticated as a whole.
+    pub fn decrypt(
+        &self,
+        input: impl Read,
+        output: &mut impl Write,
+        max: u64,
+    ) -> Result<u64, OpenError> {
+        let decryptor = age::Decryptor::new(input).map_err(|_| OpenError::Undecryptable)?;
+        let mut reader = decryptor
+            .decrypt(self.0.iter().map(|i| i.as_ref() as &dyn age::Identity))
+            .map_err(|_| OpenError::Undecryptable)?;
+        let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
+        let mut total = 0u64;
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .map_err(|_| OpenError::Undecryptable)?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+            if total > max {
+                return Err(OpenError::TooLarge);
+            }
+            output.write_all(&buf[..n]).map_err(|_| OpenError::Write)?;
+        }
+    }
+}
+
+/// The X25519 recipients of plain (unencrypted) identity files: the newsroom's own
+/// keys, which every reply is also encrypted to.
+pub fn recipients_of_identity_files(files: &[std::path::PathBuf]) -> Result<Recipients, String> {
+    let mut keys = Vec::new();
+    for file in files {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?,
+        );
+        if text.starts_with("age-encryption.org/")
+            || text.starts_with("-----BEGIN AGE ENCRYPTED FILE")
+        {
+            return Err(format!(
+                "{} is passphrase-protected: give the newsroom's recipients with --recipient instead",
+                file.display()
+            ));
+        }
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+        {
+            let identity = age::x25519::Identity::from_str(line)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            keys.push(identity.to_public());
+        }
+    }
+    if keys.is_empty() {
+        return Err(
+            "no X25519 identity found: give the newsroom's recipients with --recipient".into(),
+        );
+    }
+    Ok(Recipients { keys })
+}
+
+/// Encrypts `plaintext` with a passphrase (age's scrypt recipient), ASCII-armored: how
+/// a passphrase-protected identity file is stored. Stock `age -d` opens it.
+pub fn seal_with_passphrase(
+    plaintext: &[u8],
+    passphrase: age::secrecy::SecretString,
+) -> io::Result<Vec<u8>> {
+    let encryptor = age::Encryptor::with_user_passphrase(passphrase);
+    let mut out = Vec::new();
+    let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)?;
+    let mut writer = encryptor.wrap_output(armor)?;
+    writer.write_all(plaintext)?;
+    writer.finish()?.finish()?;
+    Ok(out)
 }
 
 /// Checks that `bytes` begin like an age v1 file (the header's first line), so clearly

@@ -12,12 +12,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod account;
+pub mod bundle;
 pub mod cli;
+pub mod client;
 pub mod code;
 pub mod config;
 pub mod crypto;
 mod label;
 pub mod logging;
+pub mod offline;
 mod random;
 pub mod server;
 pub mod store;

@@ -23,9 +23,10 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use crate::config::{Config, Limits, Listen};
+use crate::config::{Config, JournalistTls, Limits, Listen};
 use crate::store::{Store, StoreError};
 use crate::submission::Intake;
 use crate::web::{self, source::SourceSite};
@@ -41,6 +42,13 @@ const READ_BUFFER: usize = 256 * 1024;
 pub enum ServerError {
     /// The data directory cannot be used.
     DataDir(StoreError),
+    /// The journalist TLS files cannot be used.
+    Tls {
+        /// The config key.
+        key: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
     /// A listen address cannot be bound.
     Bind {
         /// The config key (`source.listen`, `journalist.listen`).
@@ -56,6 +64,7 @@ impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ServerError::DataDir(err) => write!(f, "config key `data_dir`: {err}"),
+            ServerError::Tls { key, problem } => write!(f, "config key `{key}`: {problem}"),
             ServerError::Bind {
                 key,
                 listen,
@@ -141,12 +150,81 @@ impl Drop for Listener {
     }
 }
 
+/// Builds the journalist listener's TLS acceptor: rustls (ring), TLS 1.2+, and client
+/// certificates required when `client_ca` is set.
+pub fn tls_acceptor(tls: &JournalistTls) -> Result<TlsAcceptor, ServerError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let read = |key: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| ServerError::Tls {
+            key,
+            problem: format!("cannot read {}: {e}", path.display()),
+        })
+    };
+    let bad = |key: &'static str| {
+        move |e: rustls::pki_types::pem::Error| ServerError::Tls {
+            key,
+            problem: format!("not a PEM certificate or key: {e}"),
+        }
+    };
+    let chain = CertificateDer::pem_slice_iter(&read("journalist.tls_cert", &tls.cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad("journalist.tls_cert"))?;
+    if chain.is_empty() {
+        return Err(ServerError::Tls {
+            key: "journalist.tls_cert",
+            problem: "no certificate in the file".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(&read("journalist.tls_key", &tls.key)?)
+        .map_err(bad("journalist.tls_key"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServerError::Tls {
+            key: "journalist.tls_cert",
+            problem: e.to_string(),
+        })?;
+    let builder = match &tls.client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&read("journalist.client_ca", ca)?) {
+                let cert = cert.map_err(bad("journalist.client_ca"))?;
+                roots.add(cert).map_err(|e| ServerError::Tls {
+                    key: "journalist.client_ca",
+                    problem: e.to_string(),
+                })?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| ServerError::Tls {
+                key: "journalist.client_ca",
+                problem: e.to_string(),
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| ServerError::Tls {
+            key: "journalist.tls_key",
+            problem: e.to_string(),
+        })?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Serves `app` on `listener` until `shutdown` turns true, then lets open connections
-/// finish for a short grace period.
+/// finish for a short grace period. With `tls`, each connection first completes a TLS
+/// handshake (within the header deadline).
 pub async fn serve(
     listener: Listener,
     app: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -164,7 +242,23 @@ pub async fn serve(
                 let app = app.clone();
                 let shutdown = shutdown.clone();
                 let limits = limits.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
+                    let stream: Box<dyn Connection> = match tls {
+                        None => stream,
+                        Some(acceptor) => {
+                            let handshake = tokio::time::timeout(
+                                limits.header_read_timeout(),
+                                acceptor.accept(stream),
+                            );
+                            match handshake.await {
+                                Ok(Ok(tls_stream)) => Box::new(tls_stream),
+                                // A failed handshake (no client certificate, say) is
+                                // the client's business: nothing to log about it.
+                                _ => return,
+                            }
+                        }
+                    };
                     connection(stream, app, limits, shutdown).await;
                     drop(permit);
                 });
@@ -341,6 +435,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 source,
             })
     };
+    let journalist_tls = config
+        .journalist_tls
+        .as_ref()
+        .map(tls_acceptor)
+        .transpose()?;
     let source_listener = bind("source.listen", config.source_listen.clone()).await?;
     let journalist_listener = bind("journalist.listen", config.journalist_listen.clone()).await?;
 
@@ -357,17 +456,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ));
     let sweeper = tokio::spawn(Arc::clone(&site).housekeeping());
     let source_app = web::source::router(site);
-    let journalist_app = web::journalist::router(Arc::clone(&store));
+    let journalist_app = web::journalist::router(Arc::clone(&store), config.limits.clone());
 
     // Tests and scripts read these lines to find the ports.
     println!(
         "agedrop: source site listening on {}",
         source_listener.describe()
     );
-    println!(
-        "agedrop: journalist API listening on {}",
-        journalist_listener.describe()
-    );
+    let journalist_where = journalist_listener.describe();
+    let journalist_where = match (&journalist_tls, journalist_where.strip_prefix("http://")) {
+        (Some(_), Some(rest)) => format!("https://{rest}"),
+        _ => journalist_where,
+    };
+    println!("agedrop: journalist API listening on {journalist_where}");
     info!(recipients = config.recipients.len(), "serving");
 
     let (stop, stopped) = watch::channel(false);
@@ -375,12 +476,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         source_listener,
         source_app,
         config.limits.clone(),
+        None,
         stopped.clone(),
     ));
     let journalist_task = tokio::spawn(serve(
         journalist_listener,
         journalist_app,
         config.limits.clone(),
+        journalist_tls,
         stopped,
     ));
     shutdown.await;

@@ -85,6 +85,15 @@ CREATE TABLE replies (
 PRAGMA user_version = 2;
 ";
 
+/// Version 3: tokens name their account (per-account rate limits). Tokens made before
+/// cannot be matched to an account and are dropped: make new ones.
+const SCHEMA_V3: &str = "
+DELETE FROM journalists;
+ALTER TABLE journalists ADD COLUMN account_id TEXT;
+CREATE UNIQUE INDEX journalists_account ON journalists (account_id);
+PRAGMA user_version = 3;
+";
+
 /// Why the store failed. Variants name the cause; none carries source data.
 #[derive(Debug)]
 pub enum StoreError {
@@ -306,6 +315,49 @@ pub enum Owner {
     NewSource(SourceKeyRecord),
     /// A source that exists (a follow-up).
     Source(String),
+}
+
+/// One item in an export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportItem {
+    /// Its position in the export order (the cursor after it).
+    pub position: i64,
+    /// Random id.
+    pub id: String,
+    /// The source's id.
+    pub source_id: String,
+    /// `message` or `file`.
+    pub kind: String,
+    /// Order within the source, from 1.
+    pub seq: i64,
+    /// UTC day stored.
+    pub day: String,
+    /// Ciphertext bytes.
+    pub size: u64,
+    /// Metadata ciphertext bytes.
+    pub meta_size: u64,
+}
+
+/// A source in an export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportSource {
+    /// Random id.
+    pub id: String,
+    /// Journalist-facing label.
+    pub label: String,
+    /// `age1…` recipient for replies.
+    pub recipient: String,
+}
+
+/// What an export holds.
+#[derive(Clone, Debug)]
+pub struct Export {
+    /// Items, oldest first.
+    pub items: Vec<ExportItem>,
+    /// Their sources.
+    pub sources: Vec<ExportSource>,
+    /// The cursor that asks for what comes after these.
+    pub next_cursor: i64,
 }
 
 /// A reply as the inbox lists it.
@@ -532,12 +584,17 @@ impl Store {
         Ok(source_id)
     }
 
-    /// Records a journalist account; `token_hash` is the SHA-256 of its token.
-    pub fn add_journalist(&self, name: &str, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+    /// Records a journalist account: its token's account id and secret hash.
+    pub fn add_journalist(
+        &self,
+        name: &str,
+        account_id: &str,
+        secret_hash: &[u8; 32],
+    ) -> Result<(), StoreError> {
         let day = time::day(SystemTime::now());
         let result = self.db().execute(
-            "INSERT INTO journalists (name, token_hash, day) VALUES (?1, ?2, ?3)",
-            params![name, &token_hash[..], day],
+            "INSERT INTO journalists (name, account_id, token_hash, day) VALUES (?1, ?2, ?3, ?4)",
+            params![name, account_id, &secret_hash[..], day],
         );
         match result {
             Ok(_) => Ok(()),
@@ -550,16 +607,166 @@ impl Store {
         }
     }
 
-    /// The name of the journalist whose token hashes to `token_hash`, if any.
-    pub fn journalist_for(&self, token_hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
+    /// The account with this id: its name and secret hash.
+    pub fn journalist(&self, account_id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         Ok(self
             .db()
             .query_row(
-                "SELECT name FROM journalists WHERE token_hash = ?1",
-                [&token_hash[..]],
-                |r| r.get(0),
+                "SELECT name, token_hash FROM journalists WHERE account_id = ?1",
+                [account_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
+    }
+
+    /// Every account: (name, day created).
+    pub fn journalists(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT name, day FROM journalists ORDER BY name")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Removes an account; its token stops working at once. Returns whether it existed.
+    pub fn remove_journalist(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .db()
+            .execute("DELETE FROM journalists WHERE name = ?1", [name])?
+            > 0)
+    }
+
+    /// Items after `cursor` (an export position, 0 for all), at most `limit`, oldest
+    /// first, with the sources they belong to.
+    pub fn export(&self, cursor: i64, limit: usize) -> Result<Export, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT rowid, id, source_id, kind, seq, day, size, meta_size FROM items
+             WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+        )?;
+        let items = stmt
+            .query_map(params![cursor, limit as i64], |r| {
+                Ok(ExportItem {
+                    position: r.get(0)?,
+                    id: r.get(1)?,
+                    source_id: r.get(2)?,
+                    kind: r.get(3)?,
+                    seq: r.get(4)?,
+                    day: r.get(5)?,
+                    size: r.get::<_, i64>(6)? as u64,
+                    meta_size: r.get::<_, i64>(7)? as u64,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut sources = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stmt = db.prepare("SELECT id, label, recipient FROM sources WHERE id = ?1")?;
+        for item in &items {
+            if seen.insert(item.source_id.clone()) {
+                if let Some(source) = stmt
+                    .query_row([&item.source_id], |r| {
+                        Ok(ExportSource {
+                            id: r.get(0)?,
+                            label: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                            recipient: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                        })
+                    })
+                    .optional()?
+                {
+                    sources.push(source);
+                }
+            }
+        }
+        let next_cursor = items.last().map_or(cursor, |i| i.position);
+        Ok(Export {
+            items,
+            sources,
+            next_cursor,
+        })
+    }
+
+    /// The paths of an item's ciphertext and metadata blobs.
+    pub fn item_paths(&self, item_id: &str) -> (PathBuf, PathBuf) {
+        (
+            self.blobs.join(format!("{item_id}{ITEM_SUFFIX}")),
+            self.blobs.join(format!("{item_id}{META_SUFFIX}")),
+        )
+    }
+
+    /// Whether a source exists.
+    pub fn source_exists(&self, source_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .db()
+            .query_row("SELECT 1 FROM sources WHERE id = ?1", [source_id], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+
+    /// Deletes an item: blobs first, then the row (a crash in between leaves a row
+    /// without blobs, which start-up removes). Returns whether it existed.
+    pub fn delete_item(&self, item_id: &str) -> Result<bool, StoreError> {
+        let exists = self
+            .db()
+            .query_row("SELECT 1 FROM items WHERE id = ?1", [item_id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !exists {
+            return Ok(false);
+        }
+        let (item, meta) = self.item_paths(item_id);
+        self.unlink_all(&[item, meta])?;
+        self.db()
+            .execute("DELETE FROM items WHERE id = ?1", [item_id])?;
+        Ok(true)
+    }
+
+    /// Deletes a source with its items, replies, label and keys.
+    pub fn delete_source(&self, source_id: &str) -> Result<bool, StoreError> {
+        if !self.source_exists(source_id)? {
+            return Ok(false);
+        }
+        let (items, replies) = {
+            let db = self.db();
+            let items: Vec<String> = db
+                .prepare("SELECT id FROM items WHERE source_id = ?1")?
+                .query_map([source_id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let replies: Vec<String> = db
+                .prepare("SELECT id FROM replies WHERE source_id = ?1")?
+                .query_map([source_id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            (items, replies)
+        };
+        let mut paths = Vec::new();
+        for id in &items {
+            let (item, meta) = self.item_paths(id);
+            paths.push(item);
+            paths.push(meta);
+        }
+        for id in &replies {
+            paths.push(self.blobs.join(format!("{id}{REPLY_SUFFIX}")));
+        }
+        self.unlink_all(&paths)?;
+        // ON DELETE CASCADE takes the item and reply rows with it.
+        self.db()
+            .execute("DELETE FROM sources WHERE id = ?1", [source_id])?;
+        Ok(true)
+    }
+
+    fn unlink_all(&self, paths: &[PathBuf]) -> Result<(), StoreError> {
+        for path in paths {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error("remove a blob", path)(e)),
+            }
+        }
+        File::open(&self.blobs)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_error("fsync the blob directory", &self.blobs))
     }
 
     /// The source whose lookup id (derived with `kdf`) is `lookup_id`: its id and
@@ -879,9 +1086,10 @@ fn open_database(path: &Path) -> Result<Connection, StoreError> {
     db.busy_timeout(std::time::Duration::from_secs(10))?;
     let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
-        0 => db.execute_batch(&format!("BEGIN; {SCHEMA} {SCHEMA_V2} COMMIT;"))?,
-        1 => db.execute_batch(&format!("BEGIN; {SCHEMA_V2} COMMIT;"))?,
-        2 => {}
+        0 => db.execute_batch(&format!("BEGIN; {SCHEMA} {SCHEMA_V2} {SCHEMA_V3} COMMIT;"))?,
+        1 => db.execute_batch(&format!("BEGIN; {SCHEMA_V2} {SCHEMA_V3} COMMIT;"))?,
+        2 => db.execute_batch(&format!("BEGIN; {SCHEMA_V3} COMMIT;"))?,
+        3 => {}
         other => return Err(StoreError::UnknownSchema(other)),
     }
     // The database files hold metadata only, but keep them private all the same.

@@ -308,7 +308,12 @@ fn demo_serves_with_a_throwaway_identity_and_token() {
         .contains("DEMO ONLY — NEVER USE FOR REAL SOURCES"));
     let token = std::fs::read_to_string(demo.join("journalist-token.txt")).unwrap();
     let token = token.trim();
-    assert_eq!(token.len(), 64, "256-bit token in hex");
+    assert!(token.starts_with("agedrop-"), "{token}");
+    assert_eq!(
+        token.len(),
+        "agedrop-".len() + 8 + 1 + 64,
+        "account id and 256-bit secret"
+    );
     for name in ["newsroom-identity.txt", "journalist-token.txt"] {
         assert_eq!(
             std::fs::metadata(demo.join(name))
@@ -325,11 +330,11 @@ fn demo_serves_with_a_throwaway_identity_and_token() {
     let with = request(
         journalist,
         "GET",
-        "/api/v1/nothing-here",
+        "/api/v1/export",
         &[("Authorization", &bearer)],
         b"",
     );
-    assert_eq!(with.status, 404);
+    assert_eq!(with.status, 200);
     let without = request(journalist, "GET", "/api/v1/nothing-here", &[], b"");
     assert_eq!(without.status, 401);
     let wrong = request(

@@ -389,3 +389,27 @@ fn the_not_on_the_onion_notice_follows_the_host() {
         .body
         .contains("onion address"));
 }
+
+#[test]
+fn a_follow_up_after_the_session_ended_is_refused_not_turned_into_a_new_source() {
+    let server = Server::start();
+    let mut source = Browser::new(server.addr);
+    first_submission(&server, &mut source, "hello");
+    source.get("/inbox");
+    let old = source.cookies.clone();
+    let csrf = source.csrf.clone();
+    source.post_form("/logout", &[]);
+    // An old inbox tab posts its follow-up form after the session is gone.
+    let mut stale = Browser::new(server.addr);
+    stale.cookies = old;
+    stale.csrf = csrf;
+    let page = stale.submit(vec![Part::text("message", b"more")]);
+    assert_eq!(page.status, 401, "{}", page.body);
+    assert!(page.body.contains("Log in again"));
+    assert_eq!(
+        server.sources(),
+        1,
+        "no new source behind the source's back"
+    );
+    assert_eq!(server.items().len(), 1);
+}

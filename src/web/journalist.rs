@@ -1,40 +1,81 @@
-//! The journalist API: a separate listener, bearer tokens, JSON errors.
-//!
-//! This version authenticates every request; the export, reply and delete routes of
-//! DESIGN.md §6 are added by the journalist-side work (issue 3).
+//! The journalist API: a separate listener, bearer tokens, JSON errors, streamed
+//! export bundles (DESIGN.md §6). Only ciphertext ever leaves or enters here.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
 use axum::Router;
-use sha2::{Digest, Sha256};
-use tracing::{instrument, warn};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tracing::{info, instrument, warn};
 
-use crate::store::Store;
+use crate::account;
+use crate::bundle::{self, Manifest, ManifestItem, ManifestSource, ReplyManifest, TarReader};
+use crate::config::Limits;
+use crate::crypto;
+use crate::store::{Store, StoreError};
 
-/// The SHA-256 under which a token is stored. Tokens carry 256 random bits, so a fast
-/// hash is enough: there is nothing to guess (SECURITY.md, "Journalist tokens").
-pub fn token_hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.trim().as_bytes()).into()
+/// Most items one export bundle holds; the manifest's `next_cursor` continues.
+pub const EXPORT_BATCH: usize = 10_000;
+/// Most replies in one reply bundle.
+const MAX_REPLIES: usize = 100;
+
+struct Api {
+    store: Arc<Store>,
+    limits: Limits,
+    failures: Mutex<Failures>,
 }
 
 /// The journalist API's routes.
-pub fn router(store: Arc<Store>) -> Router {
+pub fn router(store: Arc<Store>, limits: Limits) -> Router {
+    let reply_body = usize::try_from(limits.max_reply_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(4096)
+        .saturating_mul(MAX_REPLIES)
+        .min(512 * 1024 * 1024);
+    let api = Arc::new(Api {
+        store,
+        limits,
+        failures: Mutex::new(Failures::default()),
+    });
     Router::new()
+        .route("/api/v1/export", get(export))
+        .route(
+            "/api/v1/replies",
+            post(replies).layer(DefaultBodyLimit::max(reply_body)),
+        )
+        .route("/api/v1/items/{id}", delete(delete_item))
+        .route("/api/v1/sources/{id}", delete(delete_source))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(store, authenticate))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&api),
+            authenticate,
+        ))
+        .with_state(api)
 }
 
-fn json_error(status: StatusCode, message: &'static str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        format!("{{\"error\":\"{message}\"}}"),
-    )
-        .into_response()
+fn json_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn store_failed(err: &StoreError) -> Response {
+    warn!(error = %err, "journalist API: store error");
+    json_error(StatusCode::INTERNAL_SERVER_ERROR, "server error")
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("store calls do not panic")
 }
 
 #[instrument(skip_all)]
@@ -42,36 +83,356 @@ async fn not_found() -> Response {
     json_error(StatusCode::NOT_FOUND, "no such route")
 }
 
-/// Lets a request through only with a valid `Authorization: Bearer` token; every
-/// failure looks the same.
-async fn authenticate(State(store): State<Arc<Store>>, request: Request, next: Next) -> Response {
-    let hash = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(token_hash);
-    let Some(hash) = hash else {
-        return unauthorized();
-    };
-    let found = tokio::task::spawn_blocking(move || store.journalist_for(&hash))
-        .await
-        .expect("journalist lookup does not panic");
-    match found {
-        Ok(Some(_name)) => next.run(request).await,
-        Ok(None) => unauthorized(),
-        Err(err) => {
-            warn!(error = %err, "token lookup failed");
-            json_error(StatusCode::INTERNAL_SERVER_ERROR, "server error")
+/// Failed attempts, per account and in all, as token buckets.
+#[derive(Default)]
+struct Failures {
+    accounts: HashMap<String, Bucket>,
+    global: Bucket,
+}
+
+/// Counts failures, forgetting them at a steady rate.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Bucket {
+            tokens: 0.0,
+            at: Instant::now(),
         }
     }
 }
 
-fn unauthorized() -> Response {
+impl Bucket {
+    /// Failures still counted, after draining at `per_second` since the last look.
+    fn level(&mut self, per_second: f64) -> f64 {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens - elapsed * per_second).max(0.0);
+        self.at = now;
+        self.tokens
+    }
+}
+
+/// Per account: 10 failures, then one more every 6 s. In all: 100, then 10 per second.
+const ACCOUNT_BURST: f64 = 10.0;
+const ACCOUNT_RATE: f64 = 1.0 / 6.0;
+const GLOBAL_BURST: f64 = 100.0;
+const GLOBAL_RATE: f64 = 10.0;
+
+impl Failures {
+    fn blocked(&mut self, account: Option<&str>) -> bool {
+        if self.global.level(GLOBAL_RATE) >= GLOBAL_BURST {
+            return true;
+        }
+        account.is_some_and(|id| {
+            self.accounts
+                .get_mut(id)
+                .is_some_and(|b| b.level(ACCOUNT_RATE) >= ACCOUNT_BURST)
+        })
+    }
+
+    fn failed(&mut self, account: Option<&str>) {
+        self.global.level(GLOBAL_RATE);
+        self.global.tokens += 1.0;
+        if let Some(id) = account {
+            let bucket = self.accounts.entry(id.to_owned()).or_default();
+            bucket.level(ACCOUNT_RATE);
+            bucket.tokens += 1.0;
+        }
+        // Forget accounts whose buckets have drained, so the map stays small.
+        if self.accounts.len() > 10_000 {
+            self.accounts.retain(|_, b| b.level(ACCOUNT_RATE) > 0.0);
+        }
+    }
+}
+
+/// Lets a request through only with a valid `Authorization: Bearer` token. Every
+/// failure gets the same 401; too many failures get 429 until the bucket drains.
+async fn authenticate(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(account::parse);
+    let account = presented.as_ref().map(|(id, _)| id.clone());
+    {
+        let mut failures = api.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.blocked(account.as_deref()) {
+            return json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed attempts; wait a minute",
+            );
+        }
+    }
+    let valid = match presented {
+        Some((id, hash)) => {
+            let store = Arc::clone(&api.store);
+            match blocking(move || store.journalist(&id)).await {
+                Ok(Some((_name, stored))) => account::same_hash(&stored, &hash),
+                Ok(None) => false,
+                Err(err) => return store_failed(&err),
+            }
+        }
+        None => false,
+    };
+    if valid {
+        return next.run(request).await;
+    }
+    api.failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .failed(account.as_deref());
     let mut response = json_error(StatusCode::UNAUTHORIZED, "unauthorized");
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         header::HeaderValue::from_static("Bearer"),
     );
     response
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    since: Option<String>,
+}
+
+/// Streams a bundle: the manifest, then each item's blobs exactly as stored. A
+/// blocking thread reads files in 256 KiB chunks into a channel of 4, so a bundle of
+/// any size costs the same memory.
+#[instrument(skip_all)]
+async fn export(State(api): State<Arc<Api>>, Query(query): Query<ExportQuery>) -> Response {
+    let since = match query.since.as_deref().map(str::parse::<i64>) {
+        None => 0,
+        Some(Ok(n)) if n >= 0 => n,
+        Some(_) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "since must be a cursor from a manifest",
+            )
+        }
+    };
+    let store = Arc::clone(&api.store);
+    let export = match blocking(move || store.export(since, EXPORT_BATCH)).await {
+        Ok(export) => export,
+        Err(err) => return store_failed(&err),
+    };
+    let manifest = Manifest {
+        format: bundle::EXPORT_FORMAT.into(),
+        version: bundle::VERSION,
+        since: since.to_string(),
+        next_cursor: export.next_cursor.to_string(),
+        sources: export
+            .sources
+            .iter()
+            .map(|s| ManifestSource {
+                id: s.id.clone(),
+                label: s.label.clone(),
+                recipient: s.recipient.clone(),
+            })
+            .collect(),
+        items: export
+            .items
+            .iter()
+            .map(|i| ManifestItem {
+                id: i.id.clone(),
+                source_id: i.source_id.clone(),
+                kind: i.kind.clone(),
+                order: i.seq,
+                day: i.day.clone(),
+                size: i.size,
+                meta_size: i.meta_size,
+                blob: bundle::item_entry(&i.id),
+                meta: bundle::meta_entry(&i.id),
+            })
+            .collect(),
+    };
+    info!(items = manifest.items.len(), "export");
+    let manifest_json = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let store = Arc::clone(&api.store);
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = write_bundle(&store, &manifest, &manifest_json, &tx) {
+            // The client sees a truncated body (no tar end blocks): `pull` refuses it.
+            warn!(error = %err, "export stopped");
+            let _ = tx.blocking_send(Err(err));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-tar"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+fn write_bundle(
+    store: &Store,
+    manifest: &Manifest,
+    manifest_json: &[u8],
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> std::io::Result<()> {
+    let send = |bytes: Bytes| {
+        tx.blocking_send(Ok(bytes))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    };
+    let entry = |name: &str, data: &[u8]| -> std::io::Result<()> {
+        let mut block = bundle::tar_header(name, data.len() as u64).to_vec();
+        block.extend_from_slice(data);
+        block.resize(block.len() + bundle::tar_padding(data.len() as u64), 0);
+        send(Bytes::from(block))
+    };
+    entry(bundle::MANIFEST, manifest_json)?;
+    for item in &manifest.items {
+        let (blob, meta) = store.item_paths(&item.id);
+        for (name, path, size) in [
+            (&item.blob, blob, item.size),
+            (&item.meta, meta, item.meta_size),
+        ] {
+            let mut file = std::fs::File::open(&path)?;
+            if file.metadata()?.len() != size {
+                return Err(std::io::Error::other("a blob's size differs from its row"));
+            }
+            send(Bytes::copy_from_slice(&bundle::tar_header(name, size)))?;
+            let mut left = size;
+            while left > 0 {
+                let mut chunk = vec![0u8; (256 * 1024).min(left as usize)];
+                file.read_exact(&mut chunk)?;
+                left -= chunk.len() as u64;
+                send(Bytes::from(chunk))?;
+            }
+            send(Bytes::from(vec![0u8; bundle::tar_padding(size)]))?;
+        }
+    }
+    send(Bytes::from_static(&bundle::TAR_END))
+}
+
+/// Stores a reply bundle made by `agedrop reply`: all its replies or none.
+#[instrument(skip_all)]
+async fn replies(State(api): State<Arc<Api>>, body: Bytes) -> Response {
+    let max_reply = api.limits.max_reply_bytes;
+    let parsed = match parse_replies(&body, max_reply) {
+        Ok(parsed) => parsed,
+        Err(why) => return json_error(StatusCode::BAD_REQUEST, &why),
+    };
+    let store = Arc::clone(&api.store);
+    let result = blocking(move || -> Result<Result<Vec<String>, String>, StoreError> {
+        for (source_id, _) in &parsed {
+            if !store.source_exists(source_id)? {
+                return Ok(Err("a reply names a source that does not exist".into()));
+            }
+        }
+        let mut stored = Vec::new();
+        for (source_id, ciphertext) in &parsed {
+            match store.add_reply(source_id, ciphertext) {
+                Ok(id) => stored.push((source_id.clone(), id)),
+                Err(err) => {
+                    for (source, id) in &stored {
+                        let _ = store.delete_reply(source, id);
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Ok(Ok(stored.into_iter().map(|(_, id)| id).collect()))
+    })
+    .await;
+    match result {
+        Ok(Ok(ids)) => {
+            info!(replies = ids.len(), "replies stored");
+            let body = serde_json::json!({ "stored": ids.len() }).to_string();
+            (
+                StatusCode::CREATED,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response()
+        }
+        Ok(Err(why)) => json_error(StatusCode::BAD_REQUEST, &why),
+        Err(StoreError::UnknownSource) => json_error(
+            StatusCode::BAD_REQUEST,
+            "a reply names a source that does not exist",
+        ),
+        Err(err) => store_failed(&err),
+    }
+}
+
+/// Reads and checks a reply bundle: (source id, ciphertext) per reply.
+fn parse_replies(body: &[u8], max_reply: u64) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut tar = TarReader::new(body);
+    let first = tar
+        .next_entry()
+        .map_err(|e| e.to_string())?
+        .ok_or("empty reply bundle")?;
+    if first.name != bundle::REPLY_MANIFEST {
+        return Err("the first entry must be reply-manifest.json".into());
+    }
+    let json = bundle::read_small(&mut tar, &first, 1024 * 1024).map_err(|e| e.to_string())?;
+    let manifest: ReplyManifest = serde_json::from_slice(&json)
+        .map_err(|_| "reply-manifest.json is not valid".to_string())?;
+    if manifest.format != bundle::REPLY_FORMAT || manifest.version != bundle::VERSION {
+        return Err("not an agedrop reply bundle (format or version)".into());
+    }
+    if manifest.replies.is_empty() || manifest.replies.len() > MAX_REPLIES {
+        return Err(format!("a reply bundle holds 1 to {MAX_REPLIES} replies"));
+    }
+    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    while let Some(entry) = tar.next_entry().map_err(|e| e.to_string())? {
+        if !manifest.replies.iter().any(|r| r.file == entry.name) || files.contains_key(&entry.name)
+        {
+            return Err("the bundle holds an entry its manifest does not list".into());
+        }
+        let data = bundle::read_small(&mut tar, &entry, max_reply)
+            .map_err(|_| format!("a reply is larger than the limit of {max_reply} bytes"))?;
+        if !crypto::looks_like_age(&data) {
+            return Err("a reply is not an age file".into());
+        }
+        files.insert(entry.name, data);
+    }
+    manifest
+        .replies
+        .iter()
+        .map(|r| {
+            if !bundle::is_id(&r.source_id) {
+                return Err("a reply's source id is malformed".to_string());
+            }
+            let data = files
+                .remove(&r.file)
+                .ok_or("a reply listed in the manifest is missing")?;
+            Ok((r.source_id.clone(), data))
+        })
+        .collect()
+}
+
+#[instrument(skip_all)]
+async fn delete_item(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+    deletion(&api, id, |store, id| store.delete_item(id)).await
+}
+
+#[instrument(skip_all)]
+async fn delete_source(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+    deletion(&api, id, |store, id| store.delete_source(id)).await
+}
+
+async fn deletion(
+    api: &Api,
+    id: String,
+    delete: impl FnOnce(&Store, &str) -> Result<bool, StoreError> + Send + 'static,
+) -> Response {
+    if !bundle::is_id(&id) {
+        return json_error(StatusCode::NOT_FOUND, "no such id");
+    }
+    let store = Arc::clone(&api.store);
+    match blocking(move || delete(&store, &id)).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => json_error(StatusCode::NOT_FOUND, "no such id"),
+        Err(err) => store_failed(&err),
+    }
 }

@@ -178,6 +178,11 @@ pub fn clear_cookie() -> String {
     format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
+/// True if the request carries a well-formed session cookie (live or not).
+pub fn has_cookie(headers: &HeaderMap) -> bool {
+    session_id(headers).is_some()
+}
+
 fn session_id(headers: &HeaderMap) -> Option<String> {
     super::hex_cookie(headers, COOKIE, ID_BYTES * 2)
 }

@@ -325,6 +325,21 @@ async fn submit(State(site): State<Arc<SourceSite>>, request: Request) -> Respon
         Some(session) => follow_up(&site, &headers, body, session)
             .await
             .map(|()| None),
+        // A session cookie that no longer opens a session (expired, or the server
+        // restarted): never turn a follow-up into a new source behind the source's back.
+        None if session::has_cookie(&headers) => {
+            drain(body).await;
+            return with_cookie(
+                error(
+                    &site,
+                    &headers,
+                    StatusCode::UNAUTHORIZED,
+                    "Session ended",
+                    "Your session has ended, so nothing was sent. Log in again with your code, then send your files.",
+                ),
+                &session::clear_cookie(),
+            );
+        }
         None => first_submission(&site, &headers, body).await.map(Some),
     };
     match result {
@@ -369,10 +384,12 @@ async fn drain(body: Body) {
 }
 
 /// Receives the upload into sealed items in tmp/.
+/// `on_csrf_ok` runs once the csrf field has been verified, before any file is read.
 async fn receive_items(
     site: &SourceSite,
     headers: &HeaderMap,
     body: Body,
+    on_csrf_ok: impl FnOnce(),
 ) -> Result<Vec<crate::store::SealedItem>, SubmissionError> {
     let boundary = headers
         .get(header::CONTENT_TYPE)
@@ -387,7 +404,13 @@ async fn receive_items(
         drain(body).await;
         return Err(refused);
     }
-    let csrf_ok = |token: &[u8]| site.csrf.verify(headers, token);
+    let csrf_ok = |token: &[u8]| {
+        let ok = site.csrf.verify(headers, token);
+        if ok {
+            on_csrf_ok();
+        }
+        ok
+    };
     site.intake
         .receive(body.into_data_stream(), boundary, csrf_ok)
         .await
@@ -401,7 +424,7 @@ async fn follow_up(
 ) -> Result<(), SubmissionError> {
     // The session must outlive the upload, however long it takes (SecureDrop #6763).
     let _uploading = session.upload();
-    let items = receive_items(site, headers, body).await?;
+    let items = receive_items(site, headers, body, || ()).await?;
     site.intake
         .commit(Owner::Source(session.source_id.clone()), items)
         .await?;
@@ -419,8 +442,17 @@ async fn first_submission(
     let kdf = site.options.kdf;
     let deriver = Arc::clone(&site.deriver);
     let derive_code = Arc::clone(&code);
-    let keys = tokio::spawn(async move { deriver.derive(derive_code, kdf).await });
-    let received = receive_items(site, headers, body).await;
+    // The derivation starts only once the csrf field is verified, so forged posts cannot
+    // keep the Argon2 slots busy; then it runs while the files stream.
+    let (start, started) = tokio::sync::oneshot::channel::<()>();
+    let keys = tokio::spawn(async move {
+        started.await.ok()?;
+        Some(deriver.derive(derive_code, kdf).await)
+    });
+    let received = receive_items(site, headers, body, move || {
+        let _ = start.send(());
+    })
+    .await;
     let items = match received {
         Ok(received) => received,
         Err(err) => {
@@ -428,7 +460,10 @@ async fn first_submission(
             return Err(err);
         }
     };
-    let keys = keys.await.expect("key derivation does not panic");
+    let keys = keys
+        .await
+        .expect("key derivation does not panic")
+        .expect("items are only received after the csrf check started the derivation");
     let identity = SourceIdentity::generate();
     let record = SourceKeyRecord {
         lookup_id: keys.lookup_id,

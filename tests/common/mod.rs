@@ -160,7 +160,12 @@ pub fn read_addresses(child: &mut Child) -> (SocketAddr, SocketAddr) {
         };
         let addr = |line: &str| {
             let url = line.rsplit(' ').next().unwrap();
-            SocketAddr::from_str(url.trim_start_matches("http://").trim_end_matches('/')).unwrap()
+            SocketAddr::from_str(
+                url.trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/'),
+            )
+            .unwrap()
         };
         if line.starts_with("agedrop: source site listening on ") {
             source = Some(addr(&line));

@@ -1,0 +1,460 @@
+//! Bundles: what the journalist API exports and what `agedrop reply` makes.
+//!
+//! Both are plain ustar archives whose first entry is a JSON manifest:
+//!
+//! ```text
+//! export bundle                       reply bundle
+//!   manifest.json                       reply-manifest.json
+//!   items/ID.age       (item)           replies/N.age
+//!   items/ID.meta.age  (its metadata)
+//! ```
+//!
+//! The writer here is used by the server; the reader is used by the offline machine
+//! and the server, and treats every archive as hostile: only regular files, only names
+//! of the expected shape, checksums verified, sizes bounded by the caller. See
+//! docs/protocol.md, "Bundle format".
+
+use std::fmt;
+use std::io::{self, Read};
+
+use serde::{Deserialize, Serialize};
+
+/// The export manifest's entry name.
+pub const MANIFEST: &str = "manifest.json";
+/// The reply manifest's entry name.
+pub const REPLY_MANIFEST: &str = "reply-manifest.json";
+/// `format` of an export manifest.
+pub const EXPORT_FORMAT: &str = "agedrop-export";
+/// `format` of a reply manifest.
+pub const REPLY_FORMAT: &str = "agedrop-reply";
+/// The only version of both formats so far.
+pub const VERSION: u32 = 1;
+/// Largest manifest a reader accepts.
+pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+/// Most items (or replies) one manifest may list.
+pub const MAX_ENTRIES: usize = 100_000;
+
+/// The manifest of an export bundle.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`EXPORT_FORMAT`].
+    pub format: String,
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// The cursor this export started after (`0`: from the beginning).
+    pub since: String,
+    /// The cursor to ask for what comes next (`?since=`).
+    pub next_cursor: String,
+    /// The sources of the items in this bundle.
+    pub sources: Vec<ManifestSource>,
+    /// The items, oldest first.
+    pub items: Vec<ManifestItem>,
+}
+
+/// A source as the manifest names it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestSource {
+    /// Random id (32 hex digits).
+    pub id: String,
+    /// Journalist-facing label, e.g. `amber-falcon`.
+    pub label: String,
+    /// The `age1…` recipient replies are encrypted to.
+    pub recipient: String,
+}
+
+/// An item as the manifest names it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestItem {
+    /// Random id (32 hex digits).
+    pub id: String,
+    /// The source's id.
+    pub source_id: String,
+    /// `message` or `file`.
+    pub kind: String,
+    /// Order within the source, from 1.
+    pub order: i64,
+    /// The UTC day it was stored.
+    pub day: String,
+    /// Bytes of the ciphertext entry.
+    pub size: u64,
+    /// Bytes of the metadata entry.
+    pub meta_size: u64,
+    /// Entry name of the ciphertext: `items/ID.age`.
+    pub blob: String,
+    /// Entry name of the encrypted metadata: `items/ID.meta.age`.
+    pub meta: String,
+}
+
+/// The manifest of a reply bundle.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyManifest {
+    /// Always [`REPLY_FORMAT`].
+    pub format: String,
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// The replies.
+    pub replies: Vec<ReplyEntry>,
+}
+
+/// One reply in a reply bundle.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyEntry {
+    /// The source it is for.
+    pub source_id: String,
+    /// Entry name of its age ciphertext: `replies/N.age`.
+    pub file: String,
+}
+
+/// Entry name of an item's ciphertext.
+pub fn item_entry(id: &str) -> String {
+    format!("items/{id}.age")
+}
+
+/// Entry name of an item's metadata.
+pub fn meta_entry(id: &str) -> String {
+    format!("items/{id}.meta.age")
+}
+
+/// True for a server-made id: 32 lowercase hex digits.
+pub fn is_id(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl Manifest {
+    /// Checks what a reader relies on: format, version, bounded counts, ids and entry
+    /// names of the expected shape, every item's source listed.
+    pub fn validate(&self) -> Result<(), BundleError> {
+        if self.format != EXPORT_FORMAT || self.version != VERSION {
+            return Err(BundleError::Refused(
+                "not an agedrop export (format or version)".into(),
+            ));
+        }
+        if self.items.len() > MAX_ENTRIES || self.sources.len() > MAX_ENTRIES {
+            return Err(BundleError::Refused(
+                "too many entries in the manifest".into(),
+            ));
+        }
+        for source in &self.sources {
+            if !is_id(&source.id) {
+                return Err(BundleError::Refused("a source id is malformed".into()));
+            }
+        }
+        for item in &self.items {
+            if !is_id(&item.id)
+                || item.blob != item_entry(&item.id)
+                || item.meta != meta_entry(&item.id)
+            {
+                return Err(BundleError::Refused(
+                    "an item id or entry name is malformed".into(),
+                ));
+            }
+            if !self.sources.iter().any(|s| s.id == item.source_id) {
+                return Err(BundleError::Refused(
+                    "an item names a source the manifest lacks".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a bundle cannot be read or written.
+#[derive(Debug)]
+pub enum BundleError {
+    /// Reading or writing failed.
+    Io(io::Error),
+    /// The archive is not one we accept, and why (fixed words; no bundle content).
+    Refused(String),
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BundleError::Io(err) => write!(f, "{err}"),
+            BundleError::Refused(why) => write!(f, "refused: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for BundleError {}
+
+impl From<io::Error> for BundleError {
+    fn from(err: io::Error) -> Self {
+        BundleError::Io(err)
+    }
+}
+
+const BLOCK: usize = 512;
+
+/// A ustar header for a regular file `name` (≤ 100 bytes) of `size` bytes. Mode 0600,
+/// owner 0, mtime 0: the archive says nothing the manifest does not.
+pub fn tar_header(name: &str, size: u64) -> [u8; BLOCK] {
+    assert!(name.len() <= 100, "entry names are short and server-made");
+    let mut h = [0u8; BLOCK];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..107].copy_from_slice(b"0000600");
+    h[108..115].copy_from_slice(b"0000000");
+    h[116..123].copy_from_slice(b"0000000");
+    h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+    h[136..147].copy_from_slice(b"00000000000");
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    h
+}
+
+/// Zero bytes that pad an entry of `size` bytes to a whole block.
+pub fn tar_padding(size: u64) -> usize {
+    (BLOCK - (size % BLOCK as u64) as usize) % BLOCK
+}
+
+/// The two zero blocks that end an archive.
+pub const TAR_END: [u8; 2 * BLOCK] = [0; 2 * BLOCK];
+
+/// A strict reader of ustar archives from an untrusted source.
+pub struct TarReader<R: Read> {
+    inner: R,
+    /// Bytes of the current entry not yet read, then its padding.
+    left: u64,
+    padding: usize,
+}
+
+/// An entry's header, as far as we accept it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarEntry {
+    /// Its name (ASCII, relative, no `..`).
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl<R: Read> TarReader<R> {
+    /// A reader over `inner`.
+    pub fn new(inner: R) -> Self {
+        TarReader {
+            inner,
+            left: 0,
+            padding: 0,
+        }
+    }
+
+    /// The next entry's header; `None` at the end of the archive. Anything but a plain
+    /// regular file with a safe name is refused.
+    pub fn next_entry(&mut self) -> Result<Option<TarEntry>, BundleError> {
+        self.skip_rest()?;
+        let mut header = [0u8; BLOCK];
+        if !read_block(&mut self.inner, &mut header)? {
+            return Ok(None); // EOF without end blocks: accept as the end
+        }
+        if header.iter().all(|&b| b == 0) {
+            return Ok(None);
+        }
+        let stored =
+            parse_octal(&header[148..156]).ok_or_else(|| refused("bad header checksum"))?;
+        let mut sum: u64 = header.iter().map(|&b| u64::from(b)).sum();
+        sum -= header[148..156].iter().map(|&b| u64::from(b)).sum::<u64>();
+        sum += 8 * u64::from(b' ');
+        if sum != stored {
+            return Err(refused("bad header checksum"));
+        }
+        match header[156] {
+            b'0' | 0 => {}
+            b'1' | b'2' => return Err(refused("links are not allowed")),
+            b'3' | b'4' | b'6' => return Err(refused("devices and fifos are not allowed")),
+            b'5' => return Err(refused("directories are not allowed")),
+            _ => return Err(refused("unsupported entry type")),
+        }
+        if header[345..500].iter().any(|&b| b != 0) {
+            return Err(refused("long names are not allowed"));
+        }
+        let end = header[..100].iter().position(|&b| b == 0).unwrap_or(100);
+        let name =
+            std::str::from_utf8(&header[..end]).map_err(|_| refused("entry name is not UTF-8"))?;
+        if !safe_name(name) {
+            return Err(refused("unsafe entry name"));
+        }
+        let size = parse_octal(&header[124..136]).ok_or_else(|| refused("bad entry size"))?;
+        self.left = size;
+        self.padding = tar_padding(size);
+        Ok(Some(TarEntry {
+            name: name.to_owned(),
+            size,
+        }))
+    }
+
+    /// Reads the current entry's data (up to its size).
+    pub fn entry(&mut self) -> EntryReader<'_, R> {
+        EntryReader { tar: self }
+    }
+
+    fn skip_rest(&mut self) -> io::Result<()> {
+        let skip = self.left + self.padding as u64;
+        let copied = io::copy(&mut (&mut self.inner).take(skip), &mut io::sink())?;
+        self.left = 0;
+        self.padding = 0;
+        if copied < skip {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "archive is truncated",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The data of one entry.
+pub struct EntryReader<'a, R: Read> {
+    tar: &'a mut TarReader<R>,
+}
+
+impl<R: Read> Read for EntryReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.tar.left == 0 {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.tar.left).unwrap_or(usize::MAX));
+        let n = self.tar.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "archive is truncated",
+            ));
+        }
+        self.tar.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn refused(why: &str) -> BundleError {
+    BundleError::Refused(why.into())
+}
+
+/// Relative, ASCII, no `.`/`..` components, no empty components, no backslashes.
+fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.is_ascii()
+        && !name.starts_with('/')
+        && !name.contains('\\')
+        && name.bytes().all(|b| b.is_ascii_graphic())
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
+fn parse_octal(field: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(field).ok()?;
+    let digits = text.trim_matches(|c: char| c == '\0' || c == ' ');
+    if digits.is_empty() || digits.len() > 11 {
+        return None;
+    }
+    u64::from_str_radix(digits, 8).ok()
+}
+
+/// Fills `block`; false at a clean EOF before its first byte.
+fn read_block(reader: &mut impl Read, block: &mut [u8; BLOCK]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < BLOCK {
+        let n = reader.read(&mut block[filled..])?;
+        if n == 0 {
+            return if filled == 0 {
+                Ok(false)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "archive is truncated",
+                ))
+            };
+        }
+        filled += n;
+    }
+    Ok(true)
+}
+
+/// Reads a whole entry of at most `max` bytes.
+pub fn read_small<R: Read>(
+    tar: &mut TarReader<R>,
+    entry: &TarEntry,
+    max: u64,
+) -> Result<Vec<u8>, BundleError> {
+    if entry.size > max {
+        return Err(refused("entry is larger than allowed"));
+    }
+    let mut data = Vec::with_capacity(entry.size as usize);
+    tar.entry().read_to_end(&mut data)?;
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, data) in entries {
+            out.extend_from_slice(&tar_header(name, data.len() as u64));
+            out.extend_from_slice(data);
+            out.extend(std::iter::repeat_n(0u8, tar_padding(data.len() as u64)));
+        }
+        out.extend_from_slice(&TAR_END);
+        out
+    }
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let bytes = archive(&[("manifest.json", b"{}"), ("items/a.age", &[7u8; 1000])]);
+        let mut tar = TarReader::new(&bytes[..]);
+        let first = tar.next_entry().unwrap().unwrap();
+        assert_eq!(first.name, "manifest.json");
+        assert_eq!(read_small(&mut tar, &first, 10).unwrap(), b"{}");
+        let second = tar.next_entry().unwrap().unwrap();
+        assert_eq!(second.size, 1000);
+        // Skipping an unread entry works.
+        assert!(tar.next_entry().unwrap().is_none());
+
+        for bad in ["../x", "/etc/passwd", "a/../../b", "a//b", "a\\b", "./x"] {
+            let mut header = tar_header("placeholder", 0);
+            header[..100].fill(0);
+            header[..bad.len()].copy_from_slice(bad.as_bytes());
+            header[148..156].copy_from_slice(b"        ");
+            let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+            header[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+            let mut tar = TarReader::new(&header[..]);
+            assert!(
+                matches!(tar.next_entry(), Err(BundleError::Refused(_))),
+                "{bad}"
+            );
+        }
+
+        let mut symlink = tar_header("link", 0);
+        symlink[156] = b'2';
+        symlink[148..156].copy_from_slice(b"        ");
+        let sum: u32 = symlink.iter().map(|&b| u32::from(b)).sum();
+        symlink[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        assert!(matches!(
+            TarReader::new(&symlink[..]).next_entry(),
+            Err(BundleError::Refused(_))
+        ));
+
+        let mut corrupt = tar_header("x", 0);
+        corrupt[0] = b'y';
+        assert!(matches!(
+            TarReader::new(&corrupt[..]).next_entry(),
+            Err(BundleError::Refused(_))
+        ));
+
+        let truncated = &archive(&[("a", &[1u8; 600])])[..700];
+        let mut tar = TarReader::new(truncated);
+        tar.next_entry().unwrap();
+        assert!(tar.next_entry().is_err());
+    }
+}

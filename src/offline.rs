@@ -1,0 +1,510 @@
+//! The offline commands, for the air-gapped machine: `open` decrypts an export
+//! bundle into a directory, `reply` makes a reply bundle. Neither opens a network
+//! connection. Every bundle is treated as hostile (DESIGN.md §2): it was carried over
+//! from a machine that may be compromised.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use zeroize::Zeroize;
+
+use crate::bundle::{
+    self, BundleError, Manifest, ManifestItem, ReplyEntry, ReplyManifest, TarReader,
+};
+use crate::crypto::{Identities, OpenError, Recipients};
+
+/// Metadata records are padded to 1 KiB; anything much larger is not ours.
+const MAX_META_BYTES: u64 = 64 * 1024;
+/// Longest name written for a file (bytes), before the order prefix.
+const MAX_NAME_BYTES: usize = 150;
+/// Items at least this large get a progress bar (on a terminal).
+const PROGRESS_FROM: u64 = 32 * 1024 * 1024;
+
+/// Why an offline command failed as a whole.
+#[derive(Debug)]
+pub enum OfflineError {
+    /// The bundle is not one we accept.
+    Bundle(BundleError),
+    /// Files could not be read or written.
+    Io(io::Error),
+    /// No source in the bundle has that label.
+    UnknownSource(String),
+    /// The output exists already.
+    OutputExists(PathBuf),
+    /// The reply could not be encrypted.
+    Encrypt(io::Error),
+}
+
+impl fmt::Display for OfflineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OfflineError::Bundle(err) => write!(f, "bundle {err}"),
+            OfflineError::Io(err) => write!(f, "{err}"),
+            OfflineError::UnknownSource(label) => {
+                write!(f, "no source labelled {label:?} in this bundle")
+            }
+            OfflineError::OutputExists(path) => {
+                write!(f, "{} exists already; not overwriting it", path.display())
+            }
+            OfflineError::Encrypt(err) => write!(f, "cannot encrypt the reply: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for OfflineError {}
+
+impl From<BundleError> for OfflineError {
+    fn from(err: BundleError) -> Self {
+        OfflineError::Bundle(err)
+    }
+}
+
+impl From<io::Error> for OfflineError {
+    fn from(err: io::Error) -> Self {
+        OfflineError::Io(err)
+    }
+}
+
+/// What `open` did.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    /// Items written whole.
+    pub written: usize,
+    /// What was skipped, and why (one line each; no item content).
+    pub skipped: Vec<String>,
+}
+
+/// The decrypted metadata record (see `submission::ItemMeta`).
+#[derive(Deserialize)]
+struct ItemMeta {
+    kind: String,
+    filename: Option<String>,
+    content_type: Option<String>,
+    received: String,
+    plaintext_size: u64,
+}
+
+impl Drop for ItemMeta {
+    fn drop(&mut self) {
+        if let Some(name) = self.filename.as_mut() {
+            name.zeroize();
+        }
+    }
+}
+
+/// Reads the manifest, which must be the first entry.
+fn read_manifest<R: Read>(tar: &mut TarReader<R>) -> Result<Manifest, OfflineError> {
+    let first = tar
+        .next_entry()?
+        .ok_or_else(|| BundleError::Refused("the bundle is empty".into()))?;
+    if first.name != bundle::MANIFEST {
+        return Err(BundleError::Refused("the first entry must be manifest.json".into()).into());
+    }
+    let json = bundle::read_small(tar, &first, bundle::MAX_MANIFEST_BYTES)?;
+    let manifest: Manifest = serde_json::from_slice(&json)
+        .map_err(|_| BundleError::Refused("manifest.json is not a valid manifest".into()))?;
+    manifest.validate()?;
+    Ok(manifest)
+}
+
+/// Decrypts every item of `bundle` into `out/<source label>/`, with an `index.txt` per
+/// source. Nothing is written outside `out`; an item that fails to decrypt or
+/// authenticate is reported and never left half-written.
+pub fn open(
+    bundle_path: &Path,
+    identities: &Identities,
+    out: &Path,
+) -> Result<OpenReport, OfflineError> {
+    let file = File::open(bundle_path)?;
+    let mut tar = TarReader::new(BufReader::with_capacity(256 * 1024, file));
+    let manifest = read_manifest(&mut tar)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(out)?;
+
+    let mut report = OpenReport::default();
+    let by_entry: HashMap<&str, &ManifestItem> = manifest
+        .items
+        .iter()
+        .flat_map(|i| [(i.blob.as_str(), i), (i.meta.as_str(), i)])
+        .collect();
+    let dirs: HashMap<&str, PathBuf> = manifest
+        .sources
+        .iter()
+        .map(|s| (s.id.as_str(), out.join(safe_label(&s.label, &s.id))))
+        .collect();
+    let mut seen = HashSet::new();
+    let mut metas: HashMap<String, ItemMeta> = HashMap::new();
+    let mut bodies: HashMap<String, Decrypted> = HashMap::new();
+
+    loop {
+        let entry = match tar.next_entry() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => break,
+            Err(err) => {
+                report
+                    .skipped
+                    .push(format!("stopped reading the bundle: {err}"));
+                break;
+            }
+        };
+        let Some(item) = by_entry.get(entry.name.as_str()) else {
+            report.skipped.push(format!(
+                "entry {} is not in the manifest: ignored",
+                entry.name
+            ));
+            continue;
+        };
+        if !seen.insert(entry.name.clone()) {
+            report
+                .skipped
+                .push(format!("entry {} appears twice: ignored", entry.name));
+            continue;
+        }
+        let is_meta = entry.name == item.meta;
+        let expected = if is_meta { item.meta_size } else { item.size };
+        if entry.size != expected {
+            report
+                .skipped
+                .push(format!("entry {} has the wrong size: ignored", entry.name));
+            continue;
+        }
+        if is_meta {
+            let mut plain = Vec::new();
+            match identities.decrypt(tar.entry(), &mut plain, MAX_META_BYTES) {
+                Ok(_) => match serde_json::from_slice::<ItemMeta>(&plain) {
+                    Ok(meta) => {
+                        metas.insert(item.id.clone(), meta);
+                    }
+                    Err(_) => report
+                        .skipped
+                        .push(format!("item {}: its metadata is not valid", item.id)),
+                },
+                Err(err) => report
+                    .skipped
+                    .push(format!("item {}: metadata {err}", item.id)),
+            }
+            plain.zeroize();
+        } else {
+            let dir = &dirs[item.source_id.as_str()];
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+            match decrypt_item(&mut tar, identities, dir, item) {
+                Ok(decrypted) => {
+                    bodies.insert(item.id.clone(), decrypted);
+                }
+                Err(err) => report.skipped.push(format!("item {}: {err}", item.id)),
+            }
+        }
+    }
+
+    let mut indexes: HashMap<&str, Vec<String>> = HashMap::new();
+    for item in &manifest.items {
+        let Some(body) = bodies.remove(&item.id) else {
+            if !report.skipped.iter().any(|s| s.contains(&item.id)) {
+                report
+                    .skipped
+                    .push(format!("item {}: missing from the bundle", item.id));
+            }
+            continue;
+        };
+        let meta = metas.get(&item.id);
+        let dir = &dirs[item.source_id.as_str()];
+        let wanted = match (item.kind.as_str(), meta.and_then(|m| m.filename.as_deref())) {
+            ("message", _) => format!("{:03}-message.txt", item.order),
+            (_, Some(name)) => format!("{:03}-{}", item.order, safe_file_name(name)),
+            (_, None) => format!("{:03}-file-{}.bin", item.order, &item.id[..8]),
+        };
+        let target = unused_path(dir, &wanted);
+        fs::rename(&body.path, &target)?;
+        let size = body.size;
+        body.keep();
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let line = match meta {
+            Some(meta) => format!(
+                "{:>4}  {}  {:<8} {:>12} bytes  {}  (received {}, type {})",
+                item.order,
+                item.day,
+                meta.kind,
+                meta.plaintext_size,
+                name,
+                meta.received,
+                meta.content_type.as_deref().unwrap_or("-")
+            ),
+            None => format!(
+                "{:>4}  {}  {:<8} {:>12} bytes  {}  (metadata unreadable)",
+                item.order, item.day, item.kind, size, name
+            ),
+        };
+        indexes
+            .entry(item.source_id.as_str())
+            .or_default()
+            .push(line);
+        report.written += 1;
+    }
+    for source in &manifest.sources {
+        let Some(lines) = indexes.get(source.id.as_str()) else {
+            continue;
+        };
+        let path = dirs[source.id.as_str()].join("index.txt");
+        let new = !path.exists();
+        let mut index = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)?;
+        if new {
+            writeln!(
+                index,
+                "Source {}  (id {})\nReply recipient: {}\n",
+                source.label, source.id, source.recipient
+            )?;
+        }
+        writeln!(
+            index,
+            "# bundle: cursor {} to {}",
+            manifest.since, manifest.next_cursor
+        )?;
+        for line in lines {
+            writeln!(index, "{line}")?;
+        }
+        index.sync_all()?;
+    }
+    Ok(report)
+}
+
+/// A decrypted item in a hidden temp file; removed on drop unless kept.
+struct Decrypted {
+    path: PathBuf,
+    size: u64,
+    kept: bool,
+}
+
+impl Decrypted {
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Decrypted {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn decrypt_item<R: Read>(
+    tar: &mut TarReader<R>,
+    identities: &Identities,
+    dir: &Path,
+    item: &ManifestItem,
+) -> Result<Decrypted, OpenError> {
+    let path = dir.join(format!(".incoming-{}", item.id));
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|_| OpenError::Write)?;
+    let mut decrypted = Decrypted {
+        path,
+        size: 0,
+        kept: false,
+    };
+    let mut out = BufWriter::with_capacity(256 * 1024, file);
+    let size = if item.size >= PROGRESS_FROM && io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(item.size);
+        let size = identities.decrypt(bar.wrap_read(tar.entry()), &mut out, u64::MAX)?;
+        bar.finish_and_clear();
+        size
+    } else {
+        identities.decrypt(tar.entry(), &mut out, u64::MAX)?
+    };
+    let file = out.into_inner().map_err(|_| OpenError::Write)?;
+    file.sync_all().map_err(|_| OpenError::Write)?;
+    decrypted.size = size;
+    Ok(decrypted)
+}
+
+/// A directory name for a source: its label if it looks like one we make, else its id.
+fn safe_label(label: &str, id: &str) -> String {
+    let ok = !label.is_empty()
+        && label.len() <= 64
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !label.starts_with('-');
+    if ok {
+        label.to_owned()
+    } else {
+        format!("source-{}", &id[..12])
+    }
+}
+
+/// A file name from a source's filename: the last path component, no control
+/// characters, no separators, no leading dots or spaces, at most [`MAX_NAME_BYTES`].
+pub fn safe_file_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = last
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        .collect();
+    let trimmed = cleaned.trim().trim_start_matches(['.', ' ']);
+    let mut end = trimmed.len().min(MAX_NAME_BYTES);
+    while !trimmed.is_char_boundary(end) {
+        end -= 1;
+    }
+    let result = trimmed[..end].trim_end().to_owned();
+    if result.is_empty() {
+        "file".to_owned()
+    } else {
+        result
+    }
+}
+
+/// `dir/name`, or `dir/stem (2).ext` and so on if taken.
+fn unused_path(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if fs::symlink_metadata(&first).is_err() {
+        return first;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
+        _ => (name, String::new()),
+    };
+    (2..)
+        .map(|n| dir.join(format!("{stem} ({n}){ext}")))
+        .find(|p| fs::symlink_metadata(p).is_err())
+        .expect("some numbered name is free")
+}
+
+/// Writes a reply bundle: `message` encrypted to the source labelled `source` in
+/// `bundle_path` and to `newsroom` (never to anything the bundle names besides the
+/// source: a compromised server must not be able to add itself as a reader).
+pub fn reply(
+    bundle_path: &Path,
+    source: &str,
+    message: &[u8],
+    newsroom: &Recipients,
+    out: &Path,
+) -> Result<(), OfflineError> {
+    if fs::symlink_metadata(out).is_ok() {
+        return Err(OfflineError::OutputExists(out.to_owned()));
+    }
+    let file = File::open(bundle_path)?;
+    let mut tar = TarReader::new(BufReader::new(file));
+    let manifest = read_manifest(&mut tar)?;
+    let target = manifest
+        .sources
+        .iter()
+        .find(|s| s.label == source || s.id == source)
+        .ok_or_else(|| OfflineError::UnknownSource(source.to_owned()))?;
+    let mut to = newsroom.to_strings();
+    to.push(target.recipient.clone());
+    let recipients = Recipients::parse(&to).map_err(|e| {
+        OfflineError::Bundle(BundleError::Refused(format!(
+            "the source's recipient is not usable: {e}"
+        )))
+    })?;
+    let ciphertext = recipients
+        .seal_bytes(message)
+        .map_err(OfflineError::Encrypt)?;
+    let entry_name = "replies/1.age";
+    let manifest = ReplyManifest {
+        format: bundle::REPLY_FORMAT.into(),
+        version: bundle::VERSION,
+        replies: vec![ReplyEntry {
+            source_id: target.id.clone(),
+            file: entry_name.into(),
+        }],
+    };
+    let json = serde_json::to_vec_pretty(&manifest).expect("the reply manifest serialises");
+    let tmp = out.with_extension("partial");
+    let mut writer = BufWriter::new(
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?,
+    );
+    let write = |w: &mut BufWriter<File>| -> io::Result<()> {
+        for (name, data) in [
+            (bundle::REPLY_MANIFEST, &json[..]),
+            (entry_name, &ciphertext[..]),
+        ] {
+            w.write_all(&bundle::tar_header(name, data.len() as u64))?;
+            w.write_all(data)?;
+            w.write_all(&vec![0u8; bundle::tar_padding(data.len() as u64)])?;
+        }
+        w.write_all(&bundle::TAR_END)?;
+        w.flush()?;
+        w.get_ref().sync_all()
+    };
+    if let Err(err) = write(&mut writer).and_then(|()| fs::rename(&tmp, out)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(err.into());
+    }
+    Ok(())
+}
+
+/// The cursor a bundle continues from (its manifest's `next_cursor`), for `pull`.
+pub fn next_cursor(bundle_path: &Path) -> Result<String, OfflineError> {
+    let mut tar = TarReader::new(BufReader::new(File::open(bundle_path)?));
+    Ok(read_manifest(&mut tar)?.next_cursor)
+}
+
+/// Checks that a downloaded bundle is whole: every entry present and the end marker
+/// there. `pull` keeps only bundles that pass.
+pub fn check_whole(bundle_path: &Path) -> Result<usize, OfflineError> {
+    let file = File::open(bundle_path)?;
+    let len = file.metadata()?.len();
+    let mut tar = TarReader::new(BufReader::new(file));
+    let manifest = read_manifest(&mut tar)?;
+    let mut entries = 0;
+    while let Some(entry) = tar.next_entry()? {
+        io::copy(&mut tar.entry(), &mut io::sink())?;
+        let _ = entry;
+        entries += 1;
+    }
+    if entries != manifest.items.len() * 2 || len % 512 != 0 {
+        return Err(BundleError::Refused("the bundle is incomplete".into()).into());
+    }
+    Ok(manifest.items.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_made_safe() {
+        assert_eq!(safe_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(safe_file_name("C:\\Users\\x\\report.pdf"), "report.pdf");
+        assert_eq!(safe_file_name(".bashrc"), "bashrc");
+        assert_eq!(safe_file_name("a\u{0}b\nc"), "abc");
+        assert_eq!(safe_file_name("evil\u{202e}fdp.exe"), "evilfdp.exe");
+        assert_eq!(safe_file_name(""), "file");
+        assert_eq!(safe_file_name("..."), "file");
+        assert!(safe_file_name(&"é".repeat(500)).len() <= MAX_NAME_BYTES);
+        assert_eq!(
+            safe_label("amber-falcon", "0123456789abcdef"),
+            "amber-falcon"
+        );
+        assert_eq!(
+            safe_label("../x", "0123456789abcdef0000"),
+            "source-0123456789ab"
+        );
+    }
+}

@@ -1,0 +1,816 @@
+//! The journalist side through the real binaries: accounts, pull, open, reply, push,
+//! delete; authentication, mutual TLS, and hostile bundles.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use agedrop::bundle::{tar_header, tar_padding, TAR_END};
+use common::*;
+
+fn agedrop(args: &[&str], dir: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Adds a journalist through the CLI while the server runs; returns the token file.
+fn add_journalist(server: &Server, name: &str) -> PathBuf {
+    let out = agedrop(
+        &[
+            "journalist",
+            "add",
+            name,
+            "--config",
+            server.config.to_str().unwrap(),
+        ],
+        server.dir.path(),
+    );
+    ok(&out);
+    let token = String::from_utf8(out.stdout).unwrap();
+    let path = server.dir.path().join(format!("{name}.token"));
+    std::fs::write(&path, token).unwrap();
+    path
+}
+
+fn url(addr: std::net::SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+fn pull(server: &Server, token: &Path, out: &Path) -> Output {
+    agedrop(
+        &[
+            "pull",
+            "--server",
+            &url(server.journalist),
+            "--token-file",
+            token.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        server.dir.path(),
+    )
+}
+
+fn open(server: &Server, bundle: &Path, out: &Path) -> Output {
+    agedrop(
+        &[
+            "open",
+            bundle.to_str().unwrap(),
+            "-i",
+            server.newsroom.identity_file.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        server.dir.path(),
+    )
+}
+
+fn label_dirs(out: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn submission_to_pull_open_reply_push_and_delete() {
+    let server = Server::start();
+    let token = add_journalist(&server, "alice");
+    let work = server.dir.path();
+    let big = noise(3 * 1024 * 1024 + 7, 11);
+
+    let mut source = Browser::new(server.addr);
+    source.get("/submit");
+    let page = source.submit(vec![
+        Part::text("message", "Here are the files — ünïcode".as_bytes()),
+        Part::file("../../report.pdf", big.clone()),
+        Part::file("notes.txt", b"notes".to_vec()),
+    ]);
+    assert_eq!(page.status, 200);
+
+    // pull → open: the exact bytes, under safe names, with an index.
+    let bundle = work.join("b1.tar");
+    ok(&pull(&server, &token, &bundle));
+    let out = work.join("decrypted");
+    ok(&open(&server, &bundle, &out));
+    let dirs = label_dirs(&out);
+    assert_eq!(dirs.len(), 1);
+    let dir = &dirs[0];
+    let label = dir.file_name().unwrap().to_str().unwrap().to_owned();
+    assert_eq!(label, server.source_rows()[0].1);
+    assert_eq!(
+        std::fs::read(dir.join("001-message.txt")).unwrap(),
+        "Here are the files — ünïcode".as_bytes()
+    );
+    assert!(std::fs::read(dir.join("002-report.pdf")).unwrap() == big);
+    assert_eq!(std::fs::read(dir.join("003-notes.txt")).unwrap(), b"notes");
+    let index = std::fs::read_to_string(dir.join("index.txt")).unwrap();
+    assert!(
+        index.contains("002-report.pdf") && index.contains(&label),
+        "{index}"
+    );
+    assert!(files_under(&out).iter().all(|p| !p
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with(".incoming")));
+
+    // The exported blobs are standard age files: stock age opens them.
+    let extracted = work.join("extracted");
+    std::fs::create_dir(&extracted).unwrap();
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(&bundle)
+        .arg("-C")
+        .arg(&extracted)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let blobs: Vec<PathBuf> = files_under(&extracted.join("items"))
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".meta.age"))
+        .collect();
+    assert_eq!(blobs.len(), 3);
+    let mut plain: Vec<Vec<u8>> = blobs
+        .iter()
+        .map(|b| server.newsroom.decrypt_with_cli(b))
+        .collect();
+    plain.sort();
+    assert!(plain.contains(&big) && plain.contains(&b"notes".to_vec()));
+
+    // reply → push → the source reads it in the inbox.
+    let message = work.join("reply.txt");
+    std::fs::write(&message, "Thank you. Please send page 4.").unwrap();
+    let reply = work.join("reply.tar");
+    ok(&agedrop(
+        &[
+            "reply",
+            bundle.to_str().unwrap(),
+            "-i",
+            server.newsroom.identity_file.to_str().unwrap(),
+            "--source",
+            &label,
+            "--message",
+            message.to_str().unwrap(),
+            "-o",
+            reply.to_str().unwrap(),
+        ],
+        work,
+    ));
+    let server_args = [
+        "--server",
+        &url(server.journalist),
+        "--token-file",
+        token.to_str().unwrap(),
+    ];
+    let mut push = vec!["push"];
+    push.extend_from_slice(&server_args);
+    push.push(reply.to_str().unwrap());
+    ok(&agedrop(&push, work));
+    let inbox = source.get("/inbox");
+    assert!(
+        inbox.body.contains("Thank you. Please send page 4."),
+        "{}",
+        inbox.body
+    );
+
+    // A second pull brings only what is new.
+    let second = work.join("b2.tar");
+    ok(&pull(&server, &token, &second));
+    assert!(ok(&open(&server, &second, &work.join("second"))).contains("0 item(s)"));
+    source.get("/inbox");
+    let follow_up = source.submit(vec![Part::text("message", b"page 4")]);
+    assert_eq!(follow_up.status, 303);
+    let third = work.join("b3.tar");
+    ok(&pull(&server, &token, &third));
+    let third_out = work.join("third");
+    assert!(ok(&open(&server, &third, &third_out)).contains("1 item(s)"));
+    assert_eq!(
+        std::fs::read(third_out.join(&label).join("004-message.txt")).unwrap(),
+        b"page 4"
+    );
+
+    // Delete one item, then the whole source: blobs and rows go.
+    let items = server.items();
+    let mut delete = vec!["delete"];
+    delete.extend_from_slice(&server_args);
+    let mut one = delete.clone();
+    one.extend_from_slice(&["--item", &items[0].id]);
+    ok(&agedrop(&one, work));
+    assert_eq!(server.items().len(), 3);
+    assert!(!server
+        .data()
+        .join("blobs")
+        .join(format!("{}.age", items[0].id))
+        .exists());
+    let mut all = delete.clone();
+    all.extend_from_slice(&["--source", &items[0].source_id]);
+    ok(&agedrop(&all, work));
+    assert_eq!(server.items().len(), 0);
+    assert_eq!(server.sources(), 0);
+    assert!(
+        server.blobs().is_empty(),
+        "every blob, replies included, is gone"
+    );
+    assert_eq!(
+        source.get("/inbox").status,
+        200,
+        "the session still renders"
+    );
+    let gone = source.submit(vec![Part::text("message", b"hello?")]);
+    assert_eq!(
+        gone.status, 410,
+        "a deleted source's follow-up is refused clearly"
+    );
+}
+
+#[test]
+fn tokens_are_required_and_listeners_are_separate() {
+    let server = Server::start();
+    let token = add_journalist(&server, "bob");
+    let bearer = format!("Bearer {}", std::fs::read_to_string(&token).unwrap().trim());
+    let export = |auth: Option<&str>| {
+        let headers: Vec<(&str, &str)> =
+            auth.map(|a| vec![("Authorization", a)]).unwrap_or_default();
+        request(server.journalist, "GET", "/api/v1/export", &headers, b"")
+    };
+    assert_eq!(export(Some(&bearer)).status, 200);
+    let none = export(None);
+    assert_eq!(none.status, 401);
+    assert_eq!(none.header("www-authenticate"), Some("Bearer"));
+    let mut wrong = bearer.clone();
+    wrong.pop();
+    wrong.push(if bearer.ends_with('0') { '1' } else { '0' });
+    let wrong_response = export(Some(&wrong));
+    assert_eq!(wrong_response.status, 401);
+    assert_eq!(
+        wrong_response.body, none.body,
+        "no hint which part was wrong"
+    );
+
+    // The source site does not serve the API; the API does not serve the source site.
+    assert_eq!(
+        request(
+            server.addr,
+            "GET",
+            "/api/v1/export",
+            &[("Authorization", &bearer)],
+            b""
+        )
+        .status,
+        404
+    );
+    assert_ne!(
+        request(
+            server.journalist,
+            "GET",
+            "/submit",
+            &[("Authorization", &bearer)],
+            b""
+        )
+        .status,
+        200
+    );
+
+    // A removed account's token stops working at once.
+    let list = agedrop(
+        &[
+            "journalist",
+            "list",
+            "--config",
+            server.config.to_str().unwrap(),
+        ],
+        server.dir.path(),
+    );
+    assert!(String::from_utf8_lossy(&list.stdout).contains("bob"));
+    ok(&agedrop(
+        &[
+            "journalist",
+            "remove",
+            "bob",
+            "--config",
+            server.config.to_str().unwrap(),
+        ],
+        server.dir.path(),
+    ));
+    assert_eq!(export(Some(&bearer)).status, 401);
+}
+
+#[test]
+fn failed_attempts_are_rate_limited_per_account() {
+    let server = Server::start();
+    let token = add_journalist(&server, "carol");
+    let good = std::fs::read_to_string(&token).unwrap().trim().to_owned();
+    let mut bad = good.clone();
+    bad.replace_range(bad.len() - 4.., "ffff");
+    if bad == good {
+        bad.replace_range(bad.len() - 4.., "0000");
+    }
+    let statuses: Vec<u16> = (0..12)
+        .map(|_| {
+            request(
+                server.journalist,
+                "GET",
+                "/api/v1/export",
+                &[("Authorization", &format!("Bearer {bad}"))],
+                b"",
+            )
+            .status
+        })
+        .collect();
+    assert_eq!(&statuses[..10], &[401; 10]);
+    assert_eq!(statuses[11], 429, "{statuses:?}");
+    // Even the right token waits while the account is locked; another account does not.
+    assert_eq!(
+        request(
+            server.journalist,
+            "GET",
+            "/api/v1/export",
+            &[("Authorization", &format!("Bearer {good}"))],
+            b""
+        )
+        .status,
+        429
+    );
+    let other = add_journalist(&server, "dave");
+    let other = std::fs::read_to_string(other).unwrap();
+    assert_eq!(
+        request(
+            server.journalist,
+            "GET",
+            "/api/v1/export",
+            &[("Authorization", &format!("Bearer {}", other.trim()))],
+            b""
+        )
+        .status,
+        200
+    );
+}
+
+#[test]
+fn replies_are_checked_before_anything_is_stored() {
+    let server = Server::start();
+    let token = add_journalist(&server, "erin");
+    let bearer = format!("Bearer {}", std::fs::read_to_string(&token).unwrap().trim());
+    let mut source = Browser::new(server.addr);
+    source.get("/submit");
+    source.submit(vec![Part::text("message", b"hi")]);
+    let (source_id, _, recipient) = server.source_rows().remove(0);
+    let post = |body: &[u8]| {
+        request(
+            server.journalist,
+            "POST",
+            "/api/v1/replies",
+            &[("Authorization", &bearer)],
+            body,
+        )
+    };
+    let manifest = |source: &str| {
+        format!(
+            r#"{{"format":"agedrop-reply","version":1,"replies":[{{"source_id":"{source}","file":"replies/1.age"}}]}}"#
+        )
+    };
+    let age_reply = encrypt_to(&[&recipient], b"reply");
+
+    let unknown = post(&tar(&[
+        ("reply-manifest.json", manifest(&"0".repeat(32)).as_bytes()),
+        ("replies/1.age", &age_reply),
+    ]));
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.body.contains("does not exist"));
+    let not_age = post(&tar(&[
+        ("reply-manifest.json", manifest(&source_id).as_bytes()),
+        ("replies/1.age", b"plain text"),
+    ]));
+    assert_eq!(not_age.status, 400);
+    assert!(not_age.body.contains("not an age file"));
+    let garbage = post(b"garbage");
+    assert_eq!(garbage.status, 400);
+    let extra = post(&tar(&[
+        ("reply-manifest.json", manifest(&source_id).as_bytes()),
+        ("replies/1.age", &age_reply),
+        ("replies/2.age", &age_reply),
+    ]));
+    assert_eq!(extra.status, 400);
+    assert!(
+        source.get("/inbox").body.contains("No replies yet"),
+        "nothing was stored"
+    );
+    let fine = post(&tar(&[
+        ("reply-manifest.json", manifest(&source_id).as_bytes()),
+        ("replies/1.age", &age_reply),
+    ]));
+    assert_eq!(fine.status, 201, "{}", fine.body);
+    assert_eq!(
+        source
+            .get("/inbox")
+            .body
+            .matches(r#"class="reply""#)
+            .count(),
+        1
+    );
+}
+
+/// A tar of regular files, made with the crate's own header writer.
+fn tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data) in entries {
+        out.extend_from_slice(&tar_header(name, data.len() as u64));
+        out.extend_from_slice(data);
+        out.extend(std::iter::repeat_n(0u8, tar_padding(data.len() as u64)));
+    }
+    out.extend_from_slice(&TAR_END);
+    out
+}
+
+/// A header of any type and name, with a valid checksum.
+fn raw_header(name: &str, size: u64, kind: u8) -> Vec<u8> {
+    let mut h = tar_header("x", size);
+    h[..100].fill(0);
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[156] = kind;
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    h.to_vec()
+}
+
+#[test]
+fn hostile_bundles_are_refused_and_nothing_lands_outside_the_output() {
+    let server = Server::start();
+    let token = add_journalist(&server, "frank");
+    let mut source = Browser::new(server.addr);
+    source.get("/submit");
+    source.submit(vec![
+        Part::file("a.txt", b"aaaa".to_vec()),
+        Part::file("b.txt", noise(200_000, 3)),
+    ]);
+    let work = server.dir.path();
+    let good = work.join("good.tar");
+    ok(&pull(&server, &token, &good));
+    let bytes = std::fs::read(&good).unwrap();
+    let manifest_len = {
+        let size = std::str::from_utf8(&bytes[124..135]).unwrap();
+        usize::from_str_radix(size, 8).unwrap()
+    };
+    let manifest = &bytes[512..512 + manifest_len];
+
+    let sandbox = work.join("sandbox");
+    std::fs::create_dir(&sandbox).unwrap();
+    let check = |name: &str, bundle: Vec<u8>, expect: &str| {
+        let path = sandbox.join(format!("{name}.tar"));
+        std::fs::write(&path, bundle).unwrap();
+        let out = sandbox.join(format!("{name}-out"));
+        let before: Vec<PathBuf> = files_under(work);
+        let result = open(&server, &path, &out);
+        let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+        assert!(!result.status.success(), "{name}: open must fail");
+        assert!(
+            stderr.contains(expect),
+            "{name}: expected {expect:?} in {stderr}"
+        );
+        let after: Vec<PathBuf> = files_under(work);
+        for path in after.iter().filter(|p| !before.contains(p)) {
+            assert!(
+                path.starts_with(&out),
+                "{name}: wrote {} outside the output",
+                path.display()
+            );
+            assert!(
+                !path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".incoming"),
+                "{name}: partial file left"
+            );
+        }
+    };
+
+    let mut traversal = raw_header("../evil.txt", 4, b'0');
+    traversal.extend_from_slice(&[b'x'; 512]);
+    check("traversal-first", traversal, "unsafe entry name");
+    let mut with_manifest = tar(&[("manifest.json", manifest)]);
+    with_manifest.truncate(with_manifest.len() - 1024);
+    let mut abs = with_manifest.clone();
+    abs.extend(raw_header("/tmp/evil", 4, b'0'));
+    abs.extend_from_slice(&[b'x'; 512]);
+    check("absolute", abs, "unsafe entry name");
+    let mut link = with_manifest.clone();
+    link.extend(raw_header("items/link.age", 0, b'2'));
+    check("symlink", link, "links are not allowed");
+    let mut device = with_manifest.clone();
+    device.extend(raw_header("items/dev", 0, b'3'));
+    check("device", device, "devices");
+    let mut huge = raw_header("manifest.json", 64 * 1024 * 1024, b'0');
+    huge.extend_from_slice(&[b' '; 512]);
+    check("oversized-manifest", huge, "larger than allowed");
+    check(
+        "not-first",
+        tar(&[("items/x.age", b"x"), ("manifest.json", manifest)]),
+        "first entry must be manifest.json",
+    );
+
+    // Tampered and truncated ciphertext: skipped, reported, never half-written.
+    let mut tampered = bytes.clone();
+    let last_blob = bytes.len() - 1024 - 512 * 4; // inside the last entries' data
+    tampered[last_blob] ^= 0x55;
+    check("tampered", tampered, "skipped");
+    let truncated = bytes[..bytes.len() - 1024 - 3000].to_vec();
+    check("truncated", truncated, "skipped");
+
+    // The good bundle still opens.
+    ok(&open(&server, &good, &sandbox.join("fine")));
+}
+
+#[test]
+fn passphrase_protected_identities_open_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    // A stand-in pinentry that answers with the test's passphrase.
+    let pinentry = work.join("pinentry");
+    std::fs::write(
+        &pinentry,
+        "#!/bin/sh\necho 'OK ready'\nwhile read -r line; do case \"$line\" in GETPIN*) echo \"D $TEST_PASSPHRASE\"; echo OK;; BYE*) echo OK; exit 0;; *) echo OK;; esac; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &pinentry,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let with_pinentry = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(work)
+            .env("PINENTRY_PROGRAM", &pinentry)
+            .env("TEST_PASSPHRASE", "correct horse battery staple")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let keygen = with_pinentry(&["keygen", "-o", "protected.age", "--passphrase"]);
+    ok(&keygen);
+    let recipient = String::from_utf8(keygen.stdout).unwrap().trim().to_owned();
+    let text = std::fs::read_to_string(work.join("protected.age")).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"),
+        "the identity is encrypted"
+    );
+    assert!(!text.contains("AGE-SECRET-KEY"));
+
+    // A server whose newsroom key is the protected identity.
+    let site = work.join("site");
+    std::fs::create_dir(&site).unwrap();
+    let config = write_config(&site, &recipient, &Options::default());
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (addr, journalist) = read_addresses(&mut child);
+    let out = agedrop(
+        &[
+            "journalist",
+            "add",
+            "gina",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        work,
+    );
+    ok(&out);
+    let token = work.join("gina.token");
+    std::fs::write(&token, out.stdout).unwrap();
+    let mut source = Browser::new(addr);
+    source.get("/submit");
+    assert_eq!(
+        source
+            .submit(vec![Part::file("s.txt", b"secret".to_vec())])
+            .status,
+        200
+    );
+    let bundle = work.join("p.tar");
+    ok(&agedrop(
+        &[
+            "pull",
+            "--server",
+            &url(journalist),
+            "--token-file",
+            token.to_str().unwrap(),
+            "-o",
+            bundle.to_str().unwrap(),
+        ],
+        work,
+    ));
+    let opened = with_pinentry(&[
+        "open",
+        bundle.to_str().unwrap(),
+        "-i",
+        "protected.age",
+        "-o",
+        "protected-out",
+    ]);
+    ok(&opened);
+    let files = files_under(&work.join("protected-out"));
+    assert!(files.iter().any(|f| std::fs::read(f).unwrap() == b"secret"));
+    // A wrong passphrase opens nothing.
+    let wrong = Command::new(BIN)
+        .args([
+            "open",
+            bundle.to_str().unwrap(),
+            "-i",
+            "protected.age",
+            "-o",
+            "wrong-out",
+        ])
+        .current_dir(work)
+        .env("PINENTRY_PROGRAM", &pinentry)
+        .env("TEST_PASSPHRASE", "wrong")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn mutual_tls_admits_only_clients_with_a_certificate_from_client_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    let write = |name: &str, text: String| {
+        let path = work.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ca = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        write(&format!("{name}.pem"), cert.pem());
+        Issuer::new(params, key)
+    };
+    let leaf = |name: &str, sans: Vec<String>, issuer: &Issuer<'_, KeyPair>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(sans)
+            .unwrap()
+            .signed_by(&key, issuer)
+            .unwrap();
+        (
+            write(&format!("{name}.pem"), cert.pem()),
+            write(&format!("{name}.key"), key.serialize_pem()),
+        )
+    };
+    let server_ca = ca("server-ca");
+    let client_ca = ca("client-ca");
+    let rogue_ca = ca("rogue-ca");
+    let (server_cert, server_key) = leaf("server", vec!["127.0.0.1".into()], &server_ca);
+    let (client_cert, client_key) = leaf("client", vec!["journalist".into()], &client_ca);
+    let (rogue_cert, rogue_key) = leaf("rogue", vec!["journalist".into()], &rogue_ca);
+
+    let newsroom = Newsroom::new(work);
+    let site = work.join("site");
+    std::fs::create_dir(&site).unwrap();
+    let config = write_config(&site, &newsroom.recipient, &Options::default());
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[journalist]\nlisten = \"127.0.0.1:0\"\n",
+        &format!(
+            "[journalist]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\n",
+            server_cert.display(),
+            server_key.display(),
+            work.join("client-ca.pem").display()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (addr, journalist) = read_addresses(&mut child);
+    let out = agedrop(
+        &[
+            "journalist",
+            "add",
+            "tls",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        work,
+    );
+    ok(&out);
+    let token = work.join("tls.token");
+    std::fs::write(&token, out.stdout).unwrap();
+    let mut source = Browser::new(addr);
+    source.get("/submit");
+    assert_eq!(
+        source
+            .submit(vec![Part::text("message", b"over tls")])
+            .status,
+        200
+    );
+
+    let server_url = format!("https://{journalist}");
+    let pull = |bundle: &str, cert: Option<(&Path, &Path)>| {
+        let mut args = vec![
+            "pull".to_owned(),
+            "--server".into(),
+            server_url.clone(),
+            "--token-file".into(),
+            token.display().to_string(),
+            "--ca-cert".into(),
+            work.join("server-ca.pem").display().to_string(),
+            "-o".into(),
+            bundle.into(),
+        ];
+        if let Some((c, k)) = cert {
+            args.extend([
+                "--client-cert".into(),
+                c.display().to_string(),
+                "--client-key".into(),
+                k.display().to_string(),
+            ]);
+        }
+        Command::new(BIN)
+            .args(&args)
+            .current_dir(work)
+            .output()
+            .unwrap()
+    };
+    let without = pull("none.tar", None);
+    assert!(
+        !without.status.success(),
+        "no client certificate, no export"
+    );
+    assert!(!work.join("none.tar").exists());
+    let rogue = pull("rogue.tar", Some((&rogue_cert, &rogue_key)));
+    assert!(
+        !rogue.status.success(),
+        "a certificate from another CA is refused"
+    );
+    assert!(!work.join("rogue.tar").exists());
+    // Plain HTTP to the TLS port gets no page either.
+    let mut plain = std::net::TcpStream::connect(journalist).unwrap();
+    plain
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut plain,
+        b"GET /api/v1/export HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut plain, &mut answer);
+    assert!(!String::from_utf8_lossy(&answer).contains("HTTP/1.1 200"));
+
+    let good = pull("good.tar", Some((&client_cert, &client_key)));
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let opened = agedrop(
+        &[
+            "open",
+            "good.tar",
+            "-i",
+            newsroom.identity_file.to_str().unwrap(),
+            "-o",
+            "tls-out",
+        ],
+        work,
+    );
+    ok(&opened);
+    assert!(files_under(&work.join("tls-out"))
+        .iter()
+        .any(|f| std::fs::read(f).unwrap() == b"over tls"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
