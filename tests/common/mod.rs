@@ -360,10 +360,29 @@ fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// Reads a whole HTTP/1.1 response (the request said `Connection: close`).
+/// Reads a whole HTTP/1.1 response: up to Content-Length when the server sends one
+/// (some servers keep the connection open despite `Connection: close`), else to EOF.
 pub fn read_response(stream: &mut TcpStream) -> Response {
     let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if let Some(length) = length {
+                if raw.len() >= split + 4 + length {
+                    break;
+                }
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
     parse_response(&raw)
 }
 
