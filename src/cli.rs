@@ -286,6 +286,9 @@ fn keygen(output: Option<&Path>, passphrase: bool) -> CliResult {
                     Some("Confirm passphrase"),
                 )
                 .map_err(|e| format!("no passphrase: {e}"))?;
+                if age::secrecy::ExposeSecret::expose_secret(&pass).is_empty() {
+                    return Err("an empty passphrase protects nothing; give one".into());
+                }
                 let sealed = crypto::seal_with_passphrase(text.as_bytes(), pass)?;
                 write_private(path, &sealed)?;
             } else {

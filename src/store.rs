@@ -85,6 +85,18 @@ CREATE TABLE replies (
 PRAGMA user_version = 2;
 ";
 
+/// Version 4: an export position per item from a counter that never goes back, so a
+/// deleted newest item cannot hand its position to the next one (rowids can be reused,
+/// which would make `pull` skip an item).
+const SCHEMA_V4: &str = "
+ALTER TABLE items ADD COLUMN position INTEGER;
+UPDATE items SET position = rowid;
+CREATE UNIQUE INDEX items_position ON items (position);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO counters (name, value) SELECT 'export', COALESCE(MAX(position), 0) FROM items;
+PRAGMA user_version = 4;
+";
+
 /// Version 3: tokens name their account (per-account rate limits). Tokens made before
 /// cannot be matched to an account and are dropped: make new ones.
 const SCHEMA_V3: &str = "
@@ -566,9 +578,14 @@ impl Store {
         )?;
         for (id, kind, size, meta_size) in rows {
             seq += 1;
+            let position: i64 = tx.query_row(
+                "UPDATE counters SET value = value + 1 WHERE name = 'export' RETURNING value",
+                [],
+                |r| r.get(0),
+            )?;
             tx.execute(
-                "INSERT INTO items (id, source_id, kind, seq, day, size, meta_size)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO items (id, source_id, kind, seq, day, size, meta_size, position)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     id,
                     source_id,
@@ -576,7 +593,8 @@ impl Store {
                     seq,
                     day,
                     size as i64,
-                    meta_size as i64
+                    meta_size as i64,
+                    position
                 ],
             )?;
         }
@@ -642,8 +660,8 @@ impl Store {
     pub fn export(&self, cursor: i64, limit: usize) -> Result<Export, StoreError> {
         let db = self.db();
         let mut stmt = db.prepare(
-            "SELECT rowid, id, source_id, kind, seq, day, size, meta_size FROM items
-             WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+            "SELECT position, id, source_id, kind, seq, day, size, meta_size FROM items
+             WHERE position > ?1 ORDER BY position LIMIT ?2",
         )?;
         let items = stmt
             .query_map(params![cursor, limit as i64], |r| {
@@ -1086,10 +1104,15 @@ fn open_database(path: &Path) -> Result<Connection, StoreError> {
     db.busy_timeout(std::time::Duration::from_secs(10))?;
     let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
-        0 => db.execute_batch(&format!("BEGIN; {SCHEMA} {SCHEMA_V2} {SCHEMA_V3} COMMIT;"))?,
-        1 => db.execute_batch(&format!("BEGIN; {SCHEMA_V2} {SCHEMA_V3} COMMIT;"))?,
-        2 => db.execute_batch(&format!("BEGIN; {SCHEMA_V3} COMMIT;"))?,
-        3 => {}
+        0 => db.execute_batch(&format!(
+            "BEGIN; {SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} COMMIT;"
+        ))?,
+        1 => db.execute_batch(&format!(
+            "BEGIN; {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} COMMIT;"
+        ))?,
+        2 => db.execute_batch(&format!("BEGIN; {SCHEMA_V3} {SCHEMA_V4} COMMIT;"))?,
+        3 => db.execute_batch(&format!("BEGIN; {SCHEMA_V4} COMMIT;"))?,
+        4 => {}
         other => return Err(StoreError::UnknownSchema(other)),
     }
     // The database files hold metadata only, but keep them private all the same.

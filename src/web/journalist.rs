@@ -150,7 +150,10 @@ impl Failures {
 }
 
 /// Lets a request through only with a valid `Authorization: Bearer` token. Every
-/// failure gets the same 401; too many failures get 429 until the bucket drains.
+/// failure gets the same 401; past the failure limits (per account, and in all) a
+/// failure gets a delayed 429 instead. A valid token is never locked out: with 256-bit
+/// secrets the limits are defence in depth, and must not hand attackers a way to shut
+/// journalists out.
 async fn authenticate(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
@@ -159,15 +162,6 @@ async fn authenticate(State(api): State<Arc<Api>>, request: Request, next: Next)
         .and_then(|v| v.strip_prefix("Bearer "))
         .and_then(account::parse);
     let account = presented.as_ref().map(|(id, _)| id.clone());
-    {
-        let mut failures = api.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.blocked(account.as_deref()) {
-            return json_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many failed attempts; wait a minute",
-            );
-        }
-    }
     let valid = match presented {
         Some((id, hash)) => {
             let store = Arc::clone(&api.store);
@@ -182,10 +176,26 @@ async fn authenticate(State(api): State<Arc<Api>>, request: Request, next: Next)
     if valid {
         return next.run(request).await;
     }
-    api.failures
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .failed(account.as_deref());
+    let over_limit = {
+        let mut failures = api.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let over = failures.blocked(account.as_deref());
+        failures.failed(account.as_deref());
+        if !over && failures.blocked(account.as_deref()) {
+            // Once per crossing, not per attempt: a flood must not flood the log.
+            warn!(
+                account = account.as_deref().unwrap_or("-"),
+                "too many failed journalist token attempts"
+            );
+        }
+        over
+    };
+    if over_limit {
+        tokio::time::sleep(FAILURE_DELAY).await;
+        return json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed attempts; wait a minute",
+        );
+    }
     let mut response = json_error(StatusCode::UNAUTHORIZED, "unauthorized");
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -193,6 +203,9 @@ async fn authenticate(State(api): State<Arc<Api>>, request: Request, next: Next)
     );
     response
 }
+
+/// How long a failure past the limits waits before its 429.
+const FAILURE_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Deserialize)]
 struct ExportQuery {
