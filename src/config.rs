@@ -102,6 +102,8 @@ impl std::error::Error for ConfigError {}
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     data_dir: PathBuf,
+    #[serde(default)]
+    lock_memory: bool,
     source: RawSource,
     journalist: RawJournalist,
     newsroom: RawNewsroom,
@@ -113,6 +115,8 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawJournalist {
     listen: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    socket_group: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_cert: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,6 +140,10 @@ pub struct JournalistTls {
 #[serde(deny_unknown_fields)]
 struct RawSource {
     listen: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    socket_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    onion_address: Option<String>,
     #[serde(default = "yes")]
     onion_notice: bool,
     #[serde(default)]
@@ -168,6 +176,9 @@ fn default_argon2_lanes() -> u32 {
 /// Options of the source site.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceOptions {
+    /// The site's own onion address (`….onion`): named on the "not on the onion"
+    /// notice and sent as `Onion-Location` when the site is reached another way.
+    pub onion_address: Option<String>,
     /// Show a notice when the site is reached by a name that is not `.onion`.
     pub onion_notice: bool,
     /// Each login consumes the code and shows a new one.
@@ -179,6 +190,7 @@ pub struct SourceOptions {
 impl Default for SourceOptions {
     fn default() -> Self {
         SourceOptions {
+            onion_address: None,
             onion_notice: true,
             rotate_codes: false,
             kdf: KdfParams {
@@ -340,6 +352,12 @@ pub struct Config {
     pub recipients: Recipients,
     /// Limits on clients.
     pub limits: Limits,
+    /// Group given to the source site's Unix socket (e.g. `debian-tor`).
+    pub source_socket_group: Option<String>,
+    /// Group given to the journalist API's Unix socket.
+    pub journalist_socket_group: Option<String>,
+    /// Lock all memory (mlockall) so nothing is swapped out.
+    pub lock_memory: bool,
 }
 
 impl Config {
@@ -431,10 +449,48 @@ impl Config {
                 format!("Argon2 refuses these parameters (memory, passes, lanes): {problem}"),
             )
         })?;
+        let onion_address = raw.source.onion_address.as_deref().map(|a| {
+            a.trim()
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_ascii_lowercase()
+        });
+        if let Some(address) = &onion_address {
+            let host = address.strip_suffix(".onion").unwrap_or("");
+            let v3 = host.len() == 56
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b));
+            if !v3 {
+                return Err(ConfigError::invalid(
+                    "source.onion_address",
+                    "expected a v3 onion address: 56 base32 characters followed by .onion",
+                ));
+            }
+        }
+        for (key, group) in [
+            ("source.socket_group", &raw.source.socket_group),
+            ("journalist.socket_group", &raw.journalist.socket_group),
+        ] {
+            if let Some(group) = group {
+                let ok = !group.is_empty()
+                    && group.len() <= 32
+                    && group
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+                if !ok {
+                    return Err(ConfigError::invalid(key, "not a group name"));
+                }
+            }
+        }
         Ok(Config {
             data_dir,
             source_listen,
+            source_socket_group: raw.source.socket_group.clone(),
+            journalist_socket_group: raw.journalist.socket_group.clone(),
+            lock_memory: raw.lock_memory,
             source: SourceOptions {
+                onion_address,
                 onion_notice: raw.source.onion_notice,
                 rotate_codes: raw.source.rotate_codes,
                 kdf,
@@ -457,8 +513,11 @@ impl Config {
         let options = SourceOptions::default();
         let raw = RawConfig {
             data_dir: data_dir.to_owned(),
+            lock_memory: false,
             source: RawSource {
                 listen: source.to_string(),
+                socket_group: None,
+                onion_address: None,
                 onion_notice: options.onion_notice,
                 rotate_codes: options.rotate_codes,
                 argon2_memory_kib: options.kdf.memory_kib,
@@ -467,6 +526,7 @@ impl Config {
             },
             journalist: RawJournalist {
                 listen: journalist.to_string(),
+                socket_group: None,
                 tls_cert: None,
                 tls_key: None,
                 client_ca: None,

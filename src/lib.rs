@@ -19,6 +19,7 @@ pub mod client;
 pub mod code;
 pub mod config;
 pub mod crypto;
+mod hardening;
 mod label;
 pub mod logging;
 pub mod offline;

@@ -89,8 +89,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for T {}
 
 impl Listener {
     /// Binds `listen`. A stale Unix socket (a socket file nobody listens on) is
-    /// replaced; any other existing file is an error.
-    pub async fn bind(listen: &Listen) -> io::Result<Self> {
+    /// replaced; any other existing file is an error. A Unix socket gets mode 0660 and,
+    /// with `group`, that group (so e.g. only `debian-tor` can connect).
+    pub async fn bind(listen: &Listen, group: Option<&str>) -> io::Result<Self> {
         match listen {
             Listen::Tcp(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await?)),
             Listen::Unix(path) => {
@@ -111,9 +112,21 @@ impl Listener {
                     std::fs::remove_file(path)?;
                 }
                 let listener = UnixListener::bind(path)?;
+                let listener = Listener::Unix(listener, path.clone());
                 // Only the owner and its group (e.g. debian-tor) may connect.
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-                Ok(Listener::Unix(listener, path.clone()))
+                if let Some(group) = group {
+                    let gid = group_id(group)?;
+                    rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid))).map_err(
+                        |e| {
+                            io::Error::new(
+                                io::Error::from(e).kind(),
+                                format!("cannot give the socket to group {group}: {e}"),
+                            )
+                        },
+                    )?;
+                }
+                Ok(listener)
             }
         }
     }
@@ -140,6 +153,21 @@ impl Listener {
             Listener::Unix(l, _) => Ok(Box::new(l.accept().await?.0)),
         }
     }
+}
+
+/// The id of group `name`, from /etc/group.
+fn group_id(name: &str) -> io::Result<u32> {
+    let groups = std::fs::read_to_string("/etc/group")?;
+    groups
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let group = fields.next()?;
+            let gid = fields.nth(1)?.parse().ok()?;
+            (group == name).then_some(gid)
+        })
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no group named {name}")))
 }
 
 impl Drop for Listener {
@@ -413,6 +441,7 @@ impl AsyncWrite for Watched {
 /// Opens the store, binds both listeners, prints where they are, and serves until
 /// `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    crate::hardening::apply(config.lock_memory);
     let data_dir = config.data_dir.clone();
     let (store, reconciled) = tokio::task::spawn_blocking(move || Store::open(&data_dir))
         .await
@@ -426,8 +455,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     let store = Arc::new(store);
 
-    let bind = |key: &'static str, listen: Listen| async move {
-        Listener::bind(&listen)
+    let bind = |key: &'static str, listen: Listen, group: Option<String>| async move {
+        Listener::bind(&listen, group.as_deref())
             .await
             .map_err(|source| ServerError::Bind {
                 key,
@@ -440,8 +469,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .as_ref()
         .map(tls_acceptor)
         .transpose()?;
-    let source_listener = bind("source.listen", config.source_listen.clone()).await?;
-    let journalist_listener = bind("journalist.listen", config.journalist_listen.clone()).await?;
+    let source_listener = bind(
+        "source.listen",
+        config.source_listen.clone(),
+        config.source_socket_group.clone(),
+    )
+    .await?;
+    let journalist_listener = bind(
+        "journalist.listen",
+        config.journalist_listen.clone(),
+        config.journalist_socket_group.clone(),
+    )
+    .await?;
 
     let intake = Intake::new(
         Arc::clone(&store),

@@ -48,6 +48,7 @@ pub mod text {
     pub const NEW_CODE_TITLE: &str = "Your code has changed";
     pub const NEW_CODE_ADVICE: &str =
         "Your old code no longer works. Write this new one down now: it is shown only this once.";
+    pub const ONION_IS: &str = "This site's onion address is:";
     pub const NOT_ONION: &str = "You are not using this site's onion address. For your safety, open the onion address in Tor Browser.";
     pub const NOTHING_KEPT: &str = "Nothing from this attempt was kept.";
 }
@@ -74,12 +75,14 @@ input[type=password]{display:block;width:100%;margin-top:.3rem;padding:.5rem;fon
 
 /// What every page needs to know about the request.
 #[derive(Clone, Copy, Default)]
-pub struct Context {
+pub struct Context<'a> {
     /// Show the "not on the onion" notice.
     pub not_onion: bool,
+    /// The site's onion address, named (as text, never a link) in that notice.
+    pub onion: Option<&'a str>,
 }
 
-fn layout(ctx: Context, title: &str, body: Markup) -> Markup {
+fn layout(ctx: Context<'_>, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -91,7 +94,14 @@ fn layout(ctx: Context, title: &str, body: Markup) -> Markup {
                 link rel="stylesheet" href=(STYLESHEET);
             }
             body {
-                @if ctx.not_onion { p.notice role="alert" { (text::NOT_ONION) } }
+                @if ctx.not_onion {
+                    div.notice role="alert" {
+                        p { (text::NOT_ONION) }
+                        @if let Some(onion) = ctx.onion {
+                            p { (text::ONION_IS) " " strong { (onion) } }
+                        }
+                    }
+                }
                 main { (body) }
             }
         }
@@ -99,7 +109,7 @@ fn layout(ctx: Context, title: &str, body: Markup) -> Markup {
 }
 
 /// `GET /`.
-pub fn landing(ctx: Context) -> Markup {
+pub fn landing(ctx: Context<'_>) -> Markup {
     layout(
         ctx,
         text::LANDING_TITLE,
@@ -151,7 +161,7 @@ fn submit_fields(csrf: &str, limits: FormLimits) -> Markup {
 }
 
 /// `GET /submit`.
-pub fn submit_form(ctx: Context, csrf: &str, limits: FormLimits) -> Markup {
+pub fn submit_form(ctx: Context<'_>, csrf: &str, limits: FormLimits) -> Markup {
     layout(
         ctx,
         text::SUBMIT_TITLE,
@@ -163,7 +173,7 @@ pub fn submit_form(ctx: Context, csrf: &str, limits: FormLimits) -> Markup {
 }
 
 /// `GET /login`.
-pub fn login(ctx: Context, csrf: &str) -> Markup {
+pub fn login(ctx: Context<'_>, csrf: &str) -> Markup {
     layout(
         ctx,
         text::LOGIN_TITLE,
@@ -191,7 +201,7 @@ pub struct ShownReply {
 
 /// `GET /inbox`.
 pub fn inbox(
-    ctx: Context,
+    ctx: Context<'_>,
     csrf: &str,
     replies: &[ShownReply],
     new_code: Option<&str>,
@@ -235,7 +245,7 @@ pub fn inbox(
 }
 
 /// The page after a first submission: the code, shown once.
-pub fn code(ctx: Context, code: &str) -> Markup {
+pub fn code(ctx: Context<'_>, code: &str) -> Markup {
     layout(
         ctx,
         text::CODE_TITLE,
@@ -249,7 +259,7 @@ pub fn code(ctx: Context, code: &str) -> Markup {
 }
 
 /// An error page: fixed words, never anything the client sent.
-pub fn error(ctx: Context, title: &str, explanation: &str, nothing_kept: bool) -> Markup {
+pub fn error(ctx: Context<'_>, title: &str, explanation: &str, nothing_kept: bool) -> Markup {
     layout(
         ctx,
         title,

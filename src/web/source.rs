@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{DefaultBodyLimit, Form, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -114,14 +115,10 @@ impl SourceSite {
         }
     }
 
-    fn context(&self, headers: &HeaderMap) -> Context {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    fn context(&self, headers: &HeaderMap) -> Context<'_> {
         Context {
-            not_onion: self.options.onion_notice && !name.ends_with(".onion"),
+            not_onion: self.options.onion_notice && !reached_by_onion(headers),
+            onion: self.options.onion_address.as_deref(),
         }
     }
 
@@ -152,8 +149,11 @@ pub fn router(site: Arc<SourceSite>) -> Router {
         .merge(small_forms)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&site),
+            protect,
+        ))
         .with_state(site)
-        .layer(axum::middleware::map_response(security_headers))
 }
 
 /// Content-Security-Policy: nothing but our own stylesheet; no scripts, frames or
@@ -161,7 +161,35 @@ pub fn router(site: Arc<SourceSite>) -> Router {
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 
-async fn security_headers(mut response: Response) -> Response {
+/// True when the Host header names a `.onion` address.
+fn reached_by_onion(headers: &HeaderMap) -> bool {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    name.ends_with(".onion")
+}
+
+/// Strict headers on every response, and, when the site is reached by another name
+/// and knows its onion address, `Onion-Location` (Tor Browser offers the onion).
+async fn protect(State(site): State<Arc<SourceSite>>, request: Request, next: Next) -> Response {
+    let onion_location = match &site.options.onion_address {
+        Some(onion) if !reached_by_onion(request.headers()) => {
+            HeaderValue::from_str(&format!("http://{onion}{}", request.uri().path())).ok()
+        }
+        _ => None,
+    };
+    let mut response = security_headers(next.run(request).await);
+    if let Some(location) = onion_location {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("onion-location"), location);
+    }
+    response
+}
+
+fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),

@@ -224,6 +224,11 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
     /// SIGKILL: no cleanup of any kind runs.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -362,7 +367,7 @@ fn connect(addr: SocketAddr) -> TcpStream {
 
 /// Reads a whole HTTP/1.1 response: up to Content-Length when the server sends one
 /// (some servers keep the connection open despite `Connection: close`), else to EOF.
-pub fn read_response(stream: &mut TcpStream) -> Response {
+pub fn read_response(stream: &mut impl Read) -> Response {
     let mut raw = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     loop {
@@ -745,7 +750,17 @@ pub fn request_with_host(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let mut stream = connect(addr);
+    exchange(&mut connect(addr), method, path, headers, body)
+}
+
+/// One request and its response over any stream (TCP, Unix socket, SOCKS tunnel).
+pub fn exchange(
+    stream: &mut (impl Read + Write),
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -756,7 +771,7 @@ pub fn request_with_host(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();
     let _ = stream.write_all(body);
-    read_response(&mut stream)
+    read_response(stream)
 }
 
 impl Server {
