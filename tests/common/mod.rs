@@ -638,6 +638,8 @@ pub struct Browser {
     pub cookies: BTreeMap<String, String>,
     pub csrf: Option<String>,
     pub host: String,
+    /// When set, every request goes through this SOCKS5 proxy to `host:port`.
+    pub socks: Option<(SocketAddr, u16)>,
 }
 
 impl Browser {
@@ -647,7 +649,17 @@ impl Browser {
             cookies: BTreeMap::new(),
             csrf: None,
             host: addr.to_string(),
+            socks: None,
         }
+    }
+
+    /// A browser that reaches `host:port` through a SOCKS5 proxy (Tor's SOCKS port),
+    /// letting the proxy resolve the name.
+    pub fn through_socks(proxy: SocketAddr, host: &str, port: u16) -> Self {
+        let mut browser = Browser::new(proxy);
+        browser.host = host.to_owned();
+        browser.socks = Some((proxy, port));
+        browser
     }
 
     fn cookie_header(&self) -> String {
@@ -689,7 +701,13 @@ impl Browser {
         if let Some(content_type) = content_type {
             headers.push(("Content-Type", content_type));
         }
-        let response = request_with_host(self.addr, method, path, &headers, body);
+        let response = match self.socks {
+            None => request_with_host(self.addr, method, path, &headers, body),
+            Some((proxy, port)) => {
+                let mut stream = socks5(proxy, &self.host, port);
+                exchange(&mut stream, method, path, &headers, body)
+            }
+        };
         self.absorb(&response);
         response
     }
@@ -828,4 +846,40 @@ pub fn encrypt_to(recipients: &[&str], text: &[u8]) -> Vec<u8> {
     writer.write_all(text).unwrap();
     writer.finish().unwrap();
     out
+}
+
+/// Opens a TCP stream to `host:port` through a SOCKS5 proxy (RFC 1928, name resolved
+/// by the proxy).
+pub fn socks5(proxy: SocketAddr, host: &str, port: u16) -> TcpStream {
+    let mut stream = TcpStream::connect(proxy).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    stream.write_all(&[5, 1, 0]).unwrap();
+    let mut reply = [0u8; 2];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, [5, 0], "SOCKS5 without authentication");
+    let mut request = vec![5, 1, 0, 3, host.len() as u8];
+    request.extend_from_slice(host.as_bytes());
+    request.extend_from_slice(&port.to_be_bytes());
+    stream.write_all(&request).unwrap();
+    let mut head = [0u8; 4];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(
+        head[1], 0,
+        "SOCKS5 connect to {host}:{port} failed with code {}",
+        head[1]
+    );
+    let skip = match head[3] {
+        1 => 4,
+        4 => 16,
+        _ => {
+            let mut n = [0u8; 1];
+            stream.read_exact(&mut n).unwrap();
+            usize::from(n[0])
+        }
+    };
+    let mut rest = vec![0u8; skip + 2];
+    stream.read_exact(&mut rest).unwrap();
+    stream
 }
