@@ -100,26 +100,31 @@ fn the_source_flow_works_through_a_real_onion_service() {
         std::fs::create_dir(dir).unwrap();
         init_data_dir(dir, &newsroom.recipient);
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let common_keys = format!(
-        "argon2_memory_kib = 8192\nargon2_passes = 1\n[journalist]\nlisten = \"127.0.0.1:0\"\n[newsroom]\nrecipients = [\"{}\"]\n[limits]\nmin_free_bytes = 0\n",
-        newsroom.recipient
-    );
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, journalist_port) = (free_port(), free_port());
+    let config = |source: String, journalist: String| {
+        format!(
+            "data_dir = \"data\"\n[source]\nlisten = \"{source}\"\nargon2_memory_kib = 8192\nargon2_passes = 1\n[journalist]\nlisten = \"{journalist}\"\n[newsroom]\nrecipients = [\"{}\"]\n[limits]\nmin_free_bytes = 0\n",
+            newsroom.recipient
+        )
+    };
     let socket = unix_dir.join("source.sock");
     let _tcp = Stop(serve(
         &tcp_dir,
-        &format!("data_dir = \"data\"\n[source]\nlisten = \"127.0.0.1:{port}\"\n{common_keys}"),
+        &config(
+            format!("127.0.0.1:{port}"),
+            format!("127.0.0.1:{journalist_port}"),
+        ),
     ));
     let _unix = Stop(serve(
         &unix_dir,
-        &format!(
-            "data_dir = \"data\"\n[source]\nlisten = \"unix:{}\"\n{common_keys}",
-            socket.display()
-        ),
+        &config(format!("unix:{}", socket.display()), "127.0.0.1:0".into()),
     ));
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tor/tornet");
@@ -134,6 +139,7 @@ fn the_source_flow_works_through_a_real_onion_service() {
         .arg(&net_dir)
         .arg(format!("80=127.0.0.1:{port}"))
         .arg(format!("81=unix:{}", socket.display()))
+        .arg(format!("82=127.0.0.1:{journalist_port}"))
         .output()
         .unwrap();
     let onion_secs = started.elapsed().as_secs_f64();
@@ -162,6 +168,58 @@ fn the_source_flow_works_through_a_real_onion_service() {
         bytes as f64 / 1024.0 / tcp_secs,
         bytes as f64 / 1024.0 / unix_secs
     );
+
+    // The journalist side through Tor too: pull over the SOCKS port (socks5h, so the
+    // onion name is resolved by Tor), then open offline.
+    let added = Command::new(BIN)
+        .args(["journalist", "add", "tor", "--config", "agedrop.toml"])
+        .current_dir(&tcp_dir)
+        .output()
+        .unwrap();
+    assert!(added.status.success());
+    let token = work.path().join("tor.token");
+    std::fs::write(&token, added.stdout).unwrap();
+    let bundle = work.path().join("via-tor.tar");
+    let pulled = Command::new(BIN)
+        .arg("pull")
+        .arg("--server")
+        .arg(format!("http://{onion}:82"))
+        .arg("--proxy")
+        .arg(format!("socks5h://{socks}"))
+        .arg("--token-file")
+        .arg(&token)
+        .arg("-o")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        pulled.status.success(),
+        "pull through tor: {}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    let out = work.path().join("via-tor");
+    let opened = Command::new(BIN)
+        .arg("open")
+        .arg(&bundle)
+        .arg("-i")
+        .arg(&newsroom.identity_file)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        opened.status.success(),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    let files = files_under(&out);
+    assert!(files
+        .iter()
+        .any(|f| std::fs::read(f).unwrap() == noise(2 * 1024 * 1024, 5)));
+    assert!(files
+        .iter()
+        .any(|f| std::fs::read(f).unwrap() == b"follow-up through tor"));
+
     drop(net);
     // Every tor the harness started is gone.
     let pids = std::fs::read_to_string(net_dir.join("pids")).unwrap_or_default();
