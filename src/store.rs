@@ -256,6 +256,30 @@ impl TempBlob {
             .expect("a TempBlob's file is open until it is sealed")
     }
 
+    /// A writer for large blobs that has the kernel write back every
+    /// [`FLUSH_EVERY`] bytes on a helper thread while writing goes on, so the fsync in
+    /// [`TempBlob::seal`] finds little left to do. You **MUST** call
+    /// [`BlobWriter::finish`]: it reports a failed background flush, which the final
+    /// fsync would not see again (an fsync error is reported once per open file).
+    pub fn writer(&mut self) -> BlobWriter<'_> {
+        let file = self.file();
+        let flusher = file.try_clone().ok().map(|clone| {
+            let (tick, ticks) = std::sync::mpsc::sync_channel::<()>(1);
+            let thread = std::thread::spawn(move || -> io::Result<()> {
+                for () in ticks {
+                    clone.sync_data()?;
+                }
+                Ok(())
+            });
+            (tick, thread)
+        });
+        BlobWriter {
+            file,
+            unflushed: 0,
+            flusher,
+        }
+    }
+
     /// Finishes the file: coarse times (so the filesystem does not keep the exact upload
     /// time), fsync, close. Returns its size.
     pub fn seal(&mut self) -> Result<u64, StoreError> {
@@ -270,6 +294,62 @@ impl TempBlob {
             .map_err(io_error("stat a blob", &self.path))?
             .len();
         Ok(size)
+    }
+}
+
+/// Bytes written between background flushes of a large blob.
+pub const FLUSH_EVERY: u64 = 64 * 1024 * 1024;
+
+/// See [`TempBlob::writer`].
+pub struct BlobWriter<'a> {
+    file: &'a mut File,
+    unflushed: u64,
+    flusher: Option<(
+        std::sync::mpsc::SyncSender<()>,
+        std::thread::JoinHandle<io::Result<()>>,
+    )>,
+}
+
+impl BlobWriter<'_> {
+    /// Waits for the background flushes; fails if any failed.
+    pub fn finish(mut self) -> io::Result<()> {
+        match self.flusher.take() {
+            Some((tick, thread)) => {
+                drop(tick);
+                thread
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("the flush thread panicked")))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl io::Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unflushed += n as u64;
+        if self.unflushed >= FLUSH_EVERY {
+            self.unflushed = 0;
+            if let Some((tick, _)) = &self.flusher {
+                // If the last flush is still running, skip this one: it catches up.
+                let _ = tick.try_send(());
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for BlobWriter<'_> {
+    fn drop(&mut self) {
+        if let Some((tick, thread)) = self.flusher.take() {
+            drop(tick);
+            let _ = thread.join();
+        }
     }
 }
 

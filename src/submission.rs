@@ -525,6 +525,10 @@ struct ItemWriter {
 
 /// Plaintext handed to the sealing thread at once: age's chunk size.
 const BATCH: usize = 64 * 1024;
+/// Chunks at least this large go to the sealing thread as they are (no copy); only
+/// smaller ones are gathered. Network reads are rarely smaller unless a client sends
+/// tiny chunks on purpose.
+const PASS_THROUGH: usize = 8 * 1024;
 
 impl ItemWriter {
     fn spawn(store: Arc<Store>, recipients: Recipients) -> Self {
@@ -538,7 +542,7 @@ impl ItemWriter {
     }
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), SubmissionError> {
-        if self.pending.is_empty() && chunk.len() >= BATCH {
+        if self.pending.is_empty() && chunk.len() >= PASS_THROUGH {
             // Large reads go through as they are: no copy.
             return self.send(chunk).await;
         }
@@ -604,8 +608,9 @@ fn seal_item(
     mut rx: mpsc::Receiver<Piece>,
 ) -> Result<SealedItem, SubmissionError> {
     let mut blob = store.temp_blob()?;
+    let mut writer = blob.writer();
     let mut sealer = recipients
-        .seal(blob.file())
+        .seal(&mut writer)
         .map_err(|e| store_io("start an item", e))?;
     let meta = loop {
         match rx.blocking_recv() {
@@ -620,6 +625,7 @@ fn seal_item(
         }
     };
     sealer.finish().map_err(|e| store_io("finish an item", e))?;
+    writer.finish().map_err(|e| store_io("flush an item", e))?;
     let size = blob.seal()?;
 
     let kind = match meta.kind {
