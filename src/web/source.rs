@@ -623,6 +623,38 @@ struct CsrfOnly {
     csrf: String,
 }
 
+/// A url-encoded form with a hidden `csrf` field.
+trait CsrfForm {
+    fn csrf(&self) -> &str;
+}
+
+impl CsrfForm for LoginFields {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfForm for CsrfOnly {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The form's fields if it parsed and its csrf token matches; else the page to send.
+fn checked<T: CsrfForm>(
+    site: &SourceSite,
+    headers: &HeaderMap,
+    form: Result<Form<T>, FormRejection>,
+) -> Result<T, Box<Response>> {
+    let Ok(Form(fields)) = form else {
+        return Err(Box::new(bad_form(site, headers)));
+    };
+    if !site.csrf.verify(headers, fields.csrf().as_bytes()) {
+        return Err(Box::new(csrf_failed(site, headers)));
+    }
+    Ok(fields)
+}
+
 fn bad_form(site: &SourceSite, headers: &HeaderMap) -> Response {
     error(
         site,
@@ -639,12 +671,10 @@ async fn login(
     headers: HeaderMap,
     form: Result<Form<LoginFields>, FormRejection>,
 ) -> Response {
-    let Ok(Form(fields)) = form else {
-        return bad_form(&site, &headers);
+    let fields = match checked(&site, &headers, form) {
+        Ok(fields) => fields,
+        Err(page) => return *page,
     };
-    if !site.csrf.verify(&headers, fields.csrf.as_bytes()) {
-        return csrf_failed(&site, &headers);
-    }
     let failed = || {
         // One page for every failure: a malformed code, an unknown one, a deleted source.
         error(
@@ -811,11 +841,8 @@ async fn delete_reply(
     headers: HeaderMap,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Response {
-    let Ok(Form(fields)) = form else {
-        return bad_form(&site, &headers);
-    };
-    if !site.csrf.verify(&headers, fields.csrf.as_bytes()) {
-        return csrf_failed(&site, &headers);
+    if let Err(page) = checked(&site, &headers, form) {
+        return *page;
     }
     let Some(session) = site.sessions.get(&headers) else {
         return redirect("/login");
@@ -846,11 +873,8 @@ async fn logout(
     headers: HeaderMap,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Response {
-    let Ok(Form(fields)) = form else {
-        return bad_form(&site, &headers);
-    };
-    if !site.csrf.verify(&headers, fields.csrf.as_bytes()) {
-        return csrf_failed(&site, &headers);
+    if let Err(page) = checked(&site, &headers, form) {
+        return *page;
     }
     site.sessions.remove(&headers);
     with_cookie(redirect("/"), &session::clear_cookie())
