@@ -561,7 +561,7 @@ fn demo(dir: &Path, port: u16) -> CliResult {
     println!("  journalist token:  {}", token_path.display());
     println!("  config:            {}", config_path.display());
     println!(
-        "Open the source site in a browser; items appear under {}/blobs/.",
+        "Open the source site (its address is printed below) in a browser; items appear under {}/blobs/.",
         config.data_dir.display()
     );
     println!(
