@@ -29,6 +29,8 @@ pub const EXPORT_FORMAT: &str = "agedrop-export";
 pub const REPLY_FORMAT: &str = "agedrop-reply";
 /// The only version of both formats so far.
 pub const VERSION: u32 = 1;
+/// Largest entry an octal ustar size field can state (11 digits): 8 GiB - 1.
+pub const MAX_ENTRY_BYTES: u64 = 8 * 1024 * 1024 * 1024 - 1;
 /// Largest manifest a reader accepts.
 pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 /// Most items (or replies) one manifest may list.
@@ -139,10 +141,12 @@ impl Manifest {
                 "too many entries in the manifest".into(),
             ));
         }
+        let mut sources = std::collections::HashSet::new();
         for source in &self.sources {
             if !is_id(&source.id) {
                 return Err(BundleError::Refused("a source id is malformed".into()));
             }
+            sources.insert(source.id.as_str());
         }
         for item in &self.items {
             if !is_id(&item.id)
@@ -153,9 +157,23 @@ impl Manifest {
                     "an item id or entry name is malformed".into(),
                 ));
             }
-            if !self.sources.iter().any(|s| s.id == item.source_id) {
+            if !sources.contains(item.source_id.as_str()) {
                 return Err(BundleError::Refused(
                     "an item names a source the manifest lacks".into(),
+                ));
+            }
+            // These reach the index the journalist reads: no room for escape sequences.
+            let day_ok = item.day.len() == 10
+                && item.day.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                });
+            if !matches!(item.kind.as_str(), "message" | "file") || !day_ok || item.order < 1 {
+                return Err(BundleError::Refused(
+                    "an item's kind, day or order is malformed".into(),
                 ));
             }
         }
@@ -195,6 +213,10 @@ const BLOCK: usize = 512;
 /// owner 0, mtime 0: the archive says nothing the manifest does not.
 pub fn tar_header(name: &str, size: u64) -> [u8; BLOCK] {
     assert!(name.len() <= 100, "entry names are short and server-made");
+    assert!(
+        size <= MAX_ENTRY_BYTES,
+        "entry sizes are bounded by the config"
+    );
     let mut h = [0u8; BLOCK];
     h[..name.len()].copy_from_slice(name.as_bytes());
     h[100..107].copy_from_slice(b"0000600");
@@ -407,6 +429,46 @@ mod tests {
         }
         out.extend_from_slice(&TAR_END);
         out
+    }
+
+    #[test]
+    fn manifests_with_odd_fields_are_refused() {
+        let id = "0123456789abcdef0123456789abcdef".to_owned();
+        let good = Manifest {
+            format: EXPORT_FORMAT.into(),
+            version: VERSION,
+            since: "0".into(),
+            next_cursor: "1".into(),
+            sources: vec![ManifestSource {
+                id: id.clone(),
+                label: "amber-falcon".into(),
+                recipient: "age1x".into(),
+            }],
+            items: vec![ManifestItem {
+                id: id.clone(),
+                source_id: id.clone(),
+                kind: "file".into(),
+                order: 1,
+                day: "2026-11-28".into(),
+                size: 1,
+                meta_size: 1,
+                blob: item_entry(&id),
+                meta: meta_entry(&id),
+            }],
+        };
+        assert!(good.validate().is_ok());
+        let mut bad = good.clone();
+        bad.items[0].day = "2026-11-2\u{1b}".into();
+        assert!(bad.validate().is_err(), "escape sequences in the day");
+        let mut bad = good.clone();
+        bad.items[0].kind = "\nforged".into();
+        assert!(bad.validate().is_err());
+        let mut bad = good.clone();
+        bad.items[0].source_id = "f".repeat(32);
+        assert!(bad.validate().is_err(), "unknown source");
+        let mut bad = good;
+        bad.items[0].blob = "items/../x.age".into();
+        assert!(bad.validate().is_err());
     }
 
     #[test]

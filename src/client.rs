@@ -117,6 +117,12 @@ impl Client {
                 Some(split_host_port(rest.trim_end_matches('/'), 9050)?)
             }
         };
+        if proxy.is_none() && host.ends_with(".onion") {
+            // Without Tor the name would go to the system resolver: a leak, and useless.
+            return Err(ClientError::BadAddress(
+                "an .onion server needs --proxy socks5h://127.0.0.1:9050 (Tor's SOCKS port)".into(),
+            ));
+        }
         let tls = if https {
             let config = tls_config(tls)?;
             let name = ServerName::try_from(host.clone()).map_err(|_| {
@@ -465,6 +471,10 @@ mod tests {
         assert_eq!((c.host.as_str(), c.port), ("abc.onion", 80));
         assert_eq!(c.proxy, Some(("127.0.0.1".into(), 9050)));
         assert!(Client::new("ftp://x", None, &TlsFiles::default(), "t").is_err());
+        assert!(
+            Client::new("http://abc.onion/", None, &TlsFiles::default(), "t").is_err(),
+            "an onion name never goes to the system resolver"
+        );
         assert!(Client::new("http://x", Some("socks5://x:1"), &TlsFiles::default(), "t").is_err());
         assert!(
             Client::new("https://x", None, &TlsFiles::default(), "t").is_err(),

@@ -303,6 +303,20 @@ impl Limits {
             }
         }
         // tokio's semaphores hold at most usize::MAX >> 3 permits.
+        // A stored item must fit one ustar entry of an export bundle (8 GiB - 1), age's
+        // overhead included: 8e9 bytes leaves room for it.
+        if self.max_submission_bytes > 8_000_000_000 {
+            return Err(ConfigError::invalid(
+                "limits.max_submission_bytes",
+                "must be at most 8000000000 (an item must fit an export bundle entry)",
+            ));
+        }
+        if self.max_reply_bytes > 64 * 1024 * 1024 {
+            return Err(ConfigError::invalid(
+                "limits.max_reply_bytes",
+                "must be at most 67108864",
+            ));
+        }
         let caps = [
             ("max_files", self.max_files, 10_000),
             ("max_message_chars", self.max_message_chars, 100_000_000),

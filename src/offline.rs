@@ -207,6 +207,13 @@ pub fn open(
     }
 
     let mut indexes: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut skipped_ids: HashSet<String> = report
+        .skipped
+        .iter()
+        .filter_map(|line| line.strip_prefix("item "))
+        .filter_map(|rest| rest.split(':').next())
+        .map(str::to_owned)
+        .collect();
     for item in &manifest.items {
         let Some(body) = bodies.remove(&item.id) else {
             if !report.skipped.iter().any(|s| s.contains(&item.id)) {
@@ -223,8 +230,22 @@ pub fn open(
             (_, Some(name)) => format!("{:03}-{}", item.order, safe_file_name(name)),
             (_, None) => format!("{:03}-file-{}.bin", item.order, &item.id[..8]),
         };
-        let target = unused_path(dir, &wanted);
-        fs::rename(&body.path, &target)?;
+        // A name the output filesystem refuses (a FAT stick and `:`, say) falls back
+        // to a plain one; if even that fails the item is skipped, not the whole run.
+        let mut target = unused_path(dir, &wanted);
+        if fs::rename(&body.path, &target).is_err() {
+            target = unused_path(
+                dir,
+                &format!("{:03}-file-{}.bin", item.order, &item.id[..8]),
+            );
+            if let Err(err) = fs::rename(&body.path, &target) {
+                report
+                    .skipped
+                    .push(format!("item {}: cannot write it: {err}", item.id));
+                skipped_ids.insert(item.id.clone());
+                continue;
+            }
+        }
         let size = body.size;
         body.keep();
         let name = target
@@ -316,6 +337,11 @@ fn decrypt_item<R: Read>(
     item: &ManifestItem,
 ) -> Result<Decrypted, OpenError> {
     let path = dir.join(format!(".incoming-{}", item.id));
+    // A run that was interrupted may have left this temp file: a plain file of ours is
+    // removed (never followed if it is anything else).
+    if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
+        fs::remove_file(&path).map_err(|_| OpenError::Write)?;
+    }
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -336,8 +362,9 @@ fn decrypt_item<R: Read>(
     } else {
         identities.decrypt(tar.entry(), &mut out, u64::MAX)?
     };
-    // No fsync: the bundle stays the durable copy, and a crash mid-way leaves at most a
-    // hidden .incoming file (run `open` again). Skipping it keeps `open` as fast as age.
+    // No fsync: the bundle stays the durable copy. A crash or power loss during `open`
+    // can leave a hidden .incoming file or a recently renamed file incomplete: run
+    // `open` again into a fresh directory. Skipping it keeps `open` as fast as age.
     out.finish().map_err(|_| OpenError::Write)?;
     decrypted.size = size;
     Ok(decrypted)

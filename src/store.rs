@@ -806,8 +806,10 @@ impl Store {
     /// Deletes an item: blobs first, then the row (a crash in between leaves a row
     /// without blobs, which start-up removes). Returns whether it existed.
     pub fn delete_item(&self, item_id: &str) -> Result<bool, StoreError> {
-        let exists = self
-            .db()
+        // The database lock is held throughout, so no commit or export in this process
+        // interleaves with the deletion.
+        let db = self.db();
+        let exists = db
             .query_row("SELECT 1 FROM items WHERE id = ?1", [item_id], |_| Ok(()))
             .optional()?
             .is_some();
@@ -816,28 +818,32 @@ impl Store {
         }
         let (item, meta) = self.item_paths(item_id);
         self.unlink_all(&[item, meta])?;
-        self.db()
-            .execute("DELETE FROM items WHERE id = ?1", [item_id])?;
+        db.execute("DELETE FROM items WHERE id = ?1", [item_id])?;
         Ok(true)
     }
 
-    /// Deletes a source with its items, replies, label and keys.
+    /// Deletes a source with its items, replies, label and keys. The database lock is
+    /// held throughout: a follow-up or reply committed meanwhile either came before
+    /// (and is deleted with the rest) or finds the source gone (and removes its files).
     pub fn delete_source(&self, source_id: &str) -> Result<bool, StoreError> {
-        if !self.source_exists(source_id)? {
+        let db = self.db();
+        let exists = db
+            .query_row("SELECT 1 FROM sources WHERE id = ?1", [source_id], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some();
+        if !exists {
             return Ok(false);
         }
-        let (items, replies) = {
-            let db = self.db();
-            let items: Vec<String> = db
-                .prepare("SELECT id FROM items WHERE source_id = ?1")?
-                .query_map([source_id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let replies: Vec<String> = db
-                .prepare("SELECT id FROM replies WHERE source_id = ?1")?
-                .query_map([source_id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            (items, replies)
-        };
+        let items: Vec<String> = db
+            .prepare("SELECT id FROM items WHERE source_id = ?1")?
+            .query_map([source_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let replies: Vec<String> = db
+            .prepare("SELECT id FROM replies WHERE source_id = ?1")?
+            .query_map([source_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         let mut paths = Vec::new();
         for id in &items {
             let (item, meta) = self.item_paths(id);
@@ -849,8 +855,7 @@ impl Store {
         }
         self.unlink_all(&paths)?;
         // ON DELETE CASCADE takes the item and reply rows with it.
-        self.db()
-            .execute("DELETE FROM sources WHERE id = ?1", [source_id])?;
+        db.execute("DELETE FROM sources WHERE id = ?1", [source_id])?;
         Ok(true)
     }
 
@@ -896,15 +901,27 @@ impl Store {
 
     /// Replaces a source's lookup id and wrapped identity (a rotated code). The
     /// recipient stays: replies already sent remain readable.
-    pub fn rekey_source(&self, source_id: &str, keys: &SourceKeyRecord) -> Result<(), StoreError> {
+    ///
+    /// Only if the source still has `old_lookup_id`: of two logins racing to rotate,
+    /// one wins and the other changes nothing. Returns whether it changed the keys.
+    pub fn rekey_source(
+        &self,
+        source_id: &str,
+        old_lookup_id: &[u8; 32],
+        keys: &SourceKeyRecord,
+    ) -> Result<bool, StoreError> {
         let changed = self.db().execute(
-            "UPDATE sources SET lookup_id = ?1, kdf = ?2, wrapped_key = ?3 WHERE id = ?4",
-            params![&keys.lookup_id[..], keys.kdf, keys.wrapped_key, source_id],
+            "UPDATE sources SET lookup_id = ?1, kdf = ?2, wrapped_key = ?3
+             WHERE id = ?4 AND lookup_id = ?5",
+            params![
+                &keys.lookup_id[..],
+                keys.kdf,
+                keys.wrapped_key,
+                source_id,
+                &old_lookup_id[..]
+            ],
         )?;
-        if changed == 0 {
-            return Err(StoreError::UnknownSource);
-        }
-        Ok(())
+        Ok(changed > 0)
     }
 
     /// Stores a reply's ciphertext for a source, atomically. Returns its id.

@@ -139,6 +139,13 @@ impl Sessions {
         Some(entry.session.clone())
     }
 
+    /// Attaches a rotated code to show once on the session's next inbox.
+    pub fn set_new_code(&self, id: &str, code: SourceCode) {
+        if let Some(entry) = self.map().get_mut(id) {
+            entry.new_code = Some(code);
+        }
+    }
+
     /// The rotated code to show once, taken out of the session.
     pub fn take_new_code(&self, headers: &HeaderMap) -> Option<SourceCode> {
         let id = session_id(headers)?;

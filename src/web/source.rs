@@ -695,22 +695,31 @@ async fn login(
         Err(LoginError::Busy) => return busy(&site, &headers),
         Err(LoginError::Store(err)) => return server_error(&site, &headers, &err),
     };
-    let (source_id, identity) = opened;
-    let new_code = if site.options.rotate_codes {
-        match rotate(&site, &source_id, &identity).await {
-            Ok(code) => Some(code),
+    let (source_id, identity, old_lookup) = opened;
+    // A rotation is prepared first but stored only once the session exists, so a full
+    // session table can never consume a code without showing the new one.
+    let rotation = if site.options.rotate_codes {
+        match prepare_rotation(&site, &identity).await {
+            Ok(rotation) => Some(rotation),
             Err(err) => return server_error(&site, &headers, &err),
         }
     } else {
         None
     };
-    match site.sessions.create(source_id, identity, new_code) {
-        Some(id) => {
-            debug!("source logged in");
-            with_cookie(redirect("/inbox"), &session::cookie(&id))
+    let Some(session_id) = site.sessions.create(source_id.clone(), identity, None) else {
+        return busy(&site, &headers);
+    };
+    if let Some((code, record)) = rotation {
+        let store = Arc::clone(&site.store);
+        match blocking(move || store.rekey_source(&source_id, &old_lookup, &record)).await {
+            Ok(true) => site.sessions.set_new_code(&session_id, code),
+            // Another login rotated first: this one keeps the code it has.
+            Ok(false) => {}
+            Err(err) => site.incidents.store_error(&err),
         }
-        None => busy(&site, &headers),
     }
+    debug!("source logged in");
+    with_cookie(redirect("/inbox"), &session::cookie(&session_id))
 }
 
 enum LoginError {
@@ -723,7 +732,7 @@ enum LoginError {
 async fn open_source(
     site: &SourceSite,
     code: Arc<SourceCode>,
-) -> Result<Option<(String, SourceIdentity)>, LoginError> {
+) -> Result<Option<(String, SourceIdentity, [u8; 32])>, LoginError> {
     let store = Arc::clone(&site.store);
     let mut kdfs = vec![site.options.kdf];
     let in_use = blocking(move || store.kdfs_in_use())
@@ -750,18 +759,17 @@ async fn open_source(
             // A wrapped key that does not open is treated like an unknown code.
             return Ok(SourceIdentity::unwrap(&keys.code_key, &wrapped)
                 .ok()
-                .map(|identity| (source_id, identity)));
+                .map(|identity| (source_id, identity, lookup)));
         }
     }
     Ok(None)
 }
 
-/// Replaces the source's code: new lookup id, identity re-wrapped under the new code.
-async fn rotate(
+/// A new code and the keys it derives: the same identity wrapped under the new code.
+async fn prepare_rotation(
     site: &SourceSite,
-    source_id: &str,
     identity: &SourceIdentity,
-) -> Result<SourceCode, StoreError> {
+) -> Result<(SourceCode, SourceKeyRecord), StoreError> {
     let code = Arc::new(SourceCode::generate());
     let kdf = site.options.kdf;
     let keys = site.deriver.derive(Arc::clone(&code), kdf).await;
@@ -775,12 +783,10 @@ async fn rotate(
             source: e,
         })?,
     };
-    let store = Arc::clone(&site.store);
-    let id = source_id.to_owned();
-    blocking(move || store.rekey_source(&id, &record)).await?;
-    Ok(Arc::try_unwrap(code).unwrap_or_else(|shared| {
+    let code = Arc::try_unwrap(code).unwrap_or_else(|shared| {
         SourceCode::normalise(shared.expose()).expect("a generated code normalises")
-    }))
+    });
+    Ok((code, record))
 }
 
 #[instrument(skip_all)]
