@@ -143,6 +143,20 @@ impl Driver {
             .to_owned()
     }
 
+    /// Waits (bounded) until an element matching `css` is on the page: a click on a
+    /// form button returns before the browser has loaded the answer.
+    fn wait_for(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.count(css) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no {css} after 20 s at {}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn url(&self) -> String {
         self.session("GET", "/url", None)
             .as_str()
@@ -223,6 +237,7 @@ fn a_source_without_javascript_submits_logs_in_and_follows_up() {
     driver.type_into("#files", upload.to_str().unwrap());
     driver.screenshot("2-form");
     driver.click("button[type=submit]");
+    driver.wait_for("#code");
     let code = driver.text("#code");
     assert_eq!(code.split(' ').count(), 8, "{code}");
     driver.screenshot("3-code");
@@ -233,6 +248,8 @@ fn a_source_without_javascript_submits_logs_in_and_follows_up() {
     driver.type_into("#code", &code.to_uppercase());
     driver.screenshot("4-login");
     driver.click("button[type=submit]");
+    // The inbox is the only page with a logout form.
+    driver.wait_for("form[action='/logout']");
     assert!(driver.url().ends_with("/inbox"), "{}", driver.url());
     assert_eq!(driver.count(".reply"), 0);
     driver.screenshot("5-inbox");
@@ -243,6 +260,8 @@ fn a_source_without_javascript_submits_logs_in_and_follows_up() {
     driver.type_into("#message", "Here is page 4.");
     driver.type_into("#files", second.to_str().unwrap());
     driver.click("form[action='/submit'] button[type=submit]");
+    server.eventually("the follow-up is stored", || server.items().len() == 4);
+    driver.wait_for("form[action='/logout']");
     assert!(driver.url().ends_with("/inbox"), "{}", driver.url());
     driver.screenshot("6-after-follow-up");
 
