@@ -47,6 +47,43 @@ fn add_journalist(server: &Server, name: &str) -> PathBuf {
     path
 }
 
+/// `agedrop serve --config CONFIG` plus a journalist account NAME whose token is written
+/// to WORK/NAME.token: (server process, source address, journalist address, token file).
+fn serve_with_journalist(
+    config: &Path,
+    work: &Path,
+    name: &str,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+    PathBuf,
+) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (addr, journalist) = read_addresses(&mut child);
+    let out = agedrop(
+        &[
+            "journalist",
+            "add",
+            name,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        work,
+    );
+    ok(&out);
+    let token = work.join(format!("{name}.token"));
+    std::fs::write(&token, out.stdout).unwrap();
+    (child, addr, journalist, token)
+}
+
 fn url(addr: std::net::SocketAddr) -> String {
     format!("http://{addr}")
 }
@@ -582,28 +619,7 @@ fn passphrase_protected_identities_open_bundles() {
     let site = work.join("site");
     std::fs::create_dir(&site).unwrap();
     let config = write_config(&site, &recipient, &Options::default());
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (addr, journalist) = read_addresses(&mut child);
-    let out = agedrop(
-        &[
-            "journalist",
-            "add",
-            "gina",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        work,
-    );
-    ok(&out);
-    let token = work.join("gina.token");
-    std::fs::write(&token, out.stdout).unwrap();
+    let (mut child, addr, journalist, token) = serve_with_journalist(&config, work, "gina");
     let mut source = Browser::new(addr);
     source.get("/submit");
     assert_eq!(
@@ -707,28 +723,7 @@ fn mutual_tls_admits_only_clients_with_a_certificate_from_client_ca() {
         ),
     );
     std::fs::write(&config, text).unwrap();
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (addr, journalist) = read_addresses(&mut child);
-    let out = agedrop(
-        &[
-            "journalist",
-            "add",
-            "tls",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        work,
-    );
-    ok(&out);
-    let token = work.join("tls.token");
-    std::fs::write(&token, out.stdout).unwrap();
+    let (mut child, addr, journalist, token) = serve_with_journalist(&config, work, "tls");
     let mut source = Browser::new(addr);
     source.get("/submit");
     assert_eq!(
