@@ -6,13 +6,13 @@
 //! ambiguity: 7,772 words, 8 × log2(7772) ≈ 103.4 bits.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use sha2::Sha256;
 use tokio::sync::Semaphore;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::CodeKey;
 use crate::random;
@@ -145,12 +145,32 @@ pub fn derive_keys(
     instance_secret: &[u8; 32],
     params: &KdfParams,
 ) -> SourceKeys {
+    derive_keys_in(code, instance_secret, params, &mut Vec::new())
+}
+
+/// [`derive_keys`] in the given Argon2 working memory, grown as needed and wiped
+/// before this returns (argon2 itself leaves it as it is).
+fn derive_keys_in(
+    code: &SourceCode,
+    instance_secret: &[u8; 32],
+    params: &KdfParams,
+    memory: &mut Vec<Block>,
+) -> SourceKeys {
     let argon_params = Params::new(params.memory_kib, params.passes, params.lanes, Some(32))
         .expect("parameters are validated when the config is loaded");
+    if memory.len() < argon_params.block_count() {
+        memory.resize(argon_params.block_count(), Block::default());
+    }
     let mut master = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params)
-        .hash_password_into(code.expose().as_bytes(), instance_secret, &mut master[..])
+        .hash_password_into_with_memory(
+            code.expose().as_bytes(),
+            instance_secret,
+            &mut master[..],
+            &mut memory[..],
+        )
         .expect("a 32-byte salt and output are within Argon2's limits");
+    memory.iter_mut().for_each(Zeroize::zeroize);
     let hkdf = hkdf::Hkdf::<Sha256>::new(None, &master[..]);
     let mut lookup_id = [0u8; 32];
     hkdf.expand(b"agedrop v1 source lookup id", &mut lookup_id)
@@ -166,12 +186,22 @@ pub fn derive_keys(
 
 /// Runs derivations off the async runtime, at most `limit` at once, so a login flood
 /// cannot exhaust memory (each run holds `memory_kib`).
+///
+/// The working memory is kept between derivations (at most `limit` buffers) and let go
+/// after a quiet spell ([`Deriver::release_idle_memory`]). Allocating it afresh for
+/// each run let the C allocator keep every freed buffer of less than 32 MiB in a
+/// per-thread arena: a flood of first submissions grew the server past 1 GiB
+/// (docs/RELIABILITY.md).
 pub struct Deriver {
     running: Arc<Semaphore>,
     /// Logins allowed to run or wait; past it a login is refused at once.
     admitted: Arc<Semaphore>,
     secret: Arc<Zeroizing<[u8; 32]>>,
     in_flight: Arc<AtomicUsize>,
+    /// Wiped Argon2 working memory, ready for the next run.
+    spare: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// When the last derivation ended.
+    last_used: Arc<Mutex<Instant>>,
 }
 
 /// Too many derivations are running and waiting: try later.
@@ -186,6 +216,16 @@ impl Deriver {
             admitted: Arc::new(Semaphore::new(limit + queue)),
             secret: Arc::new(Zeroizing::new(*instance_secret)),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            spare: Arc::new(Mutex::new(Vec::new())),
+            last_used: Arc::new(Mutex::new(Instant::now())),
+        }
+    }
+
+    /// Frees the kept working memory if no derivation ran for `idle`.
+    pub fn release_idle_memory(&self, idle: Duration) {
+        let quiet = lock(&self.last_used).elapsed() >= idle;
+        if quiet && self.in_flight.load(Ordering::SeqCst) == 0 {
+            lock(&self.spare).clear();
         }
     }
 
@@ -210,12 +250,17 @@ impl Deriver {
             .expect("the derivation semaphore is never closed");
         let secret = Arc::clone(&self.secret);
         let in_flight = Arc::clone(&self.in_flight);
+        let spare = Arc::clone(&self.spare);
+        let last_used = Arc::clone(&self.last_used);
         tokio::task::spawn_blocking(move || {
             // A count, never anything about the code: lets tests and admins see the cap
             // hold (debug level, like every event a source causes).
             let running = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             tracing::debug!(running, "argon2 derivation started");
-            let keys = derive_keys(&code, &secret, &params);
+            let mut memory = lock(&spare).pop().unwrap_or_default();
+            let keys = derive_keys_in(&code, &secret, &params, &mut memory);
+            lock(&spare).push(memory);
+            *lock(&last_used) = Instant::now();
             in_flight.fetch_sub(1, Ordering::SeqCst);
             drop(permit);
             keys
@@ -223,6 +268,10 @@ impl Deriver {
         .await
         .expect("key derivation does not panic")
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -239,6 +239,10 @@ pub struct Limits {
     pub session_idle_secs: u64,
     /// Bytes of one reply's ciphertext.
     pub max_reply_bytes: u64,
+    /// Submissions (first ones and follow-ups together) the whole site accepts per
+    /// minute; past it a source gets a "busy" page. Global, since every Tor client looks
+    /// like the same local address.
+    pub max_submissions_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -257,6 +261,7 @@ impl Default for Limits {
             max_sessions: 10_000,
             session_idle_secs: 2 * 60 * 60,
             max_reply_bytes: 1024 * 1024,
+            max_submissions_per_minute: 60,
         }
     }
 }
@@ -293,6 +298,10 @@ impl Limits {
             ("max_sessions", self.max_sessions as u64),
             ("session_idle_secs", self.session_idle_secs),
             ("max_reply_bytes", self.max_reply_bytes),
+            (
+                "max_submissions_per_minute",
+                u64::from(self.max_submissions_per_minute),
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {

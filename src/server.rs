@@ -11,18 +11,26 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use axum::body::Body;
+use axum::Router;
+use bytes::Bytes;
+use http::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tower::ServiceExt;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
@@ -248,6 +256,11 @@ pub fn tls_acceptor(tls: &JournalistTls) -> Result<TlsAcceptor, ServerError> {
 /// Serves `app` on `listener` until `shutdown` turns true, then lets open connections
 /// finish for a short grace period. With `tls`, each connection first completes a TLS
 /// handshake (within the header deadline).
+///
+/// At most `limits.max_connections` connections are open. When all are taken and a new
+/// one arrives, the oldest connection with no request in flight (idle keep-alive, or
+/// still sending its headers) is closed to make room: idle connections cannot lock the
+/// site up, while requests being answered and uploads are never cut.
 pub async fn serve(
     listener: Listener,
     app: Router,
@@ -256,56 +269,189 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let open = Arc::new(OpenConnections::default());
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&slots).acquire_owned() => permit.expect("the slot semaphore is never closed"),
-            _ = stopped(&mut shutdown) => break,
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stopped(&mut shutdown) => break,
         };
-        match accepted {
-            Ok(stream) => {
-                let app = app.clone();
-                let shutdown = shutdown.clone();
-                let limits = limits.clone();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let stream: Box<dyn Connection> = match tls {
-                        None => stream,
-                        Some(acceptor) => {
-                            let handshake = tokio::time::timeout(
-                                limits.header_read_timeout(),
-                                acceptor.accept(stream),
-                            );
-                            match handshake.await {
-                                Ok(Ok(tls_stream)) => Box::new(tls_stream),
-                                // A failed handshake (no client certificate, say) is
-                                // the client's business: nothing to log about it.
-                                _ => return,
-                            }
-                        }
-                    };
-                    connection(stream, app, limits, shutdown).await;
-                    drop(permit);
-                });
-            }
+        let stream = match accepted {
+            Ok(stream) => stream,
             Err(err) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 warn!(error = %err, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
-        }
+        };
+        let permit = tokio::select! {
+            permit = make_room(&slots, &open) => permit,
+            _ = stopped(&mut shutdown) => break,
+        };
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        let limits = limits.clone();
+        let tls = tls.clone();
+        let tracked = open.add();
+        let open = Arc::clone(&open);
+        tokio::spawn(async move {
+            let _registered = Registered {
+                open: &open,
+                id: tracked.id,
+            };
+            let stream: Box<dyn Connection> = match tls {
+                None => stream,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout(), acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(tls_stream)) => Box::new(tls_stream),
+                        // A failed handshake (no client certificate, say) is the
+                        // client's business: nothing to log about it.
+                        _ => return,
+                    }
+                }
+            };
+            connection(stream, app, limits, &tracked, shutdown).await;
+            drop(permit);
+        });
     }
     let all = u32::try_from(limits.max_connections).expect("max_connections is validated");
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await;
+}
+
+/// A connection slot: a free one at once, else one freed by closing the oldest idle
+/// connection; if every connection is busy with a request, the first one to end.
+async fn make_room(slots: &Arc<Semaphore>, open: &OpenConnections) -> OwnedSemaphorePermit {
+    loop {
+        if let Ok(permit) = Arc::clone(slots).try_acquire_owned() {
+            return permit;
+        }
+        open.evict_oldest_idle();
+        // An evicted connection gives its slot back within moments; one that took a
+        // request just before it was told to go keeps it, so look again soon.
+        if let Ok(permit) =
+            tokio::time::timeout(EVICTION_RETRY, Arc::clone(slots).acquire_owned()).await
+        {
+            return permit.expect("the slot semaphore is never closed");
+        }
+    }
+}
+
+/// How long the accept loop waits for an evicted connection's slot before it picks
+/// another.
+const EVICTION_RETRY: Duration = Duration::from_millis(100);
+
+/// A listener's open connections by age, and whether each has a request in flight.
+#[derive(Default)]
+struct OpenConnections {
+    next_id: AtomicU64,
+    by_age: Mutex<BTreeMap<u64, Arc<ConnectionState>>>,
+}
+
+/// What the accept loop knows of one connection.
+#[derive(Default)]
+struct ConnectionState {
+    /// Requests whose response has not been sent in full.
+    in_flight: AtomicUsize,
+    /// Told when the connection should close to make room.
+    evict: Notify,
+}
+
+/// A connection's entry in [`OpenConnections`].
+struct Tracked {
+    id: u64,
+    state: Arc<ConnectionState>,
+}
+
+impl OpenConnections {
+    fn add(&self) -> Tracked {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(ConnectionState::default());
+        self.lock().insert(id, Arc::clone(&state));
+        Tracked { id, state }
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Tells the oldest connection without a request in flight, if any, to close.
+    fn evict_oldest_idle(&self) {
+        let open = self.lock();
+        let idle = open
+            .values()
+            .find(|state| state.in_flight.load(Ordering::Acquire) == 0);
+        if let Some(state) = idle {
+            state.evict.notify_one();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ConnectionState>>> {
+        self.by_age.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Takes a connection out of [`OpenConnections`] when its task ends, however it ends.
+struct Registered<'a> {
+    open: &'a OpenConnections,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.open.remove(self.id);
+    }
+}
+
+/// Counts a request as in flight until its response body is dropped (sent or
+/// abandoned).
+struct InFlight(Arc<ConnectionState>);
+
+impl InFlight {
+    fn enter(state: &Arc<ConnectionState>) -> Self {
+        state.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(state))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request counted as in flight while it is sent.
+struct HeldBody {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for HeldBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 async fn connection(
     stream: Box<dyn Connection>,
     app: Router,
     limits: Limits,
+    tracked: &Tracked,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let header_timeout = limits.header_read_timeout();
@@ -321,8 +467,31 @@ async fn connection(
         // No Date header: the server's clock is nobody's business.
         .auto_date_header(false)
         .max_buf_size(READ_BUFFER);
-    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    let state = Arc::clone(&tracked.state);
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let in_flight = InFlight::enter(&state);
+        let call = app.clone().oneshot(request);
+        async move {
+            let response = call.await?;
+            Ok::<_, Infallible>(response.map(|body| {
+                Body::new(HeldBody {
+                    body,
+                    _in_flight: in_flight,
+                })
+            }))
+        }
+    });
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
+    let evicted = async {
+        loop {
+            tracked.state.evict.notified().await;
+            // A request that arrived since the accept loop looked is answered.
+            if tracked.state.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+        }
+    };
     // Connection errors (resets, timeouts) are the client's business: nothing to log
     // that would not describe the client.
     tokio::select! {
@@ -330,6 +499,7 @@ async fn connection(
         // A connection that moves no byte either way for the idle timeout is dropped:
         // hyper arms no timer while its writes are stuck on a client that never reads.
         () = progress.stalled(idle) => {}
+        () = evicted => {}
         _ = stopped(&mut shutdown) => {
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
@@ -442,6 +612,7 @@ impl AsyncWrite for Watched {
 /// `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     crate::hardening::apply(config.lock_memory);
+    raise_open_file_limit(&config.limits);
     let data_dir = config.data_dir.clone();
     let (store, reconciled) = tokio::task::spawn_blocking(move || Store::open(&data_dir))
         .await
@@ -536,6 +707,31 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit: both listeners may hold
+/// `max_connections` sockets each, plus files of the store. Warns if even the hard
+/// limit is too low for that (connections past it would fail to be accepted).
+fn raise_open_file_limit(limits: &Limits) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let needed = (limits.max_connections as u64)
+        .saturating_mul(2)
+        .saturating_add(limits.max_concurrent_uploads as u64 * 4)
+        .saturating_add(256);
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some_and(|current| current < needed) {
+        limit.current = limit.maximum.map(|max| max.min(needed.max(8192)));
+        if setrlimit(Resource::Nofile, limit).is_err() {
+            limit = getrlimit(Resource::Nofile);
+        }
+    }
+    if let Some(current) = limit.current.filter(|&current| current < needed) {
+        warn!(
+            open_files = current,
+            needed,
+            "the open-file limit is below what the connection limits need; raise LimitNOFILE"
+        );
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -35,7 +35,7 @@ const CHANNEL_CHUNKS: usize = 4;
 /// boundaries, one network read). Caps memory against parts with endless headers.
 const MAX_PARSER_LAG: u64 = 1024 * 1024;
 /// How often (in received bytes) an upload re-checks the free-space floor.
-const SPACE_CHECK_EVERY: u64 = 16 * 1024 * 1024;
+const SPACE_CHECK_EVERY: u64 = 4 * 1024 * 1024;
 /// Stored filenames and content types are cut to this many bytes.
 const MAX_NAME_BYTES: usize = 255;
 /// The metadata record is padded to a multiple of this, so its size does not tell the
@@ -78,6 +78,8 @@ pub enum SubmissionError {
     Disconnected,
     /// Too many uploads at once.
     Busy,
+    /// The site took `limits.max_submissions_per_minute` submissions in the last minute.
+    RateLimited,
     /// The disk is (nearly) full.
     NoSpace,
     /// The store failed.
@@ -104,17 +106,53 @@ pub struct Intake {
     recipients: Recipients,
     limits: Limits,
     uploads: Arc<Semaphore>,
+    rate: Pace,
+}
+
+/// A token bucket: `per_minute` submissions at once at most, refilled evenly over a
+/// minute. One for the whole site (SECURITY.md, "Floods").
+struct Pace {
+    per_minute: f64,
+    state: std::sync::Mutex<(f64, std::time::Instant)>,
+}
+
+impl Pace {
+    fn new(per_minute: u32) -> Self {
+        let per_minute = f64::from(per_minute);
+        Pace {
+            per_minute,
+            state: std::sync::Mutex::new((per_minute, std::time::Instant::now())),
+        }
+    }
+
+    /// Takes one token, or says no if the bucket is empty.
+    fn take(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, last) = &mut *state;
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(*last).as_secs_f64() * self.per_minute / 60.0;
+        *tokens = (*tokens + refill).min(self.per_minute);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Intake {
     /// An intake writing to `store`, encrypting to `recipients`.
     pub fn new(store: Arc<Store>, recipients: Recipients, limits: Limits) -> Self {
         let uploads = Arc::new(Semaphore::new(limits.max_concurrent_uploads));
+        let rate = Pace::new(limits.max_submissions_per_minute);
         Intake {
             store,
             recipients,
             limits,
             uploads,
+            rate,
         }
     }
 
@@ -193,6 +231,11 @@ impl Intake {
         let _slot = Arc::clone(&self.uploads)
             .try_acquire_owned()
             .map_err(|_| SubmissionError::Busy)?;
+        // Counted once a real upload starts (csrf checked, slot free), so forged or
+        // refused requests do not use up the site's budget.
+        if !self.rate.take() {
+            return Err(SubmissionError::RateLimited);
+        }
         let mut next_space_check = SPACE_CHECK_EVERY;
 
         while let Some(mut field) = multipart.next_field().await.map_err(map_multer)? {

@@ -855,3 +855,130 @@ fn a_pull_after_deleting_the_newest_item_still_gets_the_next_one() {
         "the index names item ids for `delete`"
     );
 }
+
+/// Issue 4, leak canaries: a whole flow (submit with markers in message, filename,
+/// content type and body; log in with the code; a journalist pulls, opens and replies
+/// with a marked reply; the source reads it and follows up) with the server logging at
+/// trace level. No marker and no code may appear in the server's log, anywhere in its
+/// directory outside ciphertext, or in any response header.
+#[test]
+fn canaries_never_leak_through_submit_login_reply_and_follow_up() {
+    let server = Server::with(Options {
+        log: "trace",
+        ..Options::default()
+    });
+    let token = add_journalist(&server, "carol");
+    // The journalist's files (bundles, plaintext) live apart from the server's.
+    let desk = tempfile::tempdir().unwrap();
+    let work = desk.path();
+    let marker = format!("CANARY{}X", std::process::id());
+    let mut headers_seen = Vec::new();
+
+    let mut source = Browser::new(server.addr);
+    headers_seen.push(source.get("/submit").headers);
+    let mut file = Part::file(
+        &format!("{marker}.pdf"),
+        format!("body {marker} ").repeat(5000).into_bytes(),
+    );
+    file.content_type = format!("application/x-{marker}");
+    let page = source.submit(vec![
+        Part::text("message", format!("message {marker}").as_bytes()),
+        file,
+    ]);
+    assert_eq!(page.status, 200);
+    let code = code_from(&page);
+    headers_seen.push(page.headers);
+
+    let mut back = Browser::new(server.addr);
+    let page = back.login(&code);
+    assert_eq!(page.status, 303);
+    headers_seen.push(page.headers);
+
+    let bundle = work.join("bundle.tar");
+    ok(&agedrop(
+        &[
+            "pull",
+            "--server",
+            &url(server.journalist),
+            "--token-file",
+            token.to_str().unwrap(),
+            "-o",
+            bundle.to_str().unwrap(),
+        ],
+        work,
+    ));
+    let label = server.source_rows()[0].1.clone();
+    let message = work.join("reply.txt");
+    std::fs::write(&message, format!("reply {marker}")).unwrap();
+    let reply = work.join("reply.tar");
+    ok(&agedrop(
+        &[
+            "reply",
+            bundle.to_str().unwrap(),
+            "-i",
+            server.newsroom.identity_file.to_str().unwrap(),
+            "--source",
+            &label,
+            "--message",
+            message.to_str().unwrap(),
+            "-o",
+            reply.to_str().unwrap(),
+        ],
+        work,
+    ));
+    ok(&agedrop(
+        &[
+            "push",
+            "--server",
+            &url(server.journalist),
+            "--token-file",
+            token.to_str().unwrap(),
+            reply.to_str().unwrap(),
+        ],
+        work,
+    ));
+
+    let inbox = back.get("/inbox");
+    assert!(
+        inbox.body.contains(&format!("reply {marker}")),
+        "the reply arrived"
+    );
+    headers_seen.push(inbox.headers);
+    let page = back.submit(vec![
+        Part::text("message", format!("follow-up {marker}").as_bytes()),
+        Part::file(&format!("{marker}-2.txt"), marker.clone().into_bytes()),
+    ]);
+    assert_eq!(page.status, 303);
+    headers_seen.push(page.headers);
+    headers_seen.push(back.get("/inbox").headers);
+    let page = back.post_form("/logout", &[]);
+    headers_seen.push(page.headers);
+
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = server.log();
+    assert!(log.contains("DEBUG"), "the log was written at trace level");
+    assert!(
+        log.contains("submission stored"),
+        "the whole flow was logged"
+    );
+    let secrets = [marker.as_str(), code.as_str()];
+    for secret in secrets {
+        assert!(!log.contains(secret), "a marker or the code is in the log");
+        for headers in &headers_seen {
+            for (name, values) in headers {
+                assert!(values.iter().all(|v| !v.contains(secret)), "header {name}");
+            }
+        }
+    }
+    for file in files_under(server.dir.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        for secret in secrets {
+            assert!(
+                !contains(&bytes, secret.as_bytes()),
+                "a marker or the code is in {}",
+                file.display()
+            );
+        }
+        assert!(!file.to_string_lossy().contains(&marker));
+    }
+}

@@ -102,7 +102,8 @@ impl SourceSite {
         }
     }
 
-    /// Once a minute, drops idle sessions; every ten minutes, logs the failures sources
+    /// Once a minute, drops idle sessions and Argon2 memory unused for a minute; every
+    /// ten minutes, logs the failures sources
     /// ran into (counts, never one line per source action). Runs as long as the site.
     pub async fn housekeeping(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -112,6 +113,7 @@ impl SourceSite {
                 self.incidents.report();
             }
             self.sessions.sweep();
+            self.deriver.release_idle_memory(Duration::from_secs(60));
         }
     }
 
@@ -558,6 +560,13 @@ fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError
             "Busy",
             "Many uploads are running right now. Please try again in a few minutes.".to_owned(),
         ),
+        E::RateLimited => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "This site is receiving many submissions right now, so it takes no more for a \
+             short while. Nothing was stored. Please try again in a few minutes."
+                .to_owned(),
+        ),
         E::NoSpace => (
             StatusCode::INSUFFICIENT_STORAGE,
             "Out of space",
@@ -579,10 +588,16 @@ fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError
         E::NoSpace => site.incidents.no_space(),
         other => debug!(cause = cause_name(other), "submission refused"),
     }
-    page(
+    let mut response = page(
         status,
         pages::error(site.context(headers), title, &explanation, true),
-    )
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+    }
+    response
 }
 
 /// A fixed name per cause, for the log (no client data, no sizes).
@@ -600,6 +615,7 @@ fn cause_name(err: &SubmissionError) -> &'static str {
         E::Idle => "idle body",
         E::Disconnected => "client disconnected",
         E::Busy => "busy",
+        E::RateLimited => "rate limited",
         E::NoSpace => "no space",
         E::SourceGone => "source deleted",
         E::Store(_) => "store",

@@ -82,6 +82,9 @@ pub struct Options {
     pub limits: Vec<(&'static str, String)>,
     pub source: Vec<(&'static str, String)>,
     pub log: &'static str,
+    /// Put the data directory on a tmpfs of this many bytes (needs root): a small
+    /// filesystem the test can fill.
+    pub data_tmpfs: Option<u64>,
 }
 
 impl Default for Options {
@@ -94,6 +97,7 @@ impl Default for Options {
                 ("argon2_passes", "1".into()),
             ],
             log: "info",
+            data_tmpfs: None,
         }
     }
 }
@@ -107,6 +111,7 @@ pub struct Server {
     pub log_file: PathBuf,
     options: Options,
     child: Option<Child>,
+    mounted: Option<PathBuf>,
 }
 
 /// Makes `dir/data` the way an admin does, with `agedrop init`, and removes the
@@ -186,6 +191,27 @@ impl Server {
     pub fn with(options: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let newsroom = Newsroom::new(dir.path());
+        let mounted = options.data_tmpfs.map(|size| {
+            let data = dir.path().join("data");
+            std::fs::create_dir(&data).unwrap();
+            let out = Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size},mode=0700"),
+                    "tmpfs",
+                ])
+                .arg(&data)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "this test mounts a small tmpfs and needs root: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            data
+        });
         let config = write_config(dir.path(), &newsroom.recipient, &options);
         let log_file = dir.path().join("server.log");
         let mut server = Server {
@@ -197,6 +223,7 @@ impl Server {
             log_file,
             options,
             child: None,
+            mounted,
         };
         server.spawn();
         server
@@ -326,6 +353,9 @@ impl Drop for Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(mount) = self.mounted.take() {
+            let _ = Command::new("umount").arg(&mount).status();
         }
     }
 }
