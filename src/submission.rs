@@ -208,6 +208,7 @@ impl Intake {
         let constraints = multer::Constraints::new()
             .allowed_fields(vec![FIELD_CSRF, FIELD_MESSAGE, FIELD_FILES])
             .size_limit(multer::SizeLimit::new().whole_stream(whole));
+        let boundary_len = boundary.len();
         let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
 
         let submission_id = random::hex_id(16);
@@ -221,7 +222,7 @@ impl Intake {
         // is taken only once it has been checked.
         let token = tokio::time::timeout(
             self.limits.header_read_timeout(),
-            read_csrf(&mut multipart, &lag),
+            read_csrf(&mut multipart, &lag, boundary_len),
         )
         .await
         .map_err(|_| SubmissionError::Idle)??;
@@ -239,6 +240,7 @@ impl Intake {
         let mut next_space_check = SPACE_CHECK_EVERY;
 
         while let Some(mut field) = multipart.next_field().await.map_err(map_multer)? {
+            lag.consumed(part_framing(&field, boundary_len));
             let kind = match field.name() {
                 Some(FIELD_MESSAGE) if !seen_message => {
                     seen_message = true;
@@ -349,12 +351,14 @@ impl Intake {
 async fn read_csrf<'r>(
     multipart: &mut multer::Multipart<'r>,
     lag: &ParserLag,
+    boundary_len: usize,
 ) -> Result<Vec<u8>, SubmissionError> {
     let mut first = multipart
         .next_field()
         .await
         .map_err(map_multer)?
         .ok_or(SubmissionError::Malformed)?;
+    lag.consumed(part_framing(&first, boundary_len));
     if first.name() != Some(FIELD_CSRF) {
         return Err(SubmissionError::Csrf);
     }
@@ -368,6 +372,18 @@ async fn read_csrf<'r>(
     }
     // multer yields the next field only once this one is dropped.
     Ok(token)
+}
+
+/// The bytes a part's boundary line and headers took in the body (near enough: header
+/// lines as `name: value` plus line ends). The parser has dealt with them once it yields
+/// the part, so they no longer count as held.
+fn part_framing(field: &multer::Field<'_>, boundary_len: usize) -> usize {
+    let headers: usize = field
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    boundary_len + 6 + headers + 2
 }
 
 /// Room for multipart framing (boundaries, part headers) on top of the content limit.

@@ -69,12 +69,18 @@ fn slow_headers_are_cut_off() {
 }
 
 #[test]
-fn open_connections_are_capped() {
+fn open_connections_are_capped_and_idle_ones_make_room() {
     let mut options = Options::default();
     options.limits.push(("max_connections", "2".into()));
     let server = Server::with(options);
-    let idle: Vec<TcpStream> = (0..2)
-        .map(|_| TcpStream::connect(server.addr).unwrap())
+    let form = form(server.addr);
+    let body = multipart(&with_csrf(
+        &form,
+        vec![Part::file("slow.bin", noise(64 * 1024, 9))],
+    ));
+    // Two uploads in flight hold both slots: a third connection waits.
+    let mut busy: Vec<TcpStream> = (0..2)
+        .map(|_| partial_submit(server.addr, &form, &body, 100))
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let mut third = TcpStream::connect(server.addr).unwrap();
@@ -87,14 +93,45 @@ fn open_connections_are_capped() {
     let mut buf = [0u8; 64];
     assert!(
         third.read(&mut buf).is_err(),
-        "a third connection waits while two are open"
+        "a third connection waits while two uploads are in flight"
     );
-    drop(idle);
+    // An upload that finishes gives its slot to the waiting connection.
+    busy[0].write_all(&body[100..]).unwrap();
+    assert_eq!(
+        read_response(&mut busy[0]).status,
+        200,
+        "the upload is stored"
+    );
     third
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let response = read_response(&mut third);
     assert_eq!(response.status, 200, "served once a slot is free");
+    drop(busy);
+
+    // Connections without a request in flight give way: the oldest is closed.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut idle: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let stream = TcpStream::connect(server.addr).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    assert_eq!(get(server.addr, "/").status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a new request does not wait for idle connections"
+    );
+    idle[0]
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert!(
+        matches!(idle[0].read(&mut buf), Ok(0)),
+        "the oldest idle connection was closed to make room"
+    );
 }
 
 #[test]

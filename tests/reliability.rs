@@ -28,32 +28,6 @@ impl Rng {
     }
 }
 
-/// Reads a response like [`read_response`], but returns `None` instead of panicking
-/// when the connection ends before a whole head arrived (the server was killed).
-fn try_read_response(stream: &mut TcpStream) -> Option<Response> {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok());
-            if length.is_some_and(|length| raw.len() >= split + 4 + length) {
-                break;
-            }
-        }
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-        }
-    }
-    raw.windows(4)
-        .any(|w| w == b"\r\n\r\n")
-        .then(|| parse_response(&raw))
-}
-
 /// GET /submit without panicking: the form's cookie and token, if the server answered.
 fn try_form(addr: SocketAddr) -> Option<Form> {
     let mut stream = TcpStream::connect(addr).ok()?;

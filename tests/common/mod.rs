@@ -398,6 +398,20 @@ fn connect(addr: SocketAddr) -> TcpStream {
 /// Reads a whole HTTP/1.1 response: up to Content-Length when the server sends one
 /// (some servers keep the connection open despite `Connection: close`), else to EOF.
 pub fn read_response(stream: &mut impl Read) -> Response {
+    parse_response(&read_raw_response(stream))
+}
+
+/// Reads a response like [`read_response`], but returns `None` instead of panicking
+/// when the connection ends before a whole head arrived (the server was killed).
+pub fn try_read_response(stream: &mut impl Read) -> Option<Response> {
+    let raw = read_raw_response(stream);
+    raw.windows(4)
+        .any(|w| w == b"\r\n\r\n")
+        .then(|| parse_response(&raw))
+}
+
+/// The bytes of one response, as far as they came.
+fn read_raw_response(stream: &mut impl Read) -> Vec<u8> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     loop {
@@ -407,10 +421,8 @@ pub fn read_response(stream: &mut impl Read) -> Response {
                 .lines()
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .and_then(|v| v.trim().parse::<usize>().ok());
-            if let Some(length) = length {
-                if raw.len() >= split + 4 + length {
-                    break;
-                }
+            if length.is_some_and(|length| raw.len() >= split + 4 + length) {
+                break;
             }
         }
         match stream.read(&mut buf) {
@@ -418,7 +430,7 @@ pub fn read_response(stream: &mut impl Read) -> Response {
             Ok(n) => raw.extend_from_slice(&buf[..n]),
         }
     }
-    parse_response(&raw)
+    raw
 }
 
 pub fn parse_response(raw: &[u8]) -> Response {
