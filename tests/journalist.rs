@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use agedrop::bundle::{tar_header, tar_padding, TAR_END};
+use agedrop::bundle::tar_header;
 use common::*;
 
 fn agedrop(args: &[&str], dir: &Path) -> Output {
@@ -465,18 +465,6 @@ fn replies_are_checked_before_anything_is_stored() {
             .count(),
         1
     );
-}
-
-/// A tar of regular files, made with the crate's own header writer.
-fn tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, data) in entries {
-        out.extend_from_slice(&tar_header(name, data.len() as u64));
-        out.extend_from_slice(data);
-        out.extend(std::iter::repeat_n(0u8, tar_padding(data.len() as u64)));
-    }
-    out.extend_from_slice(&TAR_END);
-    out
 }
 
 /// A header of any type and name, with a valid checksum.

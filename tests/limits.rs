@@ -172,3 +172,50 @@ fn a_client_that_never_reads_is_dropped_after_the_idle_timeout() {
     );
     assert_eq!(get(server.addr, "/").status, 200);
 }
+
+#[test]
+fn a_small_form_that_trickles_is_cut_off_at_the_header_deadline() {
+    let mut options = Options::default();
+    options
+        .limits
+        .push(("header_read_timeout_secs", "2".into()));
+    let server = Server::with(options);
+    let mut browser = Browser::new(server.addr);
+    browser.get("/login");
+    let csrf = browser.csrf.clone().unwrap();
+    let cookies: Vec<String> = browser
+        .cookies
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    let body = format!("csrf={}&code={}", urlencode(&csrf), "a".repeat(300));
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        slow,
+        "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        cookies.join("; "),
+        body.len()
+    )
+    .unwrap();
+    // One byte every 200 ms: the whole form would take a minute.
+    let started = Instant::now();
+    let sender = {
+        let mut slow = slow.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for byte in body.bytes() {
+                if slow.write_all(&[byte]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let answer = read_response(&mut slow);
+    assert_eq!(answer.status, 408, "{}", answer.body);
+    assert!(answer.body.contains("took too long"));
+    assert!(started.elapsed() < Duration::from_secs(6));
+    drop(slow);
+    sender.join().unwrap();
+}

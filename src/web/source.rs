@@ -142,7 +142,11 @@ pub fn router(site: Arc<SourceSite>) -> Router {
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/replies/{id}/delete", post(delete_reply))
-        .layer(DefaultBodyLimit::max(SMALL_FORM_BYTES));
+        .layer(DefaultBodyLimit::max(SMALL_FORM_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&site),
+            small_body_in_time,
+        ));
     Router::new()
         .route("/", get(landing))
         .route("/submit", get(submit_form).post(submit))
@@ -171,6 +175,35 @@ fn reached_by_onion(headers: &HeaderMap) -> bool {
         .unwrap_or("");
     let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
     name.ends_with(".onion")
+}
+
+/// Reads a small form's body within the header deadline. Without it, a form of a few
+/// hundred bytes sent a byte at a time would keep its request in flight, and so its
+/// connection slot, for as long as it kept trickling (SECURITY.md, "Floods").
+async fn small_body_in_time(
+    State(site): State<Arc<SourceSite>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(
+        site.limits.header_read_timeout(),
+        axum::body::to_bytes(body, SMALL_FORM_BYTES),
+    );
+    match read.await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(_)) => bad_form(&site, &parts.headers),
+        Err(_) => error(
+            &site,
+            &parts.headers,
+            StatusCode::REQUEST_TIMEOUT,
+            "Too slow",
+            "The form took too long to arrive. Go back and try again.",
+        ),
+    }
 }
 
 /// Strict headers on every response, and, when the site is reached by another name

@@ -925,3 +925,18 @@ pub fn socks5(proxy: SocketAddr, host: &str, port: u16) -> TcpStream {
     stream.read_exact(&mut rest).unwrap();
     stream
 }
+
+/// A tar of regular files, made with the crate's own header writer.
+pub fn tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data) in entries {
+        out.extend_from_slice(&agedrop::bundle::tar_header(name, data.len() as u64));
+        out.extend_from_slice(data);
+        out.extend(std::iter::repeat_n(
+            0u8,
+            agedrop::bundle::tar_padding(data.len() as u64),
+        ));
+    }
+    out.extend_from_slice(&agedrop::bundle::TAR_END);
+    out
+}
