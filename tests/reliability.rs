@@ -205,6 +205,9 @@ fn check_after_restart(
     }
 }
 
+/// Upload numbers of round r's back-to-back tiny uploads start at HAMMER_BASE × (r + 1).
+const HAMMER_BASE: u64 = 1_000_000;
+
 #[test]
 fn kill_9_at_random_points_of_concurrent_uploads_loses_and_half_keeps_nothing() {
     const KILLS: usize = 50;
@@ -243,10 +246,12 @@ fn kill_9_at_random_points_of_concurrent_uploads_loses_and_half_keeps_nothing() 
     let mut acknowledged = BTreeSet::new();
     let mut found = Found::default();
     let mut restart_times = Vec::new();
-    for _ in 0..KILLS {
+    let mut next = 1;
+    for round in 0..KILLS {
         let uploads: Vec<Upload> = (0..1 + rng.below(4))
             .map(|_| {
-                let n = sent.len() as u64 + 1;
+                let n = next;
+                next += 1;
                 let size = sizes[rng.below(sizes.len() as u64) as usize]
                     .map(|s| s + rng.below(4096) as usize);
                 let upload = Upload { n, size };
@@ -259,6 +264,21 @@ fn kill_9_at_random_points_of_concurrent_uploads_loses_and_half_keeps_nothing() 
             .into_iter()
             .map(|upload| std::thread::spawn(move || (upload.n, upload.send(addr))))
             .collect();
+        // Besides, tiny uploads back to back until the server dies: most of their time
+        // is the commit (fsyncs, rename, transaction), so kills land inside it too.
+        let first = HAMMER_BASE * (round as u64 + 1);
+        let hammer = std::thread::spawn(move || {
+            let mut done = Vec::new();
+            for n in first.. {
+                let upload = Upload { n, size: None };
+                let stored = upload.send(addr);
+                done.push((upload, stored));
+                if !stored {
+                    break;
+                }
+            }
+            done
+        });
         std::thread::sleep(Duration::from_millis(rng.below(400)));
         server.kill9();
         for thread in threads {
@@ -267,6 +287,12 @@ fn kill_9_at_random_points_of_concurrent_uploads_loses_and_half_keeps_nothing() 
                 acknowledged.insert(n);
             }
         }
+        for (upload, stored) in hammer.join().unwrap() {
+            if stored {
+                acknowledged.insert(upload.n);
+            }
+            sent.insert(upload.n, upload);
+        }
         let started = Instant::now();
         server.restart();
         restart_times.push(started.elapsed());
@@ -274,7 +300,7 @@ fn kill_9_at_random_points_of_concurrent_uploads_loses_and_half_keeps_nothing() 
     }
     // The server still takes uploads after all that.
     let last = Upload {
-        n: sent.len() as u64 + 1,
+        n: next,
         size: Some(12345),
     };
     sent.insert(last.n, last.clone());
