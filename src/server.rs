@@ -14,7 +14,7 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -304,11 +304,15 @@ pub async fn serve(
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(limits.header_read_timeout(), acceptor.accept(stream));
-                    match handshake.await {
-                        Ok(Ok(tls_stream)) => Box::new(tls_stream),
-                        // A failed handshake (no client certificate, say) is the
-                        // client's business: nothing to log about it.
-                        _ => return,
+                    tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(tls_stream)) => Box::new(tls_stream),
+                            // A failed handshake (no client certificate, say) is the
+                            // client's business: nothing to log about it.
+                            _ => return,
+                        },
+                        // Told to make room mid-handshake: nothing is lost by going.
+                        () = tracked.state.evict.notified() => return,
                     }
                 }
             };
@@ -352,8 +356,10 @@ struct OpenConnections {
 /// What the accept loop knows of one connection.
 #[derive(Default)]
 struct ConnectionState {
-    /// Requests whose response has not been sent in full.
+    /// Requests whose response hyper has not taken in full.
     in_flight: AtomicUsize,
+    /// Already told to close: not picked again.
+    evicting: AtomicBool,
     /// Told when the connection should close to make room.
     evict: Notify,
 }
@@ -376,13 +382,15 @@ impl OpenConnections {
         self.lock().remove(&id);
     }
 
-    /// Tells the oldest connection without a request in flight, if any, to close.
+    /// Tells the oldest connection without a request in flight, if any, to close; one
+    /// told already is not picked again.
     fn evict_oldest_idle(&self) {
         let open = self.lock();
-        let idle = open
-            .values()
-            .find(|state| state.in_flight.load(Ordering::Acquire) == 0);
+        let idle = open.values().find(|state| {
+            state.in_flight.load(Ordering::Acquire) == 0 && !state.evicting.load(Ordering::Acquire)
+        });
         if let Some(state) = idle {
+            state.evicting.store(true, Ordering::Release);
             state.evict.notify_one();
         }
     }
@@ -483,23 +491,27 @@ async fn connection(
     });
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
-    let evicted = async {
-        loop {
-            tracked.state.evict.notified().await;
-            // A request that arrived since the accept loop looked is answered.
-            if tracked.state.in_flight.load(Ordering::Acquire) == 0 {
-                return;
-            }
-        }
-    };
     // Connection errors (resets, timeouts) are the client's business: nothing to log
-    // that would not describe the client.
+    // that would not describe the client. `biased`: a connection whose request is ready
+    // serves it before an eviction is looked at.
     tokio::select! {
+        biased;
         _ = conn.as_mut() => {}
         // A connection that moves no byte either way for the idle timeout is dropped:
         // hyper arms no timer while its writes are stuck on a client that never reads.
         () = progress.stalled(idle) => {}
-        () = evicted => {}
+        // Told to make room: a graceful close ends an idle connection at once, and lets
+        // one that took a request meanwhile, or still writes a response hyper has
+        // queued, finish it first.
+        // A request that arrived meanwhile may be an upload: no deadline then but the
+        // stall watchdog, as for any upload.
+        () = tracked.state.evict.notified() => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = progress.stalled(idle) => {}
+            }
+        }
         _ = stopped(&mut shutdown) => {
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;

@@ -188,12 +188,15 @@ impl Intake {
 
     /// Reads a multipart body whose first field must be `csrf` (checked by
     /// `csrf_ok`) and streams every part into sealed items in `tmp/`. They become
-    /// items only through [`Intake::commit`]; dropped, they leave nothing.
+    /// items only through [`Intake::commit`]; dropped, they leave nothing. `started`
+    /// runs once the upload has passed every check that refuses it up front (csrf,
+    /// upload slot, submission rate), so work it starts is never wasted on those.
     pub async fn receive<S, E>(
         &self,
         body: S,
         boundary: String,
         csrf_ok: impl FnOnce(&[u8]) -> bool,
+        started: impl FnOnce(),
     ) -> Result<Vec<SealedItem>, SubmissionError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + 'static,
@@ -237,91 +240,114 @@ impl Intake {
         if !self.rate.take() {
             return Err(SubmissionError::RateLimited);
         }
+        started();
         let mut next_space_check = SPACE_CHECK_EVERY;
 
-        while let Some(mut field) = multipart.next_field().await.map_err(map_multer)? {
-            lag.consumed(part_framing(&field, boundary_len));
-            let kind = match field.name() {
-                Some(FIELD_MESSAGE) if !seen_message => {
-                    seen_message = true;
-                    ItemKind::Message
-                }
-                Some(FIELD_FILES) => ItemKind::File,
-                _ => return Err(SubmissionError::UnexpectedField),
-            };
-            let filename = field.file_name().map(|n| truncate(n, MAX_NAME_BYTES));
-            let content_type = field
-                .content_type()
-                .map(|m| truncate(m.as_ref(), MAX_NAME_BYTES));
-            let mut text =
-                (kind == ItemKind::Message).then(|| TextCheck::new(self.limits.max_message_chars));
-            let mut writer: Option<ItemWriter> = None;
-            let mut size: u64 = 0;
-            while let Some(chunk) = field.chunk().await.map_err(map_multer)? {
-                lag.consumed(chunk.len());
-                if chunk.is_empty() {
-                    continue;
-                }
-                total += chunk.len() as u64;
-                size += chunk.len() as u64;
-                if total > self.limits.max_submission_bytes {
-                    return Err(SubmissionError::TooLarge {
-                        limit: self.limits.max_submission_bytes,
+        // The part being encrypted, if any. On failure its sealing thread is waited for,
+        // so that when this returns no thread of this upload is still writing.
+        let mut current: Option<ItemWriter> = None;
+        let outcome: Result<(), SubmissionError> = async {
+            // The form has a message and one file input; a browser sends one empty part for
+            // an empty file input. More parts than files allowed plus a few is not a form.
+            let max_parts = self.limits.max_files.saturating_add(4);
+            let mut parts = 0usize;
+            while let Some(mut field) = multipart.next_field().await.map_err(map_multer)? {
+                lag.consumed(part_framing(&field, boundary_len));
+                parts += 1;
+                if parts > max_parts {
+                    return Err(SubmissionError::TooManyFiles {
+                        limit: self.limits.max_files,
                     });
                 }
-                if total >= next_space_check {
-                    // Other uploads fill the disk too: look again as this one grows.
-                    self.check_space(0).await?;
-                    next_space_check += SPACE_CHECK_EVERY;
+                let kind = match field.name() {
+                    Some(FIELD_MESSAGE) if !seen_message => {
+                        seen_message = true;
+                        ItemKind::Message
+                    }
+                    Some(FIELD_FILES) => ItemKind::File,
+                    _ => return Err(SubmissionError::UnexpectedField),
+                };
+                let filename = field.file_name().map(|n| truncate(n, MAX_NAME_BYTES));
+                let content_type = field
+                    .content_type()
+                    .map(|m| truncate(m.as_ref(), MAX_NAME_BYTES));
+                let mut text = (kind == ItemKind::Message)
+                    .then(|| TextCheck::new(self.limits.max_message_chars));
+                let mut size: u64 = 0;
+                while let Some(chunk) = field.chunk().await.map_err(map_multer)? {
+                    lag.consumed(chunk.len());
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    total += chunk.len() as u64;
+                    size += chunk.len() as u64;
+                    if total > self.limits.max_submission_bytes {
+                        return Err(SubmissionError::TooLarge {
+                            limit: self.limits.max_submission_bytes,
+                        });
+                    }
+                    if total >= next_space_check {
+                        // Other uploads fill the disk too: look again as this one grows.
+                        self.check_space(0).await?;
+                        next_space_check += SPACE_CHECK_EVERY;
+                    }
+                    if let Some(text) = text.as_mut() {
+                        text.feed(&chunk)?;
+                    }
+                    if current.is_none() {
+                        if kind == ItemKind::File {
+                            files += 1;
+                            if files > self.limits.max_files {
+                                return Err(SubmissionError::TooManyFiles {
+                                    limit: self.limits.max_files,
+                                });
+                            }
+                        }
+                        current = Some(self.start_item());
+                    }
+                    if let Some(writer) = current.as_mut() {
+                        writer.write(chunk).await?;
+                    }
                 }
-                if let Some(text) = text.as_mut() {
-                    text.feed(&chunk)?;
+                if let Some(text) = text.as_ref() {
+                    text.finish()?;
                 }
-                if writer.is_none() {
-                    if kind == ItemKind::File {
+                let named_empty_file =
+                    kind == ItemKind::File && filename.as_deref().is_some_and(|n| !n.is_empty());
+                let writer = match current.take() {
+                    Some(writer) => writer,
+                    // A browser sends an empty, unnamed part when no file was chosen, and
+                    // an empty message when the textarea was left blank: not items.
+                    None if !named_empty_file => continue,
+                    None => {
                         files += 1;
                         if files > self.limits.max_files {
                             return Err(SubmissionError::TooManyFiles {
                                 limit: self.limits.max_files,
                             });
                         }
+                        self.start_item()
                     }
-                    writer = Some(self.start_item());
-                }
-                if let Some(writer) = writer.as_mut() {
-                    writer.write(chunk).await?;
-                }
+                };
+                let meta = ItemMeta {
+                    version: 1,
+                    kind: kind.as_str(),
+                    filename,
+                    content_type,
+                    received: time::rfc3339(SystemTime::now()),
+                    submission: submission_id.clone(),
+                    plaintext_size: size,
+                };
+                items.push(writer.finish(meta).await?);
             }
-            if let Some(text) = text.as_ref() {
-                text.finish()?;
+            Ok(())
+        }
+        .await;
+        if let Err(err) = outcome {
+            if let Some(writer) = current.take() {
+                writer.abandon().await;
             }
-            let named_empty_file =
-                kind == ItemKind::File && filename.as_deref().is_some_and(|n| !n.is_empty());
-            let writer = match writer {
-                Some(writer) => writer,
-                // A browser sends an empty, unnamed part when no file was chosen, and
-                // an empty message when the textarea was left blank: not items.
-                None if !named_empty_file => continue,
-                None => {
-                    files += 1;
-                    if files > self.limits.max_files {
-                        return Err(SubmissionError::TooManyFiles {
-                            limit: self.limits.max_files,
-                        });
-                    }
-                    self.start_item()
-                }
-            };
-            let meta = ItemMeta {
-                version: 1,
-                kind: kind.as_str(),
-                filename,
-                content_type,
-                received: time::rfc3339(SystemTime::now()),
-                submission: submission_id.clone(),
-                plaintext_size: size,
-            };
-            items.push(writer.finish(meta).await?);
+            return Err(err);
         }
         if items.is_empty() {
             return Err(SubmissionError::Empty);
@@ -374,16 +400,17 @@ async fn read_csrf<'r>(
     Ok(token)
 }
 
-/// The bytes a part's boundary line and headers took in the body (near enough: header
-/// lines as `name: value` plus line ends). The parser has dealt with them once it yields
-/// the part, so they no longer count as held.
+/// The fewest bytes a part's boundary line and headers can have taken in the body
+/// (`--boundary` and each `name:value` line with its CRLF). The parser has dealt with
+/// them once it yields the part, so they no longer count as held. A lower bound, so no
+/// body can earn credit it did not send.
 fn part_framing(field: &multer::Field<'_>, boundary_len: usize) -> usize {
     let headers: usize = field
         .headers()
         .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .map(|(name, value)| name.as_str().len() + value.len() + 3)
         .sum();
-    boundary_len + 6 + headers + 2
+    boundary_len + 4 + headers
 }
 
 /// Room for multipart framing (boundaries, part headers) on top of the content limit.
@@ -575,7 +602,9 @@ enum Piece {
 /// One item being encrypted on a blocking thread.
 struct ItemWriter {
     tx: mpsc::Sender<Piece>,
-    thread: tokio::task::JoinHandle<Result<SealedItem, SubmissionError>>,
+    /// The sealing thread, until it has been waited for (a JoinHandle must not be
+    /// polled again once it has answered).
+    thread: Option<tokio::task::JoinHandle<Result<SealedItem, SubmissionError>>>,
     /// Small chunks gathered into [`BATCH`] bytes, so a body of tiny chunks does not
     /// cost a thread wake-up per chunk. Never grows past its capacity (no unwiped
     /// copies); wiped here or by the sealing thread.
@@ -595,7 +624,7 @@ impl ItemWriter {
         let thread = tokio::task::spawn_blocking(move || seal_item(&store, &recipients, rx));
         ItemWriter {
             tx,
-            thread,
+            thread: Some(thread),
             pending: Vec::with_capacity(BATCH),
         }
     }
@@ -632,12 +661,28 @@ impl ItemWriter {
         Ok(())
     }
 
-    async fn failure(&mut self) -> SubmissionError {
-        match (&mut self.thread).await {
-            Ok(Err(err)) => err,
-            Ok(Ok(_)) => SubmissionError::Malformed,
+    /// Waits for the sealing thread's result; `None` if it was waited for already.
+    async fn join(&mut self) -> Option<Result<SealedItem, SubmissionError>> {
+        let thread = self.thread.take()?;
+        match thread.await {
+            Ok(result) => Some(result),
             Err(join) => panic!("the encrypting thread panicked: {join}"),
         }
+    }
+
+    async fn failure(&mut self) -> SubmissionError {
+        match self.join().await {
+            Some(Err(err)) => err,
+            Some(Ok(_)) | None => SubmissionError::Malformed,
+        }
+    }
+
+    /// Stops the item: the sealing thread sees the channel close, removes its temp file
+    /// and ends; this waits for that.
+    async fn abandon(mut self) {
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.tx, closed));
+        let _ = self.join().await;
     }
 
     async fn finish(mut self, meta: ItemMeta) -> Result<SealedItem, SubmissionError> {
@@ -645,10 +690,7 @@ impl ItemWriter {
         if self.tx.send(Piece::End(meta)).await.is_err() {
             return Err(self.failure().await);
         }
-        match (&mut self.thread).await {
-            Ok(result) => result,
-            Err(join) => panic!("the encrypting thread panicked: {join}"),
-        }
+        self.join().await.unwrap_or(Err(SubmissionError::Malformed))
     }
 }
 

@@ -132,6 +132,14 @@ fn open_connections_are_capped_and_idle_ones_make_room() {
         matches!(idle[0].read(&mut buf), Ok(0)),
         "the oldest idle connection was closed to make room"
     );
+    // Only as many as needed: the younger one is still open and can be used.
+    idle[1]
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    idle[1]
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(read_response(&mut idle[1]).status, 200);
 }
 
 #[test]

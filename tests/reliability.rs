@@ -630,6 +630,17 @@ fn floods_of_idle_connections_slow_uploads_and_slowloris_leave_the_site_answerin
         })
     };
 
+    // Every upload is past its headers and streaming (so its request is in flight)
+    // before the idle flood arrives.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.temp_files() < SLOW_UPLOADS {
+        assert!(
+            Instant::now() < deadline,
+            "the slow uploads did not all start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // 1,000 connections that send nothing.
     let mut idle: Vec<TcpStream> = (0..IDLE)
         .map(|_| TcpStream::connect(addr).unwrap())

@@ -185,6 +185,9 @@ async fn small_body_in_time(
     request: Request,
     next: Next,
 ) -> Response {
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     let read = tokio::time::timeout(
         site.limits.header_read_timeout(),
@@ -345,13 +348,21 @@ fn csrf_failed(site: &SourceSite, headers: &HeaderMap) -> Response {
 }
 
 fn busy(site: &SourceSite, headers: &HeaderMap) -> Response {
-    error(
+    retry_later(error(
         site,
         headers,
         StatusCode::SERVICE_UNAVAILABLE,
         "Busy",
         "The server is busy right now. Please try again in a few minutes.",
-    )
+    ))
+}
+
+/// Every "Busy" page (503) asks the browser to wait a minute.
+fn retry_later(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    response
 }
 
 fn server_error(site: &SourceSite, headers: &HeaderMap, err: &StoreError) -> Response {
@@ -447,12 +458,13 @@ async fn drain(body: Body) {
 }
 
 /// Receives the upload into sealed items in tmp/.
-/// `on_csrf_ok` runs once the csrf field has been verified, before any file is read.
+/// `on_started` runs once the upload passed the csrf, slot and rate checks, before any
+/// file is read.
 async fn receive_items(
     site: &SourceSite,
     headers: &HeaderMap,
     body: Body,
-    on_csrf_ok: impl FnOnce(),
+    on_started: impl FnOnce(),
 ) -> Result<Vec<crate::store::SealedItem>, SubmissionError> {
     let boundary = headers
         .get(header::CONTENT_TYPE)
@@ -467,15 +479,9 @@ async fn receive_items(
         drain(body).await;
         return Err(refused);
     }
-    let csrf_ok = |token: &[u8]| {
-        let ok = site.csrf.verify(headers, token);
-        if ok {
-            on_csrf_ok();
-        }
-        ok
-    };
+    let csrf_ok = |token: &[u8]| site.csrf.verify(headers, token);
     site.intake
-        .receive(body.into_data_stream(), boundary, csrf_ok)
+        .receive(body.into_data_stream(), boundary, csrf_ok, on_started)
         .await
 }
 
@@ -505,8 +511,9 @@ async fn first_submission(
     let kdf = site.options.kdf;
     let deriver = Arc::clone(&site.deriver);
     let derive_code = Arc::clone(&code);
-    // The derivation starts only once the csrf field is verified, so forged posts cannot
-    // keep the Argon2 slots busy; then it runs while the files stream.
+    // The derivation starts only once the upload has passed the csrf, slot and rate
+    // checks, so forged or refused posts cannot keep the Argon2 slots busy; then it runs
+    // while the files stream.
     let (start, started) = tokio::sync::oneshot::channel::<()>();
     let keys = tokio::spawn(async move {
         started.await.ok()?;
@@ -526,7 +533,7 @@ async fn first_submission(
     let keys = keys
         .await
         .expect("key derivation does not panic")
-        .expect("items are only received after the csrf check started the derivation");
+        .expect("items are only received after the checks started the derivation");
     let identity = SourceIdentity::generate();
     let record = SourceKeyRecord {
         lookup_id: keys.lookup_id,
@@ -621,16 +628,15 @@ fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError
         E::NoSpace => site.incidents.no_space(),
         other => debug!(cause = cause_name(other), "submission refused"),
     }
-    let mut response = page(
+    let response = page(
         status,
         pages::error(site.context(headers), title, &explanation, true),
     );
     if status == StatusCode::SERVICE_UNAVAILABLE {
+        retry_later(response)
+    } else {
         response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
     }
-    response
 }
 
 /// A fixed name per cause, for the log (no client data, no sizes).
