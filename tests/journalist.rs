@@ -117,6 +117,29 @@ fn open(server: &Server, bundle: &Path, out: &Path) -> Output {
     )
 }
 
+/// `agedrop reply` with `text` for the source labelled `label`: the reply bundle's path.
+fn write_reply(server: &Server, bundle: &Path, label: &str, text: &str, work: &Path) -> PathBuf {
+    let message = work.join("reply.txt");
+    std::fs::write(&message, text).unwrap();
+    let reply = work.join("reply.tar");
+    ok(&agedrop(
+        &[
+            "reply",
+            bundle.to_str().unwrap(),
+            "-i",
+            server.newsroom.identity_file.to_str().unwrap(),
+            "--source",
+            label,
+            "--message",
+            message.to_str().unwrap(),
+            "-o",
+            reply.to_str().unwrap(),
+        ],
+        work,
+    ));
+    reply
+}
+
 fn label_dirs(out: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
         .unwrap()
@@ -194,24 +217,13 @@ fn submission_to_pull_open_reply_push_and_delete() {
     assert!(plain.contains(&big) && plain.contains(&b"notes".to_vec()));
 
     // reply → push → the source reads it in the inbox.
-    let message = work.join("reply.txt");
-    std::fs::write(&message, "Thank you. Please send page 4.").unwrap();
-    let reply = work.join("reply.tar");
-    ok(&agedrop(
-        &[
-            "reply",
-            bundle.to_str().unwrap(),
-            "-i",
-            server.newsroom.identity_file.to_str().unwrap(),
-            "--source",
-            &label,
-            "--message",
-            message.to_str().unwrap(),
-            "-o",
-            reply.to_str().unwrap(),
-        ],
+    let reply = write_reply(
+        &server,
+        &bundle,
+        &label,
+        "Thank you. Please send page 4.",
         work,
-    ));
+    );
     let server_args = [
         "--server",
         &url(server.journalist),
@@ -883,37 +895,9 @@ fn canaries_never_leak_through_submit_login_reply_and_follow_up() {
     headers_seen.push(page.headers);
 
     let bundle = work.join("bundle.tar");
-    ok(&agedrop(
-        &[
-            "pull",
-            "--server",
-            &url(server.journalist),
-            "--token-file",
-            token.to_str().unwrap(),
-            "-o",
-            bundle.to_str().unwrap(),
-        ],
-        work,
-    ));
+    ok(&pull(&server, &token, &bundle));
     let label = server.source_rows()[0].1.clone();
-    let message = work.join("reply.txt");
-    std::fs::write(&message, format!("reply {marker}")).unwrap();
-    let reply = work.join("reply.tar");
-    ok(&agedrop(
-        &[
-            "reply",
-            bundle.to_str().unwrap(),
-            "-i",
-            server.newsroom.identity_file.to_str().unwrap(),
-            "--source",
-            &label,
-            "--message",
-            message.to_str().unwrap(),
-            "-o",
-            reply.to_str().unwrap(),
-        ],
-        work,
-    ));
+    let reply = write_reply(&server, &bundle, &label, &format!("reply {marker}"), work);
     ok(&agedrop(
         &[
             "push",
