@@ -158,8 +158,9 @@ fn derive_keys_in(
 ) -> SourceKeys {
     let argon_params = Params::new(params.memory_kib, params.passes, params.lanes, Some(32))
         .expect("parameters are validated when the config is loaded");
-    if memory.len() < argon_params.block_count() {
-        memory.resize(argon_params.block_count(), Block::default());
+    let blocks = argon_params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
     }
     let mut master = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params)
@@ -170,7 +171,8 @@ fn derive_keys_in(
             &mut memory[..],
         )
         .expect("a 32-byte salt and output are within Argon2's limits");
-    memory.iter_mut().for_each(Zeroize::zeroize);
+    // Only what this run used: the rest was wiped by the run that last used it.
+    memory[..blocks].iter_mut().for_each(Zeroize::zeroize);
     let hkdf = hkdf::Hkdf::<Sha256>::new(None, &master[..]);
     let mut lookup_id = [0u8; 32];
     hkdf.expand(b"agedrop v1 source lookup id", &mut lookup_id)
