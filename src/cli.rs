@@ -136,6 +136,11 @@ enum Command {
         /// The config file.
         #[arg(long, default_value = "agedrop.toml")]
         config: PathBuf,
+        /// Run even as root (the data directory must then belong to root). Without it,
+        /// `serve` as root is refused: files it made would be root's, and the service
+        /// user could not read them later.
+        #[arg(long)]
+        allow_root: bool,
     },
 }
 
@@ -249,7 +254,7 @@ pub fn main() -> ExitCode {
             dir,
             data_dir,
         } => init(&recipients, &dir, data_dir.as_deref()),
-        Command::Serve { config } => serve(&config),
+        Command::Serve { config, allow_root } => serve(&config, allow_root),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -500,9 +505,34 @@ fn init(recipients: &[String], dir: &Path, data_dir: Option<&Path>) -> CliResult
     Ok(())
 }
 
-fn serve(config_path: &Path) -> CliResult {
+fn serve(config_path: &Path, allow_root: bool) -> CliResult {
     let config = Config::load(config_path)?;
+    refuse_root(&config.data_dir, allow_root)?;
     run_server(config)
+}
+
+/// `serve` as root makes root-owned files in the data directory (the WAL, temp files,
+/// blobs) that the service user cannot read later, so exports fail. Refused unless
+/// asked for, and never into a directory that belongs to another user.
+fn refuse_root(data_dir: &Path, allow_root: bool) -> CliResult {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    let owner = fs::metadata(data_dir).map(|m| m.uid()).ok();
+    match owner {
+        Some(uid) if uid != 0 => Err(format!(
+            "refusing to serve as root: {} belongs to uid {uid}, and files made as root              there would be unreadable to it. Run agedrop as that user              (the systemd unit does: User=agedrop), e.g. `sudo -u agedrop agedrop serve`",
+            data_dir.display()
+        )
+        .into()),
+        _ if !allow_root => Err(format!(
+            "refusing to serve as root: files made in {} would belong to root. Run agedrop              as its own user (the systemd unit does: User=agedrop), or pass --allow-root              if root is meant to own the data",
+            data_dir.display()
+        )
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 fn run_server(config: Config) -> CliResult {

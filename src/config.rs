@@ -221,6 +221,9 @@ pub struct Limits {
     pub max_message_chars: usize,
     /// New uploads are refused while the data directory's filesystem has less free.
     pub min_free_bytes: u64,
+    /// New uploads are refused while the data directory's filesystem has fewer free
+    /// inodes (files). Keeps room for replies, the database and a restart.
+    pub min_free_inodes: u64,
     /// Open connections per listener; further connections wait in the OS backlog.
     pub max_connections: usize,
     /// Uploads streaming at once; further uploads get a "busy" page.
@@ -252,6 +255,7 @@ impl Default for Limits {
             max_files: 20,
             max_message_chars: 100_000,
             min_free_bytes: 1024 * 1024 * 1024,
+            min_free_inodes: 10_000,
             max_connections: 1024,
             max_concurrent_uploads: 64,
             header_read_timeout_secs: 30,

@@ -218,6 +218,18 @@ fn decrypt_bounded(
     Ok(plain)
 }
 
+/// A small age file encrypted to one X25519 recipient.
+fn seal_small(recipient: &age::x25519::Recipient, plaintext: &[u8]) -> io::Result<Vec<u8>> {
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
+            .map_err(|err| io::Error::other(format!("age: {err}")))?;
+    let mut out = Vec::with_capacity(256);
+    let mut writer = encryptor.wrap_output(&mut out)?;
+    writer.write_all(plaintext)?;
+    writer.finish()?;
+    Ok(out)
+}
+
 /// The key a source's code derives (see [`crate::code`]): it wraps the source's own
 /// identity, so a rotated code can re-wrap the same identity. No `Debug`.
 pub struct CodeKey(age::x25519::Identity);
@@ -255,15 +267,7 @@ impl SourceIdentity {
 
     /// The identity encrypted to `key` (an age file), for storage.
     pub fn wrap(&self, key: &CodeKey) -> io::Result<Vec<u8>> {
-        let recipient = key.0.to_public();
-        let encryptor =
-            age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
-                .map_err(|err| io::Error::other(format!("age: {err}")))?;
-        let mut out = Vec::with_capacity(256);
-        let mut writer = encryptor.wrap_output(&mut out)?;
-        writer.write_all(&self.secret[..])?;
-        writer.finish()?;
-        Ok(out)
+        seal_small(&key.0.to_public(), &self.secret[..])
     }
 
     /// Opens a wrapped identity with the code key that wrapped it.
@@ -275,6 +279,21 @@ impl SourceIdentity {
             identity: identity_from_bytes(&secret),
             secret,
         })
+    }
+
+    /// Encrypts a short secret to this identity's own recipient: a pending new code,
+    /// which only the source (holding either code) can read back.
+    pub fn seal_to_self(&self, plaintext: &[u8]) -> io::Result<Vec<u8>> {
+        seal_small(&self.identity.to_public(), plaintext)
+    }
+
+    /// Opens what [`SourceIdentity::seal_to_self`] sealed, up to `max` bytes.
+    pub fn open_sealed(
+        &self,
+        ciphertext: &[u8],
+        max: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        decrypt_bounded(&self.identity, ciphertext, max)
     }
 
     /// Decrypts a reply addressed to this source, refusing plaintexts over `max` bytes.

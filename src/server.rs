@@ -692,6 +692,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     println!("agedrop: journalist API listening on {journalist_where}");
     info!(recipients = config.recipients.len(), "serving");
+    if let Listen::Tcp(addr) = &config.source_listen {
+        if !addr.ip().is_loopback() {
+            // SECURITY.md: the source site is meant to be reached only as an onion
+            // service; on a public address, sources' IPs reach the server.
+            warn!(
+                listen = %addr,
+                "the source site listens on a non-loopback address; it should be reached only \
+                 through Tor (listen on 127.0.0.1 or a unix socket behind the onion service)"
+            );
+        }
+    }
 
     let (stop, stopped) = watch::channel(false);
     let source_task = tokio::spawn(serve(

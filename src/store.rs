@@ -18,15 +18,18 @@
 //! reconciled the two. The server-visible metadata of an item is its random id, source
 //! id, kind, order within the source, day and ciphertext size; nothing else.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, FileTimes, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tracing::warn;
 use zeroize::Zeroizing;
 
 use crate::{label, random, time};
@@ -41,6 +44,11 @@ const TMP: &str = "tmp";
 const ITEM_SUFFIX: &str = ".age";
 const META_SUFFIX: &str = ".meta.age";
 const REPLY_SUFFIX: &str = ".reply.age";
+/// Inodes and bytes no reply may take: what the WAL, a temp file and a restart need
+/// when uploads have already been refused for want of space (SECURITY.md, "Limits").
+pub const RESERVED_INODES: u64 = 64;
+/// See [`RESERVED_INODES`].
+pub const RESERVED_BYTES: u64 = 8 * 1024 * 1024;
 /// Bytes in a random id (item, source): 128 bits, as 32 hex characters.
 const ID_BYTES: usize = 16;
 
@@ -85,6 +93,15 @@ CREATE TABLE replies (
 PRAGMA user_version = 2;
 ";
 
+/// Version 3: tokens name their account (per-account rate limits). Tokens made before
+/// cannot be matched to an account and are dropped: make new ones.
+const SCHEMA_V3: &str = "
+DELETE FROM journalists;
+ALTER TABLE journalists ADD COLUMN account_id TEXT;
+CREATE UNIQUE INDEX journalists_account ON journalists (account_id);
+PRAGMA user_version = 3;
+";
+
 /// Version 4: an export position per item from a counter that never goes back, so a
 /// deleted newest item cannot hand its position to the next one (rowids can be reused,
 /// which would make `pull` skip an item).
@@ -97,14 +114,30 @@ INSERT INTO counters (name, value) SELECT 'export', COALESCE(MAX(position), 0) F
 PRAGMA user_version = 4;
 ";
 
-/// Version 3: tokens name their account (per-account rate limits). Tokens made before
-/// cannot be matched to an account and are dropped: make new ones.
-const SCHEMA_V3: &str = "
-DELETE FROM journalists;
-ALTER TABLE journalists ADD COLUMN account_id TEXT;
-CREATE UNIQUE INDEX journalists_account ON journalists (account_id);
-PRAGMA user_version = 3;
+/// Version 5: rows marked `deleting` before their blobs are unlinked (so start-up
+/// tells a deletion cut short from a volume that is missing), item numbers from a
+/// per-source counter that only grows (a deleted newest
+/// item never hands its number to the next one), and a pending code rotation: the new
+/// code's keys wait beside the old ones until the source has seen the new code, and the
+/// new code itself, encrypted to the source's own recipient, so a login with the old
+/// code can show it again.
+const SCHEMA_V5: &str = "
+ALTER TABLE sources ADD COLUMN next_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE sources SET next_seq =
+    (SELECT COALESCE(MAX(seq), 0) FROM items WHERE items.source_id = sources.id);
+ALTER TABLE sources ADD COLUMN pending_lookup_id BLOB;
+ALTER TABLE sources ADD COLUMN pending_kdf TEXT;
+ALTER TABLE sources ADD COLUMN pending_wrapped_key BLOB;
+ALTER TABLE sources ADD COLUMN pending_code BLOB;
+CREATE UNIQUE INDEX sources_pending_lookup ON sources (pending_lookup_id);
+ALTER TABLE items ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replies ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 5;
 ";
+
+/// Every schema change in order: a database at `user_version` N gets
+/// `MIGRATIONS[N..]`, each in its own transaction.
+const MIGRATIONS: &[&str] = &[SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 /// Why the store failed. Variants name the cause; none carries source data.
 #[derive(Debug)]
@@ -130,6 +163,17 @@ pub enum StoreError {
     InUse(PathBuf),
     /// The directory is not an agedrop data directory (no database or secret).
     NotInitialised(PathBuf),
+    /// Too little space or too few inodes are left for this write; what is stored
+    /// stays readable.
+    NoRoom,
+    /// Start-up found item rows but none of their blobs: `blobs/` is probably on a
+    /// volume that is not mounted. Nothing was changed.
+    BlobsMissing {
+        /// The blob directory.
+        dir: PathBuf,
+        /// Item rows whose blobs are absent.
+        rows: usize,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -158,6 +202,13 @@ impl fmt::Display for StoreError {
                  create one with `agedrop init`, or check that its volume is mounted",
                 dir.display()
             ),
+            StoreError::NoRoom => write!(f, "too little disk space or too few inodes left"),
+            StoreError::BlobsMissing { dir, rows } => write!(
+                f,
+                "{} holds none of the blobs of the {rows} stored items: is its volume mounted? \
+                 Refusing to start, so that no item is dropped; nothing was changed",
+                dir.display()
+            ),
         }
     }
 }
@@ -175,6 +226,7 @@ impl StoreError {
     /// reports as "no space" rather than a server fault.
     pub fn is_disk_full(&self) -> bool {
         match self {
+            StoreError::NoRoom => true,
             StoreError::Io { source, .. } => is_disk_full(source),
             StoreError::Database(rusqlite::Error::SqliteFailure(e, _)) => {
                 e.code == rusqlite::ErrorCode::DiskFull
@@ -195,6 +247,15 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
         path: path.to_owned(),
         source,
     }
+}
+
+/// Free space on the data directory's filesystem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FreeSpace {
+    /// Bytes available to unprivileged users.
+    pub bytes: u64,
+    /// Inodes (files) available to unprivileged users.
+    pub inodes: u64,
 }
 
 /// What an item is.
@@ -401,6 +462,24 @@ pub struct SourceKeyRecord {
     pub wrapped_key: Vec<u8>,
 }
 
+/// A code rotation waiting for the source's confirmation.
+pub struct PendingRotation {
+    /// The new code, sealed to the source's own recipient.
+    pub sealed_code: Vec<u8>,
+    /// The new code's lookup id.
+    pub lookup_id: [u8; 32],
+}
+
+/// A source a code opened.
+pub struct FoundSource {
+    /// Its id.
+    pub id: String,
+    /// Its identity, wrapped under the key of the code that matched.
+    pub wrapped_key: Vec<u8>,
+    /// The code matched a pending rotation (the new code), not the current one.
+    pub pending: bool,
+}
+
 /// Whose items these are.
 pub enum Owner {
     /// A first submission: the commit creates the source with these keys.
@@ -441,8 +520,8 @@ pub struct ExportSource {
     pub recipient: String,
 }
 
-/// What an export holds.
-#[derive(Clone, Debug)]
+/// What an export holds. While it lives, its items can be read even if a journalist
+/// deletes them meanwhile (their blobs are removed when the last export ends).
 pub struct Export {
     /// Items, oldest first.
     pub items: Vec<ExportItem>,
@@ -450,6 +529,71 @@ pub struct Export {
     pub sources: Vec<ExportSource>,
     /// The cursor that asks for what comes after these.
     pub next_cursor: i64,
+    store: Arc<Store>,
+}
+
+/// Which blob of an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemBlob {
+    /// The item's ciphertext.
+    Content,
+    /// Its encrypted metadata record.
+    Meta,
+}
+
+impl Export {
+    /// Opens a blob of one of this export's items for reading, without touching its
+    /// access time.
+    pub fn open(&self, item_id: &str, which: ItemBlob) -> io::Result<File> {
+        let exports = self.store.exports.lock().unwrap_or_else(|p| p.into_inner());
+        let index = match which {
+            ItemBlob::Content => 0,
+            ItemBlob::Meta => 1,
+        };
+        // Looked up and opened under the lock that deletion moves blobs under.
+        let path = match exports.parked.get(item_id) {
+            Some(parked) => parked[index]
+                .clone()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?,
+            None => {
+                let (item, meta) = self.store.item_paths(item_id);
+                [item, meta][index].clone()
+            }
+        };
+        open_for_reading(&path)
+    }
+}
+
+impl Drop for Export {
+    fn drop(&mut self) {
+        let mut exports = self.store.exports.lock().unwrap_or_else(|p| p.into_inner());
+        let mut done = Vec::new();
+        for item in &self.items {
+            if let Some(count) = exports.streaming.get_mut(&item.id) {
+                *count -= 1;
+                if *count == 0 {
+                    exports.streaming.remove(&item.id);
+                    if let Some(parked) = exports.parked.remove(&item.id) {
+                        done.extend(parked.into_iter().flatten());
+                    }
+                }
+            }
+        }
+        drop(exports);
+        for path in done {
+            // A file left here is in tmp/, which start-up empties.
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Items exports are streaming, and blobs of those deleted meanwhile.
+#[derive(Default)]
+struct Exports {
+    /// Item id → how many running exports hold it.
+    streaming: HashMap<String, usize>,
+    /// Item id → its (content, metadata) blobs, moved into `tmp/` by a deletion.
+    parked: HashMap<String, [Option<PathBuf>; 2]>,
 }
 
 /// A reply as the inbox lists it.
@@ -467,6 +611,9 @@ pub struct Store {
     blobs: PathBuf,
     tmp: PathBuf,
     db: Mutex<Connection>,
+    exports: Mutex<Exports>,
+    /// A deletion's WAL scrub could not finish; [`Store::retry_scrub`] tries again.
+    scrub_pending: AtomicBool,
     secret: InstanceSecret,
     /// flock on `DATA_DIR/lock`, held for the store's life.
     lock: File,
@@ -534,9 +681,36 @@ impl Store {
             blobs: dir.join(BLOBS),
             tmp: dir.join(TMP),
             db: Mutex::new(db),
+            exports: Mutex::new(Exports::default()),
+            scrub_pending: AtomicBool::new(false),
             secret,
             lock,
         })
+    }
+
+    /// Leaves no copy of deleted or replaced rows in any file of the data directory:
+    /// the WAL still holds the page images from before a deletion or a code rotation,
+    /// so it is checkpointed into the database (where `secure_delete` has zeroed the
+    /// old cells) and truncated. If that cannot finish now, the deletion stands and
+    /// [`Store::retry_scrub`] tries again. See SECURITY.md, "What a seized disk does
+    /// not give".
+    fn scrub(&self, db: &Connection) {
+        let done = checkpoint_and_truncate(db).unwrap_or_else(|err| {
+            warn!(error = %err, "WAL checkpoint failed");
+            false
+        });
+        if !done {
+            warn!("could not truncate the WAL after a deletion; retrying within a minute");
+        }
+        self.scrub_pending.store(!done, Ordering::SeqCst);
+    }
+
+    /// Scrubs the WAL if an earlier scrub could not finish. Called once a minute.
+    pub fn retry_scrub(&self) {
+        if self.scrub_pending.load(Ordering::SeqCst) {
+            let db = self.db();
+            self.scrub(&db);
+        }
     }
 
     /// The data directory.
@@ -557,14 +731,29 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Bytes free for unprivileged users on the data directory's filesystem.
-    pub fn free_bytes(&self) -> Result<u64, StoreError> {
+    /// Bytes and inodes free for unprivileged users on the data directory's
+    /// filesystem.
+    pub fn free_space(&self) -> Result<FreeSpace, StoreError> {
         let stat = rustix::fs::statvfs(&self.dir).map_err(|e| StoreError::Io {
             action: "read free space",
             path: self.dir.clone(),
             source: e.into(),
         })?;
-        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+        Ok(FreeSpace {
+            bytes: stat.f_bavail.saturating_mul(stat.f_frsize),
+            inodes: stat.f_favail,
+        })
+    }
+
+    /// Refuses with [`StoreError::NoRoom`] unless a reply still leaves
+    /// [`RESERVED_INODES`] inodes and [`RESERVED_BYTES`] bytes free: uploads stop well
+    /// before that (`limits.min_free_*`), so replies, the WAL and a restart keep working.
+    fn check_room_for_reply(&self, size: u64) -> Result<(), StoreError> {
+        let free = self.free_space()?;
+        if free.inodes < RESERVED_INODES || free.bytes < RESERVED_BYTES.saturating_add(size) {
+            return Err(StoreError::NoRoom);
+        }
+        Ok(())
     }
 
     /// A new, empty temp file (0600) under a random name in `tmp/`.
@@ -615,13 +804,13 @@ impl Store {
             }
             rows.push((id, item.kind, item.size, item.meta_size));
         }
-        File::open(&self.blobs)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io_error("fsync the blob directory", &self.blobs))?;
+        sync_dir(&self.blobs)?;
 
         let day = time::day(SystemTime::now());
         let mut db = self.db();
-        let tx = db.transaction()?;
+        // IMMEDIATE: this transaction reads before it writes, and a deferred one would
+        // fail at once (not wait) if another process committed in between.
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let source_id = match owner {
             Owner::NewSource(keys) => {
                 let id = random::hex_id(ID_BYTES);
@@ -651,13 +840,13 @@ impl Store {
                 id
             }
         };
-        let mut seq: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) FROM items WHERE source_id = ?1",
-            [&source_id],
-            |r| r.get(0),
-        )?;
         for (id, kind, size, meta_size) in rows {
-            seq += 1;
+            // Numbers only grow: a deleted newest item never hands its number on.
+            let seq: i64 = tx.query_row(
+                "UPDATE sources SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
+                [&source_id],
+                |r| r.get(0),
+            )?;
             let position: i64 = tx.query_row(
                 "UPDATE counters SET value = value + 1 WHERE name = 'export' RETURNING value",
                 [],
@@ -736,12 +925,14 @@ impl Store {
     }
 
     /// Items after `cursor` (an export position, 0 for all), at most `limit`, oldest
-    /// first, with the sources they belong to.
-    pub fn export(&self, cursor: i64, limit: usize) -> Result<Export, StoreError> {
+    /// first, with the sources they belong to. Until the returned [`Export`] is
+    /// dropped, its items stay readable through [`Export::open`] even if they are
+    /// deleted meanwhile.
+    pub fn export(self: &Arc<Self>, cursor: i64, limit: usize) -> Result<Export, StoreError> {
         let db = self.db();
         let mut stmt = db.prepare(
             "SELECT position, id, source_id, kind, seq, day, size, meta_size FROM items
-             WHERE position > ?1 ORDER BY position LIMIT ?2",
+             WHERE position > ?1 AND deleting = 0 ORDER BY position LIMIT ?2",
         )?;
         let items = stmt
             .query_map(params![cursor, limit as i64], |r| {
@@ -776,11 +967,19 @@ impl Store {
                 }
             }
         }
+        // Registered while the database lock is held, so no deletion slips in between
+        // listing an item and protecting it.
+        let mut exports = self.exports.lock().unwrap_or_else(|p| p.into_inner());
+        for item in &items {
+            *exports.streaming.entry(item.id.clone()).or_default() += 1;
+        }
+        drop(exports);
         let next_cursor = items.last().map_or(cursor, |i| i.position);
         Ok(Export {
             items,
             sources,
             next_cursor,
+            store: Arc::clone(self),
         })
     }
 
@@ -803,22 +1002,20 @@ impl Store {
             .is_some())
     }
 
-    /// Deletes an item: blobs first, then the row (a crash in between leaves a row
-    /// without blobs, which start-up removes). Returns whether it existed.
+    /// Deletes an item: marks its row, removes its blobs, then the row, and scrubs the
+    /// WAL. A crash in between leaves a marked row without blobs, which start-up
+    /// removes. Returns whether it existed.
     pub fn delete_item(&self, item_id: &str) -> Result<bool, StoreError> {
         // The database lock is held throughout, so no commit or export in this process
         // interleaves with the deletion.
         let db = self.db();
-        let exists = db
-            .query_row("SELECT 1 FROM items WHERE id = ?1", [item_id], |_| Ok(()))
-            .optional()?
-            .is_some();
-        if !exists {
+        let marked = db.execute("UPDATE items SET deleting = 1 WHERE id = ?1", [item_id])?;
+        if marked == 0 {
             return Ok(false);
         }
-        let (item, meta) = self.item_paths(item_id);
-        self.unlink_all(&[item, meta])?;
+        self.remove_item_blobs(&[item_id.to_owned()], &[])?;
         db.execute("DELETE FROM items WHERE id = ?1", [item_id])?;
+        self.scrub(&db);
         Ok(true)
     }
 
@@ -826,8 +1023,9 @@ impl Store {
     /// held throughout: a follow-up or reply committed meanwhile either came before
     /// (and is deleted with the rest) or finds the source gone (and removes its files).
     pub fn delete_source(&self, source_id: &str) -> Result<bool, StoreError> {
-        let db = self.db();
-        let exists = db
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists = tx
             .query_row("SELECT 1 FROM sources WHERE id = ?1", [source_id], |_| {
                 Ok(())
             })
@@ -836,96 +1034,176 @@ impl Store {
         if !exists {
             return Ok(false);
         }
-        let items: Vec<String> = db
+        tx.execute(
+            "UPDATE items SET deleting = 1 WHERE source_id = ?1",
+            [source_id],
+        )?;
+        tx.execute(
+            "UPDATE replies SET deleting = 1 WHERE source_id = ?1",
+            [source_id],
+        )?;
+        let items: Vec<String> = tx
             .prepare("SELECT id FROM items WHERE source_id = ?1")?
             .query_map([source_id], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        let replies: Vec<String> = db
+        let replies: Vec<String> = tx
             .prepare("SELECT id FROM replies WHERE source_id = ?1")?
             .query_map([source_id], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        let mut paths = Vec::new();
-        for id in &items {
-            let (item, meta) = self.item_paths(id);
-            paths.push(item);
-            paths.push(meta);
-        }
-        for id in &replies {
-            paths.push(self.blobs.join(format!("{id}{REPLY_SUFFIX}")));
-        }
-        self.unlink_all(&paths)?;
+        tx.commit()?;
+        self.remove_item_blobs(&items, &replies)?;
         // ON DELETE CASCADE takes the item and reply rows with it.
         db.execute("DELETE FROM sources WHERE id = ?1", [source_id])?;
+        self.scrub(&db);
         Ok(true)
     }
 
-    fn unlink_all(&self, paths: &[PathBuf]) -> Result<(), StoreError> {
-        for path in paths {
-            match fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_error("remove a blob", path)(e)),
+    /// Removes the blobs of these items and replies. An item that an export is
+    /// streaming is moved to `tmp/` instead and removed when that export ends, so a
+    /// bundle is never cut short (start-up empties `tmp/` after a crash).
+    fn remove_item_blobs(&self, items: &[String], replies: &[String]) -> Result<(), StoreError> {
+        let mut exports = self.exports.lock().unwrap_or_else(|p| p.into_inner());
+        for id in items {
+            let (item, meta) = self.item_paths(id);
+            if exports.streaming.contains_key(id) {
+                let mut moved = [None, None];
+                for (slot, path) in moved.iter_mut().zip([item, meta]) {
+                    let parked = self.tmp.join(format!("{}.tmp", random::hex_id(ID_BYTES)));
+                    match fs::rename(&path, &parked) {
+                        Ok(()) => *slot = Some(parked),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io_error("move a deleted blob aside", &path)(e)),
+                    }
+                }
+                exports.parked.insert(id.clone(), moved);
+            } else {
+                unlink(&item)?;
+                unlink(&meta)?;
             }
         }
-        File::open(&self.blobs)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io_error("fsync the blob directory", &self.blobs))
+        drop(exports);
+        for id in replies {
+            unlink(&self.reply_path(id))?;
+        }
+        sync_dir(&self.blobs)
     }
 
-    /// The source whose lookup id (derived with `kdf`) is `lookup_id`: its id and
-    /// wrapped identity.
+    fn reply_path(&self, reply_id: &str) -> PathBuf {
+        self.blobs.join(format!("{reply_id}{REPLY_SUFFIX}"))
+    }
+
+    /// The source a code opens: the one whose current lookup id (derived with `kdf`)
+    /// is `lookup_id`, or whose pending rotation has it.
     pub fn find_source(
         &self,
         kdf: &str,
         lookup_id: &[u8; 32],
-    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    ) -> Result<Option<FoundSource>, StoreError> {
         Ok(self
             .db()
             .query_row(
-                "SELECT id, wrapped_key FROM sources WHERE lookup_id = ?1 AND kdf = ?2",
+                "SELECT id, wrapped_key, 0 FROM sources WHERE lookup_id = ?1 AND kdf = ?2
+                 UNION ALL
+                 SELECT id, pending_wrapped_key, 1 FROM sources
+                 WHERE pending_lookup_id = ?1 AND pending_kdf = ?2",
                 params![&lookup_id[..], kdf],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| {
+                    Ok(FoundSource {
+                        id: r.get(0)?,
+                        wrapped_key: r.get(1)?,
+                        pending: r.get(2)?,
+                    })
+                },
             )
             .optional()?)
     }
 
-    /// The distinct Argon2 parameter sets sources were created with.
+    /// The distinct Argon2 parameter sets of current and pending codes.
     pub fn kdfs_in_use(&self) -> Result<Vec<String>, StoreError> {
         let db = self.db();
-        let mut stmt = db.prepare("SELECT DISTINCT kdf FROM sources WHERE kdf IS NOT NULL")?;
+        let mut stmt = db.prepare(
+            "SELECT kdf FROM sources WHERE kdf IS NOT NULL
+             UNION SELECT pending_kdf FROM sources WHERE pending_kdf IS NOT NULL",
+        )?;
         let kdfs = stmt
             .query_map([], |r| r.get(0))?
             .collect::<Result<Vec<String>, _>>()?;
         Ok(kdfs)
     }
 
-    /// Replaces a source's lookup id and wrapped identity (a rotated code). The
-    /// recipient stays: replies already sent remain readable.
-    ///
-    /// Only if the source still has `old_lookup_id`: of two logins racing to rotate,
-    /// one wins and the other changes nothing. Returns whether it changed the keys.
-    pub fn rekey_source(
+    /// Starts a code rotation: stores the new code's keys beside the current ones, and
+    /// the new code itself sealed to the source's own recipient (so a login with the
+    /// old code can show it again). Both codes open the source until
+    /// [`Store::finish_rotation`]. Only if the source still has `current_lookup_id` and
+    /// no rotation pending: of two logins racing, one wins. Returns whether it did.
+    pub fn begin_rotation(
         &self,
         source_id: &str,
-        old_lookup_id: &[u8; 32],
+        current_lookup_id: &[u8; 32],
         keys: &SourceKeyRecord,
+        sealed_code: &[u8],
     ) -> Result<bool, StoreError> {
         let changed = self.db().execute(
-            "UPDATE sources SET lookup_id = ?1, kdf = ?2, wrapped_key = ?3
-             WHERE id = ?4 AND lookup_id = ?5",
+            "UPDATE sources SET pending_lookup_id = ?1, pending_kdf = ?2,
+                 pending_wrapped_key = ?3, pending_code = ?4
+             WHERE id = ?5 AND lookup_id = ?6 AND pending_lookup_id IS NULL",
             params![
                 &keys.lookup_id[..],
                 keys.kdf,
                 keys.wrapped_key,
+                sealed_code,
                 source_id,
-                &old_lookup_id[..]
+                &current_lookup_id[..]
             ],
         )?;
         Ok(changed > 0)
     }
 
+    /// The pending rotation of a source, if any.
+    pub fn pending_rotation(&self, source_id: &str) -> Result<Option<PendingRotation>, StoreError> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .db()
+            .query_row(
+                "SELECT pending_code, pending_lookup_id FROM sources
+                 WHERE id = ?1 AND pending_lookup_id IS NOT NULL AND pending_code IS NOT NULL",
+                [source_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(sealed_code, lookup)| {
+            Some(PendingRotation {
+                sealed_code,
+                lookup_id: lookup.try_into().ok()?,
+            })
+        }))
+    }
+
+    /// Ends a rotation once the source has seen its new code: the new keys replace the
+    /// old ones, and nothing of the old code's lookup id or wrapping is left in any
+    /// file (see `Store::scrub`). Only if `pending_lookup_id` is still the pending one.
+    /// Returns whether it changed anything.
+    pub fn finish_rotation(
+        &self,
+        source_id: &str,
+        pending_lookup_id: &[u8; 32],
+    ) -> Result<bool, StoreError> {
+        let db = self.db();
+        let changed = db.execute(
+            "UPDATE sources SET lookup_id = pending_lookup_id, kdf = pending_kdf,
+                 wrapped_key = pending_wrapped_key, pending_lookup_id = NULL,
+                 pending_kdf = NULL, pending_wrapped_key = NULL, pending_code = NULL
+             WHERE id = ?1 AND pending_lookup_id = ?2",
+            params![source_id, &pending_lookup_id[..]],
+        )?;
+        if changed > 0 {
+            self.scrub(&db);
+        }
+        Ok(changed > 0)
+    }
+
     /// Stores a reply's ciphertext for a source, atomically. Returns its id.
     pub fn add_reply(&self, source_id: &str, ciphertext: &[u8]) -> Result<String, StoreError> {
+        self.check_room_for_reply(ciphertext.len() as u64)?;
         let mut blob = self.temp_blob()?;
         io::Write::write_all(blob.file(), ciphertext)
             .map_err(io_error("write a reply", &self.tmp))?;
@@ -934,25 +1212,22 @@ impl Store {
         let target = self.blobs.join(format!("{id}{REPLY_SUFFIX}"));
         fs::rename(&blob.path, &target).map_err(io_error("move a blob into place", &target))?;
         blob.path = PathBuf::new();
-        let recorded = File::open(&self.blobs)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io_error("fsync the blob directory", &self.blobs))
-            .and_then(|()| {
-                let db = self.db();
-                let exists: Option<i64> = db
-                    .query_row("SELECT 1 FROM sources WHERE id = ?1", [source_id], |r| {
-                        r.get(0)
-                    })
-                    .optional()?;
-                if exists.is_none() {
-                    return Err(StoreError::UnknownSource);
-                }
-                db.execute(
-                    "INSERT INTO replies (id, source_id, day, size) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, source_id, time::day(SystemTime::now()), size as i64],
-                )?;
-                Ok(())
-            });
+        let recorded = sync_dir(&self.blobs).and_then(|()| {
+            let db = self.db();
+            let exists: Option<i64> = db
+                .query_row("SELECT 1 FROM sources WHERE id = ?1", [source_id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if exists.is_none() {
+                return Err(StoreError::UnknownSource);
+            }
+            db.execute(
+                "INSERT INTO replies (id, source_id, day, size) VALUES (?1, ?2, ?3, ?4)",
+                params![id, source_id, time::day(SystemTime::now()), size as i64],
+            )?;
+            Ok(())
+        });
         if let Err(err) = recorded {
             let _ = fs::remove_file(&target);
             return Err(err);
@@ -976,30 +1251,31 @@ impl Store {
         Ok(replies)
     }
 
-    /// A reply's ciphertext, if it is at most `max` bytes.
+    /// A reply's ciphertext, if it is at most `max` bytes. Read without touching the
+    /// file's access time, which would record when the source logged in.
     pub fn read_reply(&self, reply_id: &str, max: u64) -> Result<Vec<u8>, StoreError> {
-        let path = self.blobs.join(format!("{reply_id}{REPLY_SUFFIX}"));
-        let file = File::open(&path).map_err(io_error("open a reply", &path))?;
+        let path = self.reply_path(reply_id);
+        let file = open_for_reading(&path).map_err(io_error("open a reply", &path))?;
         let mut bytes = Vec::new();
         io::Read::read_to_end(&mut io::Read::take(file, max), &mut bytes)
             .map_err(io_error("read a reply", &path))?;
         Ok(bytes)
     }
 
-    /// Deletes a reply if it belongs to `source_id`. Returns whether it did.
+    /// Deletes a reply if it belongs to `source_id`: marks the row, removes the blob,
+    /// removes the row, scrubs the WAL. Returns whether it did.
     pub fn delete_reply(&self, source_id: &str, reply_id: &str) -> Result<bool, StoreError> {
-        let deleted = self.db().execute(
-            "DELETE FROM replies WHERE id = ?1 AND source_id = ?2",
+        let db = self.db();
+        let marked = db.execute(
+            "UPDATE replies SET deleting = 1 WHERE id = ?1 AND source_id = ?2",
             params![reply_id, source_id],
         )?;
-        if deleted == 0 {
+        if marked == 0 {
             return Ok(false);
         }
-        let path = self.blobs.join(format!("{reply_id}{REPLY_SUFFIX}"));
-        fs::remove_file(&path).map_err(io_error("remove a reply", &path))?;
-        File::open(&self.blobs)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io_error("fsync the blob directory", &self.blobs))?;
+        self.remove_item_blobs(&[], &[reply_id.to_owned()])?;
+        db.execute("DELETE FROM replies WHERE id = ?1", [reply_id])?;
+        self.scrub(&db);
         Ok(true)
     }
 
@@ -1021,11 +1297,46 @@ impl Store {
         }
 
         let mut db = self.db();
-        let tx = db.transaction()?;
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Deletions a crash cut short are finished first: their blobs go, not to orphans/.
+        let unfinished: Vec<String> = tx
+            .prepare("SELECT id FROM items WHERE deleting = 1")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let unfinished_replies: Vec<String> = tx
+            .prepare("SELECT id FROM replies WHERE deleting = 1")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in &unfinished {
+            let (item, meta) = self.item_paths(id);
+            unlink(&item)?;
+            unlink(&meta)?;
+            on_disk.remove(&format!("{id}{ITEM_SUFFIX}"));
+            on_disk.remove(&format!("{id}{META_SUFFIX}"));
+            tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
+        }
+        for id in &unfinished_replies {
+            unlink(&self.reply_path(id))?;
+            on_disk.remove(&format!("{id}{REPLY_SUFFIX}"));
+            tx.execute("DELETE FROM replies WHERE id = ?1", [id])?;
+        }
+        let mut dropped = !unfinished.is_empty() || !unfinished_replies.is_empty();
         let ids: Vec<String> = tx
             .prepare("SELECT id FROM items")?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
+        let whole = ids
+            .iter()
+            .filter(|id| on_disk.contains(&format!("{id}{ITEM_SUFFIX}")))
+            .count();
+        if !ids.is_empty() && whole == 0 {
+            // A crash drops at most the rows of deletions in progress, never all of
+            // them: an empty blobs/ is an unmounted or lost volume, not a crash.
+            return Err(StoreError::BlobsMissing {
+                dir: self.blobs.clone(),
+                rows: ids.len(),
+            });
+        }
         for id in ids {
             let item = format!("{id}{ITEM_SUFFIX}");
             let meta = format!("{id}{META_SUFFIX}");
@@ -1038,6 +1349,7 @@ impl Store {
                 // The row goes; whichever blob is left is kept in orphans/ below.
                 tx.execute("DELETE FROM items WHERE id = ?1", [&id])?;
                 report.rows_without_blobs += 1;
+                dropped = true;
             }
         }
         let replies: Vec<String> = tx
@@ -1048,9 +1360,13 @@ impl Store {
             if !on_disk.remove(&format!("{id}{REPLY_SUFFIX}")) {
                 tx.execute("DELETE FROM replies WHERE id = ?1", [&id])?;
                 report.rows_without_blobs += 1;
+                dropped = true;
             }
         }
         tx.commit()?;
+        if dropped {
+            self.scrub(&db);
+        }
         drop(db);
 
         if !on_disk.is_empty() {
@@ -1191,26 +1507,24 @@ fn load_or_create_secret(path: &Path) -> Result<InstanceSecret, StoreError> {
 fn open_database(path: &Path) -> Result<Connection, StoreError> {
     let db = Connection::open(path)?;
     // WAL for concurrent readers; FULL so a committed item survives power loss;
-    // secure_delete so deleted rows are overwritten, not left in free pages.
+    // secure_delete so deleted rows are overwritten, not left in free pages;
+    // journal_size_limit 0 so the WAL shrinks to nothing whenever it is reset rather
+    // than keeping old page images past its end (see `scrub`).
     db.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
-         PRAGMA secure_delete = ON;",
+         PRAGMA secure_delete = ON;
+         PRAGMA journal_size_limit = 0;",
     )?;
     db.busy_timeout(std::time::Duration::from_secs(10))?;
     let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    match version {
-        0 => db.execute_batch(&format!(
-            "BEGIN; {SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} COMMIT;"
-        ))?,
-        1 => db.execute_batch(&format!(
-            "BEGIN; {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} COMMIT;"
-        ))?,
-        2 => db.execute_batch(&format!("BEGIN; {SCHEMA_V3} {SCHEMA_V4} COMMIT;"))?,
-        3 => db.execute_batch(&format!("BEGIN; {SCHEMA_V4} COMMIT;"))?,
-        4 => {}
-        other => return Err(StoreError::UnknownSchema(other)),
+    let applied = usize::try_from(version)
+        .ok()
+        .filter(|&v| v <= MIGRATIONS.len())
+        .ok_or(StoreError::UnknownSchema(version))?;
+    for migration in &MIGRATIONS[applied..] {
+        db.execute_batch(&format!("BEGIN IMMEDIATE; {migration} COMMIT;"))?;
     }
     // The database files hold metadata only, but keep them private all the same.
     for suffix in ["", "-wal", "-shm"] {
@@ -1222,4 +1536,46 @@ fn open_database(path: &Path) -> Result<Connection, StoreError> {
         }
     }
     Ok(db)
+}
+
+/// Checkpoints the WAL into the database and truncates it to zero bytes. `Ok(false)`
+/// when a reader in another process (an admin command) held it back past the busy
+/// timeout.
+fn checkpoint_and_truncate(db: &Connection) -> Result<bool, StoreError> {
+    let busy: i64 = db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    Ok(busy == 0)
+}
+
+/// Removes a file; one that is already gone is fine.
+fn unlink(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("remove a blob", path)(e)),
+    }
+}
+
+/// fsyncs a directory, so renames and unlinks in it survive a power loss.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("fsync a directory", dir))
+}
+
+/// Opens a blob for reading with `O_NOATIME`, so reading it (an inbox, an export)
+/// leaves no access time on disk that dates a login or a pull. The kernel allows the
+/// flag only to the file's owner (agedrop made it) or root; otherwise the file is
+/// opened plainly, and docs/admin.md asks for a `noatime` mount as well.
+pub(crate) fn open_for_reading(path: &Path) -> io::Result<File> {
+    let noatime = rustix::fs::OFlags::NOATIME.bits() as i32;
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(noatime)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+            File::open(path)
+        }
+        other => other,
+    }
 }

@@ -41,6 +41,11 @@ const MAX_NAME_BYTES: usize = 255;
 /// The metadata record is padded to a multiple of this, so its size does not tell the
 /// filename's length. See SECURITY.md.
 const META_PAD: usize = 1024;
+/// Most bytes a stored filename may take in the metadata record's JSON, escapes
+/// included.
+const MAX_NAME_JSON: usize = 520;
+/// Most bytes a stored content type may take in the record's JSON, escapes included.
+const MAX_TYPE_JSON: usize = 200;
 /// Capacity of the metadata buffer: more than any record can need, so it never moves.
 const META_CAPACITY: usize = 16 * 1024;
 
@@ -174,13 +179,18 @@ impl Intake {
     }
 
     /// Refuses with [`SubmissionError::NoSpace`] unless `more` bytes still leave
-    /// `min_free_bytes` free.
+    /// `min_free_bytes` free, and the files this submission may create (two per item,
+    /// at most `max_files` + 1 items) still leave `min_free_inodes` free: many tiny
+    /// items exhaust inodes long before bytes.
     async fn check_space(&self, more: u64) -> Result<(), SubmissionError> {
         let store = Arc::clone(&self.store);
-        let free = tokio::task::spawn_blocking(move || store.free_bytes())
+        let free = tokio::task::spawn_blocking(move || store.free_space())
             .await
-            .expect("free_bytes does not panic")?;
-        if free < self.limits.min_free_bytes.saturating_add(more) {
+            .expect("free_space does not panic")?;
+        let inodes_needed = 2 * (self.limits.max_files as u64 + 1);
+        if free.bytes < self.limits.min_free_bytes.saturating_add(more)
+            || free.inodes < self.limits.min_free_inodes.saturating_add(inodes_needed)
+        {
             return Err(SubmissionError::NoSpace);
         }
         Ok(())
@@ -267,10 +277,12 @@ impl Intake {
                     Some(FIELD_FILES) => ItemKind::File,
                     _ => return Err(SubmissionError::UnexpectedField),
                 };
-                let filename = field.file_name().map(|n| truncate(n, MAX_NAME_BYTES));
+                let filename = field
+                    .file_name()
+                    .map(|n| truncate_escaped(n, MAX_NAME_BYTES, MAX_NAME_JSON));
                 let content_type = field
                     .content_type()
-                    .map(|m| truncate(m.as_ref(), MAX_NAME_BYTES));
+                    .map(|m| truncate_escaped(m.as_ref(), MAX_NAME_BYTES, MAX_TYPE_JSON));
                 let mut text = (kind == ItemKind::Message)
                     .then(|| TextCheck::new(self.limits.max_message_chars));
                 let mut size: u64 = 0;
@@ -586,12 +598,26 @@ impl Drop for ItemMeta {
     }
 }
 
-fn truncate(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
+/// `text` cut to at most `max` bytes and to at most `max_json` bytes once escaped as
+/// a JSON string (quotes, backslashes and control characters take 2 to 6 bytes), on a
+/// character boundary. With [`MAX_NAME_JSON`] and [`MAX_TYPE_JSON`] this keeps every
+/// metadata record within one [`META_PAD`], so its size tells nothing of the name.
+fn truncate_escaped(text: &str, max: usize, max_json: usize) -> String {
+    let mut out = String::new();
+    let mut escaped = 2; // the quotes
+    for c in text.chars() {
+        let cost = match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        };
+        if out.len() + c.len_utf8() > max || escaped + cost > max_json {
+            break;
+        }
+        out.push(c);
+        escaped += cost;
     }
-    text[..end].to_owned()
+    out
 }
 
 enum Piece {
@@ -738,6 +764,8 @@ fn seal_item(
     // unwiped copy behind.
     let mut record = Zeroizing::new(Vec::with_capacity(META_CAPACITY));
     serde_json::to_writer(&mut *record, &meta).expect("metadata serialises");
+    // Within one pad unit by construction (see `truncate_escaped`); rounding up stays
+    // as a backstop, never the rule.
     let padded = record.len().div_ceil(META_PAD).max(1) * META_PAD;
     record.resize(padded, b' ');
     let sealed_meta = recipients
@@ -818,8 +846,17 @@ mod tests {
     }
 
     #[test]
-    fn truncate_keeps_char_boundaries() {
-        assert_eq!(truncate("aé", 2), "a");
-        assert_eq!(truncate("abc", 10), "abc");
+    fn truncate_keeps_char_boundaries_and_the_escaped_budget() {
+        assert_eq!(truncate_escaped("aé", 2, 100), "a");
+        assert_eq!(truncate_escaped("abc", 10, 100), "abc");
+        let slashes = "\\".repeat(300);
+        let cut = truncate_escaped(&slashes, 255, 520);
+        assert_eq!(cut.len(), 255);
+        assert!(serde_json::to_string(&cut).unwrap().len() <= 520);
+        let cut = truncate_escaped(&slashes, 255, 200);
+        assert_eq!(serde_json::to_string(&cut).unwrap().len(), 200);
+        let controls = "\u{1}".repeat(255);
+        let cut = truncate_escaped(&controls, 255, 520);
+        assert!(serde_json::to_string(&cut).unwrap().len() <= 520);
     }
 }

@@ -30,7 +30,10 @@ fn assert_refused(text: &str, key: &str, problem: &str) {
     let dir = tempfile::tempdir().unwrap();
     init_data_dir(dir.path(), KEY);
     std::fs::write(dir.path().join("agedrop.toml"), text).unwrap();
-    let out = agedrop(&["serve", "--config", "agedrop.toml"], dir.path());
+    let out = agedrop(
+        &["serve", "--allow-root", "--config", "agedrop.toml"],
+        dir.path(),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "serve started with a bad {key}");
     assert!(stderr.contains(key), "error names `{key}`: {stderr}");
@@ -163,7 +166,10 @@ fn serve_refuses_an_unwritable_data_dir() {
     std::fs::write(dir.path().join("agedrop.toml"), text).unwrap();
     let tmp = dir.path().join("data/tmp");
     freeze(&tmp, true);
-    let out = agedrop(&["serve", "--config", "agedrop.toml"], dir.path());
+    let out = agedrop(
+        &["serve", "--allow-root", "--config", "agedrop.toml"],
+        dir.path(),
+    );
     freeze(&tmp, false);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -178,7 +184,10 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
     let server = Server::start();
     let second = server.dir.path().join("second.toml");
     std::fs::write(&second, std::fs::read_to_string(&server.config).unwrap()).unwrap();
-    let out = agedrop(&["serve", "--config", "second.toml"], server.dir.path());
+    let out = agedrop(
+        &["serve", "--allow-root", "--config", "second.toml"],
+        server.dir.path(),
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -193,7 +202,10 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
 #[test]
 fn serve_without_a_config_file_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let out = agedrop(&["serve", "--config", "missing.toml"], dir.path());
+    let out = agedrop(
+        &["serve", "--allow-root", "--config", "missing.toml"],
+        dir.path(),
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -293,9 +305,10 @@ fn demo_serves_with_a_throwaway_identity_and_token() {
     let mut child = Command::new(BIN)
         .args(["demo", "--dir", "demo", "--port", "0"])
         .current_dir(dir.path())
+        .env("RUST_LOG", "agedrop=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("demo.log")).unwrap())
         .spawn()
         .unwrap();
     let (addr, journalist) = read_addresses(&mut child);
@@ -349,8 +362,21 @@ fn demo_serves_with_a_throwaway_identity_and_token() {
     assert_ne!(get(journalist, "/submit").status, 200);
 
     // A submission decrypts with the demo identity and stock age.
-    let page = submit(addr, vec![Part::file("demo.txt", b"demo bytes".to_vec())]);
-    assert_eq!(page.status, 200);
+    let form = form(addr);
+    let body = multipart(&with_csrf(
+        &form,
+        vec![Part::file("demo.txt", b"demo bytes".to_vec())],
+    ));
+    let mut stream = partial_submit(addr, &form, &body, body.len());
+    let page = try_read_response(&mut stream).unwrap_or_else(|| {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        panic!(
+            "the demo closed the connection without an answer (process: {:?}); its log:\n{}",
+            child.try_wait(),
+            std::fs::read_to_string(dir.path().join("demo.log")).unwrap()
+        )
+    });
+    assert_eq!(page.status, 200, "{}", page.body);
     let blobs: Vec<_> = files_under(&demo.join("data/blobs"))
         .into_iter()
         .filter(|p| !p.to_string_lossy().ends_with(".meta.age"))
@@ -376,7 +402,7 @@ fn json_log_format_writes_one_object_per_line() {
     let mut child = Command::new(BIN)
         .arg("--log-format")
         .arg("json")
-        .arg("serve")
+        .args(["serve", "--allow-root"])
         .arg("--config")
         .arg(&config)
         .stdout(Stdio::piped())

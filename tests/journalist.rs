@@ -60,7 +60,7 @@ fn serve_with_journalist(
     PathBuf,
 ) {
     let mut child = Command::new(BIN)
-        .arg("serve")
+        .args(["serve", "--allow-root"])
         .arg("--config")
         .arg(config)
         .stdout(Stdio::piped())

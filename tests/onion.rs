@@ -19,7 +19,7 @@ const ONION: &str = "abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.on
 fn serve(dir: &Path, config: &str) -> (Child, Vec<String>) {
     std::fs::write(dir.join("agedrop.toml"), config).unwrap();
     let mut child = Command::new(BIN)
-        .args(["serve", "--config", "agedrop.toml"])
+        .args(["serve", "--allow-root", "--config", "agedrop.toml"])
         .current_dir(dir)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -127,7 +127,7 @@ fn unix_sockets_serve_with_private_modes_and_stale_sockets_are_replaced() {
     std::fs::remove_file(&source).unwrap();
     std::fs::write(&source, b"a regular file").unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--config", "agedrop.toml"])
+        .args(["serve", "--allow-root", "--config", "agedrop.toml"])
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -150,7 +150,7 @@ fn unix_sockets_serve_with_private_modes_and_stale_sockets_are_replaced() {
     );
     std::fs::write(dir.path().join("agedrop.toml"), missing).unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--config", "agedrop.toml"])
+        .args(["serve", "--allow-root", "--config", "agedrop.toml"])
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -218,7 +218,7 @@ fn a_clearnet_landing_points_to_the_onion_and_never_redirects_off_it() {
         .push(("onion_address", "\"example.onion\"".into()));
     let config = write_config(dir.path(), &newsroom.recipient, &bad);
     let out = Command::new(BIN)
-        .arg("serve")
+        .args(["serve", "--allow-root"])
         .arg("--config")
         .arg(&config)
         .output()

@@ -208,13 +208,22 @@ fn rotating_codes_replace_the_code_at_each_login() {
         inbox.body.contains("a reply before rotation"),
         "replies survive rotation"
     );
-    // Shown once only.
-    assert!(!source.get("/inbox").body.contains(&new));
+    // Shown until the source confirms it; the old code still works meanwhile.
+    assert!(source.get("/inbox").body.contains(&new));
+    // A new login with the old code (this one's page was lost, say) replaces the first
+    // session and shows the same pending code, not yet another.
+    let mut source = Browser::new(server.addr);
+    assert_eq!(source.login(&old).status, 303);
+    assert_eq!(code_from(&source.get("/inbox")), new);
+    let confirmed = source.post_form("/code/confirm", &[]);
+    assert_eq!(confirmed.status, 303);
+    assert_eq!(confirmed.header("location"), Some("/inbox"));
+    assert!(!source.get("/inbox").body.contains(&new), "no longer shown");
 
     assert_eq!(
         Browser::new(server.addr).login(&old).status,
         403,
-        "the old code is consumed"
+        "the old code is consumed once the new one is confirmed"
     );
     let mut again = Browser::new(server.addr);
     assert_eq!(again.login(&new).status, 303, "the new code works");

@@ -31,7 +31,7 @@ impl Drop for TorNet {
 fn serve(dir: &Path, config: &str) -> Child {
     std::fs::write(dir.join("agedrop.toml"), config).unwrap();
     let mut child = Command::new(BIN)
-        .args(["serve", "--config", "agedrop.toml"])
+        .args(["serve", "--allow-root", "--config", "agedrop.toml"])
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -42,7 +42,7 @@ impl CsrfKey {
         match nonce_from(headers) {
             Some(nonce) => (random::hex(&self.mac(&nonce).finalize().into_bytes()), None),
             None => {
-                let nonce = random::hex_id(NONCE_BYTES);
+                let nonce = new_nonce();
                 let token = random::hex(&self.mac(&nonce).finalize().into_bytes());
                 (token, Some(nonce))
             }
@@ -57,6 +57,11 @@ impl CsrfKey {
         };
         self.mac(&nonce).verify_slice(&tag).is_ok()
     }
+}
+
+/// A new random nonce, for a cookie that replaces the client's (at logout).
+pub fn new_nonce() -> String {
+    random::hex_id(NONCE_BYTES)
 }
 
 /// The `Set-Cookie` value for a new nonce.

@@ -21,7 +21,7 @@ use crate::account;
 use crate::bundle::{self, Manifest, ManifestItem, ManifestSource, ReplyManifest, TarReader};
 use crate::config::Limits;
 use crate::crypto;
-use crate::store::{Store, StoreError};
+use crate::store::{Export, ItemBlob, Store, StoreError};
 
 /// Most items one export bundle holds; the manifest's `next_cursor` continues.
 pub const EXPORT_BATCH: usize = 10_000;
@@ -69,6 +69,12 @@ fn json_error(status: StatusCode, message: &str) -> Response {
 
 fn store_failed(err: &StoreError) -> Response {
     warn!(error = %err, "journalist API: store error");
+    if err.is_disk_full() {
+        return json_error(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the server's disk is (nearly) full or out of inodes; the admin must free space",
+        );
+    }
     json_error(StatusCode::INTERNAL_SERVER_ERROR, "server error")
 }
 
@@ -265,9 +271,9 @@ async fn export(State(api): State<Arc<Api>>, Query(query): Query<ExportQuery>) -
     info!(items = manifest.items.len(), "export");
     let manifest_json = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let store = Arc::clone(&api.store);
     tokio::task::spawn_blocking(move || {
-        if let Err(err) = write_bundle(&store, &manifest, &manifest_json, &tx) {
+        // `export` keeps every listed item readable until it is dropped here.
+        if let Err(err) = write_bundle(&export, &manifest, &manifest_json, &tx) {
             // The client sees a truncated body (no tar end blocks): `pull` refuses it.
             warn!(error = %err, "export stopped");
             let _ = tx.blocking_send(Err(err));
@@ -287,7 +293,7 @@ async fn export(State(api): State<Arc<Api>>, Query(query): Query<ExportQuery>) -
 }
 
 fn write_bundle(
-    store: &Store,
+    export: &Export,
     manifest: &Manifest,
     manifest_json: &[u8],
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
@@ -304,12 +310,11 @@ fn write_bundle(
     };
     entry(bundle::MANIFEST, manifest_json)?;
     for item in &manifest.items {
-        let (blob, meta) = store.item_paths(&item.id);
-        for (name, path, size) in [
-            (&item.blob, blob, item.size),
-            (&item.meta, meta, item.meta_size),
+        for (name, which, size) in [
+            (&item.blob, ItemBlob::Content, item.size),
+            (&item.meta, ItemBlob::Meta, item.meta_size),
         ] {
-            let mut file = std::fs::File::open(&path)?;
+            let mut file = export.open(&item.id, which)?;
             if file.metadata()?.len() != size {
                 return Err(std::io::Error::other("a blob's size differs from its row"));
             }

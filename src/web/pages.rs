@@ -45,9 +45,9 @@ pub mod text {
     pub const DELETE: &str = "Delete this reply";
     pub const FOLLOW_UP_TITLE: &str = "Send more";
     pub const LOG_OUT: &str = "Log out";
-    pub const NEW_CODE_TITLE: &str = "Your code has changed";
-    pub const NEW_CODE_ADVICE: &str =
-        "Your old code no longer works. Write this new one down now: it is shown only this once.";
+    pub const NEW_CODE_TITLE: &str = "Your new code";
+    pub const NEW_CODE_ADVICE: &str = "Write this new code down now. Your old code keeps working until you confirm below; after that, only the new code opens your inbox.";
+    pub const NEW_CODE_CONFIRM: &str = "I have written down my new code";
     pub const ONION_IS: &str = "This site's onion address is:";
     pub const NOT_ONION: &str = "You are not using this site's onion address. For your safety, open the onion address in Tor Browser.";
     pub const NOTHING_KEPT: &str = "Nothing from this attempt was kept.";
@@ -217,6 +217,10 @@ pub fn inbox(
                     h2 { (text::NEW_CODE_TITLE) }
                     p id="code" { (code) }
                     p { (text::NEW_CODE_ADVICE) }
+                    form method="post" action="/code/confirm" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        button type="submit" { (text::NEW_CODE_CONFIRM) }
+                    }
                 }
             }
             h2 { (text::REPLIES_TITLE) }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use http::HeaderMap;
+use zeroize::Zeroizing;
 
 use crate::code::SourceCode;
 use crate::crypto::SourceIdentity;
@@ -67,8 +68,17 @@ impl Drop for UploadGuard {
 
 struct Entry {
     session: Session,
-    /// A rotated code waiting to be shown once on the inbox.
-    new_code: Option<SourceCode>,
+    /// A code rotation the source has not yet confirmed: shown on every inbox until
+    /// then.
+    rotation: Option<PendingCode>,
+}
+
+/// A new code waiting for the source to confirm they wrote it down.
+pub struct PendingCode {
+    /// The new code.
+    pub code: SourceCode,
+    /// Its lookup id, which [`crate::Store::finish_rotation`] makes current.
+    pub lookup_id: [u8; 32],
 }
 
 /// All live sessions.
@@ -93,19 +103,23 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts a session; `None` when `max` sessions are live.
-    pub fn create(
-        &self,
-        source_id: String,
-        identity: SourceIdentity,
-        new_code: Option<SourceCode>,
-    ) -> Option<String> {
+    /// Starts a session. A source has one session at a time: a new login replaces
+    /// its older one, so logging in again and again cannot fill the table. At `max`
+    /// sessions the longest-idle session that is not uploading makes room; `None`
+    /// only when every session is uploading. See SECURITY.md, "Floods".
+    pub fn create(&self, source_id: String, identity: SourceIdentity) -> Option<String> {
         let mut map = self.map();
+        map.retain(|_, entry| entry.session.source_id != source_id);
         if map.len() >= self.max {
             self.sweep_locked(&mut map);
-            if map.len() >= self.max {
-                return None;
-            }
+        }
+        if map.len() >= self.max {
+            let idlest = map
+                .iter()
+                .filter(|(_, entry)| entry.session.activity.uploads.load(Ordering::SeqCst) == 0)
+                .max_by_key(|(_, entry)| entry.session.activity.idle_for())
+                .map(|(id, _)| id.clone())?;
+            map.remove(&idlest);
         }
         let id = random::hex_id(ID_BYTES);
         let activity = Arc::new(Activity {
@@ -118,7 +132,13 @@ impl Sessions {
             identity: Arc::new(identity),
             activity,
         };
-        map.insert(id.clone(), Entry { session, new_code });
+        map.insert(
+            id.clone(),
+            Entry {
+                session,
+                rotation: None,
+            },
+        );
         Some(id)
     }
 
@@ -139,17 +159,27 @@ impl Sessions {
         Some(entry.session.clone())
     }
 
-    /// Attaches a rotated code to show once on the session's next inbox.
-    pub fn set_new_code(&self, id: &str, code: SourceCode) {
+    /// Attaches a pending new code, shown on the session's inbox until confirmed.
+    pub fn set_rotation(&self, id: &str, rotation: PendingCode) {
         if let Some(entry) = self.map().get_mut(id) {
-            entry.new_code = Some(code);
+            entry.rotation = Some(rotation);
         }
     }
 
-    /// The rotated code to show once, taken out of the session.
-    pub fn take_new_code(&self, headers: &HeaderMap) -> Option<SourceCode> {
+    /// The pending new code of the request's session, to show.
+    pub fn pending_code(&self, headers: &HeaderMap) -> Option<Zeroizing<String>> {
         let id = session_id(headers)?;
-        self.map().get_mut(&id)?.new_code.take()
+        let map = self.map();
+        let rotation = map.get(&id)?.rotation.as_ref()?;
+        Some(Zeroizing::new(rotation.code.expose().to_owned()))
+    }
+
+    /// Takes the pending rotation out of the request's session (the source confirmed
+    /// the new code): its lookup id.
+    pub fn take_rotation(&self, headers: &HeaderMap) -> Option<[u8; 32]> {
+        let id = session_id(headers)?;
+        let rotation = self.map().get_mut(&id)?.rotation.take()?;
+        Some(rotation.lookup_id)
     }
 
     /// Ends the request's session.

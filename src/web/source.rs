@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::csrf::{self, CsrfKey};
 use super::pages::{self, Context, FormLimits, ShownReply};
-use super::session::{self, Session, Sessions};
+use super::session::{self, PendingCode, Session, Sessions};
 use crate::code::{Busy, Deriver, KdfParams, SourceCode};
 use crate::config::{Limits, SourceOptions};
 use crate::crypto::SourceIdentity;
@@ -114,6 +114,8 @@ impl SourceSite {
             }
             self.sessions.sweep();
             self.deriver.release_idle_memory(Duration::from_secs(60));
+            let store = Arc::clone(&self.store);
+            blocking(move || store.retry_scrub()).await;
         }
     }
 
@@ -141,6 +143,7 @@ pub fn router(site: Arc<SourceSite>) -> Router {
     let small_forms = Router::new()
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
+        .route("/code/confirm", post(confirm_code))
         .route("/replies/{id}/delete", post(delete_reply))
         .layer(DefaultBodyLimit::max(SMALL_FORM_BYTES))
         .layer(axum::middleware::from_fn_with_state(
@@ -548,7 +551,7 @@ async fn first_submission(
         })?,
     };
     let source_id = site.intake.commit(Owner::NewSource(record), items).await?;
-    let session = site.sessions.create(source_id, identity, None);
+    let session = site.sessions.create(source_id, identity);
     Ok((code, session))
 }
 
@@ -750,28 +753,34 @@ async fn login(
         Err(LoginError::Busy) => return busy(&site, &headers),
         Err(LoginError::Store(err)) => return server_error(&site, &headers, &err),
     };
-    let (source_id, identity, old_lookup) = opened;
-    // A rotation is prepared first but stored only once the session exists, so a full
-    // session table can never consume a code without showing the new one.
+    let Opened {
+        source_id,
+        identity,
+        lookup_id,
+        pending,
+    } = opened;
+    if pending {
+        // The new code of a rotation opened the inbox: the source has it, so the old
+        // code goes now.
+        let store = Arc::clone(&site.store);
+        let id = source_id.clone();
+        if let Err(err) = blocking(move || store.finish_rotation(&id, &lookup_id)).await {
+            return server_error(&site, &headers, &err);
+        }
+    }
     let rotation = if site.options.rotate_codes {
-        match prepare_rotation(&site, &identity).await {
-            Ok(rotation) => Some(rotation),
+        match rotation_to_show(&site, &source_id, &identity, &lookup_id).await {
+            Ok(rotation) => rotation,
             Err(err) => return server_error(&site, &headers, &err),
         }
     } else {
         None
     };
-    let Some(session_id) = site.sessions.create(source_id.clone(), identity, None) else {
+    let Some(session_id) = site.sessions.create(source_id, identity) else {
         return busy(&site, &headers);
     };
-    if let Some((code, record)) = rotation {
-        let store = Arc::clone(&site.store);
-        match blocking(move || store.rekey_source(&source_id, &old_lookup, &record)).await {
-            Ok(true) => site.sessions.set_new_code(&session_id, code),
-            // Another login rotated first: this one keeps the code it has.
-            Ok(false) => {}
-            Err(err) => site.incidents.store_error(&err),
-        }
+    if let Some(rotation) = rotation {
+        site.sessions.set_rotation(&session_id, rotation);
     }
     debug!("source logged in");
     with_cookie(redirect("/inbox"), &session::cookie(&session_id))
@@ -782,12 +791,22 @@ enum LoginError {
     Store(StoreError),
 }
 
+/// A source a code opened.
+struct Opened {
+    source_id: String,
+    identity: SourceIdentity,
+    /// The lookup id the code derived.
+    lookup_id: [u8; 32],
+    /// The code is a rotation's pending new code.
+    pending: bool,
+}
+
 /// Finds the source a code opens, trying every Argon2 parameter set in use (the
 /// configured one first), and unwraps its identity.
 async fn open_source(
     site: &SourceSite,
     code: Arc<SourceCode>,
-) -> Result<Option<(String, SourceIdentity, [u8; 32])>, LoginError> {
+) -> Result<Option<Opened>, LoginError> {
     let store = Arc::clone(&site.store);
     let mut kdfs = vec![site.options.kdf];
     let in_use = blocking(move || store.kdfs_in_use())
@@ -810,38 +829,103 @@ async fn open_source(
         let found = blocking(move || store.find_source(&kdf.id(), &lookup))
             .await
             .map_err(LoginError::Store)?;
-        if let Some((source_id, wrapped)) = found {
+        if let Some(found) = found {
             // A wrapped key that does not open is treated like an unknown code.
-            return Ok(SourceIdentity::unwrap(&keys.code_key, &wrapped)
+            return Ok(SourceIdentity::unwrap(&keys.code_key, &found.wrapped_key)
                 .ok()
-                .map(|identity| (source_id, identity, lookup)));
+                .map(|identity| Opened {
+                    source_id: found.id,
+                    identity,
+                    lookup_id: lookup,
+                    pending: found.pending,
+                }));
         }
     }
     Ok(None)
 }
 
-/// A new code and the keys it derives: the same identity wrapped under the new code.
-async fn prepare_rotation(
+/// With `rotate_codes`: the new code this login shows. A rotation already pending (a
+/// login whose page was lost, or a double-submitted form) is shown again; otherwise a
+/// new one starts. The old code keeps working until the source confirms the new one,
+/// so a lost response never locks a source out. See SECURITY.md, "Source codes".
+async fn rotation_to_show(
     site: &SourceSite,
+    source_id: &str,
     identity: &SourceIdentity,
-) -> Result<(SourceCode, SourceKeyRecord), StoreError> {
+    current_lookup_id: &[u8; 32],
+) -> Result<Option<PendingCode>, StoreError> {
+    if let Some(pending) = pending_code(site, source_id, identity).await? {
+        return Ok(Some(pending));
+    }
     let code = Arc::new(SourceCode::generate());
     let kdf = site.options.kdf;
     let keys = site.deriver.derive(Arc::clone(&code), kdf).await;
+    let wrap_failed = |source| StoreError::Io {
+        action: "wrap a source key",
+        path: site.store.dir().to_owned(),
+        source,
+    };
     let record = SourceKeyRecord {
         lookup_id: keys.lookup_id,
         kdf: kdf.id(),
         recipient: identity.recipient(),
-        wrapped_key: identity.wrap(&keys.code_key).map_err(|e| StoreError::Io {
-            action: "wrap a source key",
-            path: Default::default(),
-            source: e,
-        })?,
+        wrapped_key: identity.wrap(&keys.code_key).map_err(wrap_failed)?,
     };
-    let code = Arc::try_unwrap(code).unwrap_or_else(|shared| {
-        SourceCode::normalise(shared.expose()).expect("a generated code normalises")
-    });
-    Ok((code, record))
+    let sealed = identity
+        .seal_to_self(code.expose().as_bytes())
+        .map_err(wrap_failed)?;
+    let store = Arc::clone(&site.store);
+    let id = source_id.to_owned();
+    let current = *current_lookup_id;
+    blocking(move || store.begin_rotation(&id, &current, &record, &sealed)).await?;
+    // Whether this login or a concurrent one started it, show what is stored.
+    pending_code(site, source_id, identity).await
+}
+
+/// The source's pending new code, opened with its identity.
+async fn pending_code(
+    site: &SourceSite,
+    source_id: &str,
+    identity: &SourceIdentity,
+) -> Result<Option<PendingCode>, StoreError> {
+    let store = Arc::clone(&site.store);
+    let id = source_id.to_owned();
+    let Some(pending) = blocking(move || store.pending_rotation(&id)).await? else {
+        return Ok(None);
+    };
+    let lookup_id = pending.lookup_id;
+    let code = identity
+        .open_sealed(&pending.sealed_code, 256)
+        .ok()
+        .and_then(|plain| {
+            std::str::from_utf8(&plain)
+                .ok()
+                .and_then(SourceCode::normalise)
+        });
+    Ok(code.map(|code| PendingCode { code, lookup_id }))
+}
+
+/// `POST /code/confirm`: the source wrote the new code down; the old one stops working.
+#[instrument(skip_all)]
+async fn confirm_code(
+    State(site): State<Arc<SourceSite>>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Response {
+    if let Err(page) = checked(&site, &headers, form) {
+        return *page;
+    }
+    let Some(session) = site.sessions.get(&headers) else {
+        return redirect("/login");
+    };
+    if let Some(lookup_id) = site.sessions.take_rotation(&headers) {
+        let store = Arc::clone(&site.store);
+        let source_id = session.source_id.clone();
+        if let Err(err) = blocking(move || store.finish_rotation(&source_id, &lookup_id)).await {
+            return server_error(&site, &headers, &err);
+        }
+    }
+    redirect("/inbox")
 }
 
 #[instrument(skip_all)]
@@ -875,7 +959,7 @@ async fn inbox(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Respo
         Ok(replies) => replies,
         Err(err) => return server_error(&site, &headers, &err),
     };
-    let new_code = site.sessions.take_new_code(&headers);
+    let new_code = site.sessions.pending_code(&headers);
     let ctx = site.context(&headers);
     let limits = site.form_limits();
     let response = form_page(&site, &headers, |token| {
@@ -883,7 +967,7 @@ async fn inbox(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Respo
             ctx,
             token,
             &replies,
-            new_code.as_ref().map(|c| c.expose()),
+            new_code.as_ref().map(|c| c.as_str()),
             limits,
         )
     });
@@ -938,5 +1022,7 @@ async fn logout(
         return *page;
     }
     site.sessions.remove(&headers);
-    with_cookie(redirect("/"), &session::clear_cookie())
+    // A fresh csrf nonce too: the old one would link the next session to this one.
+    let response = with_cookie(redirect("/"), &session::clear_cookie());
+    with_cookie(response, &csrf::cookie(&csrf::new_nonce()))
 }

@@ -36,6 +36,21 @@ pub struct Newsroom {
 }
 
 impl Newsroom {
+    /// The newsroom of an existing identity file.
+    pub fn load(identity_file: &Path) -> Self {
+        let text = std::fs::read_to_string(identity_file).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+            .expect("an age identity");
+        let identity: age::x25519::Identity = line.parse().unwrap();
+        Newsroom {
+            recipient: identity.to_public().to_string(),
+            identity,
+            identity_file: identity_file.to_owned(),
+        }
+    }
+
     pub fn new(dir: &Path) -> Self {
         let identity = age::x25519::Identity::generate();
         let recipient = identity.to_public().to_string();
@@ -85,6 +100,12 @@ pub struct Options {
     /// Put the data directory on a tmpfs of this many bytes (needs root): a small
     /// filesystem the test can fill.
     pub data_tmpfs: Option<u64>,
+    /// With `data_tmpfs`: mount options added after the size (e.g. `nr_inodes=300`,
+    /// `strictatime`).
+    pub tmpfs_options: &'static str,
+    /// Serve a copy of this existing data directory (made by an older agedrop, say)
+    /// with the newsroom identity in `.1`, instead of one `agedrop init` makes.
+    pub data_from: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for Options {
@@ -98,6 +119,8 @@ impl Default for Options {
             ],
             log: "info",
             data_tmpfs: None,
+            tmpfs_options: "",
+            data_from: None,
         }
     }
 }
@@ -132,7 +155,23 @@ pub fn init_data_dir(dir: &Path, recipient: &str) {
 
 /// `agedrop init` in `dir`, then a test config on 127.0.0.1:0.
 pub fn write_config(dir: &Path, recipient: &str, options: &Options) -> PathBuf {
-    init_data_dir(dir, recipient);
+    match &options.data_from {
+        None => init_data_dir(dir, recipient),
+        Some((data, _)) => {
+            let out = Command::new("cp")
+                .arg("-r")
+                .arg(data)
+                .arg(dir.join("data"))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let _ = std::fs::create_dir(dir.join("data/tmp"));
+        }
+    }
     let mut limits = String::new();
     for (key, value) in &options.limits {
         limits.push_str(&format!("{key} = {value}\n"));
@@ -190,7 +229,10 @@ impl Server {
 
     pub fn with(options: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let newsroom = Newsroom::new(dir.path());
+        let newsroom = match &options.data_from {
+            Some((_, identity)) => Newsroom::load(identity),
+            None => Newsroom::new(dir.path()),
+        };
         let mounted = options.data_tmpfs.map(|size| {
             let data = dir.path().join("data");
             std::fs::create_dir(&data).unwrap();
@@ -199,7 +241,15 @@ impl Server {
                     "-t",
                     "tmpfs",
                     "-o",
-                    &format!("size={size},mode=0700"),
+                    &format!(
+                        "size={size},mode=0700{}{}",
+                        if options.tmpfs_options.is_empty() {
+                            ""
+                        } else {
+                            ","
+                        },
+                        options.tmpfs_options
+                    ),
                     "tmpfs",
                 ])
                 .arg(&data)
@@ -236,7 +286,7 @@ impl Server {
             .open(&self.log_file)
             .unwrap();
         let mut child = Command::new(BIN)
-            .arg("serve")
+            .args(["serve", "--allow-root"])
             .arg("--config")
             .arg(&self.config)
             .env("RUST_LOG", self.options.log)
@@ -426,7 +476,12 @@ fn read_raw_response(stream: &mut impl Read) -> Vec<u8> {
             }
         }
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("reading a response: {e} after {} bytes", raw.len());
+                break;
+            }
             Ok(n) => raw.extend_from_slice(&buf[..n]),
         }
     }
@@ -939,4 +994,108 @@ pub fn tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
     }
     out.extend_from_slice(&agedrop::bundle::TAR_END);
     out
+}
+
+impl Server {
+    /// `agedrop journalist add NAME` beside the running server: the token.
+    pub fn add_journalist(&self, name: &str) -> String {
+        let out = Command::new(BIN)
+            .args(["journalist", "add", name, "--config"])
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "journalist add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// One journalist API request with a bearer token: status and raw body.
+    pub fn api(&self, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let mut stream = connect(self.journalist);
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            self.journalist,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let raw = read_raw_to_end(&mut stream);
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head");
+        let response = parse_response(&raw[..split + 4]);
+        let mut body = raw[split + 4..].to_vec();
+        if response
+            .header("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked"))
+        {
+            body = dechunk(&body);
+        }
+        (response.status, body)
+    }
+}
+
+/// Every byte until the server closes the connection.
+fn read_raw_to_end(stream: &mut impl Read) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    raw
+}
+
+/// The entries of an export bundle (name, data), read with the crate's own strict
+/// reader; panics if the bundle is cut short (no end blocks).
+pub fn untar(data: &[u8]) -> Vec<(String, Vec<u8>)> {
+    assert!(
+        data.ends_with(&agedrop::bundle::TAR_END),
+        "the bundle has no end blocks: cut short"
+    );
+    let mut tar = agedrop::bundle::TarReader::new(data);
+    let mut out = Vec::new();
+    while let Some(entry) = tar.next_entry().unwrap() {
+        let bytes = agedrop::bundle::read_small(&mut tar, &entry, u64::MAX).unwrap();
+        out.push((entry.name, bytes));
+    }
+    out
+}
+
+/// A reply bundle as `agedrop reply` makes it: one reply per (source id, ciphertext).
+pub fn reply_bundle(replies: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let manifest = serde_json::json!({
+        "format": agedrop::bundle::REPLY_FORMAT,
+        "version": agedrop::bundle::VERSION,
+        "replies": replies.iter().enumerate().map(|(n, (source, _))| {
+            serde_json::json!({ "source_id": source, "file": format!("replies/{n}.age") })
+        }).collect::<Vec<_>>(),
+    })
+    .to_string();
+    let names: Vec<String> = (0..replies.len())
+        .map(|n| format!("replies/{n}.age"))
+        .collect();
+    let mut entries: Vec<(&str, &[u8])> =
+        vec![(agedrop::bundle::REPLY_MANIFEST, manifest.as_bytes())];
+    for (name, (_, data)) in names.iter().zip(replies) {
+        entries.push((name, data));
+    }
+    tar(&entries)
+}
+
+impl Server {
+    /// Pushes one reply to the first source through the journalist API, encrypted to
+    /// its recipient: the status.
+    pub fn push_reply(&self, token: &str, text: &[u8]) -> u16 {
+        let (source_id, _, recipient) = self.source_rows().remove(0);
+        let bundle = reply_bundle(&[(&source_id, encrypt_to(&[&recipient], text))]);
+        let (status, body) = self.api("POST", "/api/v1/replies", token, &bundle);
+        assert!(
+            status == 201 || status >= 400,
+            "{status} {}",
+            String::from_utf8_lossy(&body)
+        );
+        status
+    }
 }
