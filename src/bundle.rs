@@ -19,6 +19,8 @@ use std::io::{self, Read};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cursor::Cursor;
+
 /// The export manifest's entry name.
 pub const MANIFEST: &str = "manifest.json";
 /// The reply manifest's entry name.
@@ -128,14 +130,20 @@ pub fn is_id(text: &str) -> bool {
 }
 
 impl Manifest {
-    /// Checks what a reader relies on: format, version, bounded counts, ids and entry
-    /// names of the expected shape, every item's source listed.
+    /// Checks what a reader relies on: format, version, cursors that are numbers,
+    /// bounded counts, ids and entry names of the expected shape, every item's source
+    /// listed.
     pub fn validate(&self) -> Result<(), BundleError> {
         if self.format != EXPORT_FORMAT || self.version != VERSION {
             return Err(BundleError::Refused(
                 "not an agedrop export (format or version)".into(),
             ));
         }
+        // `pull` sends next_cursor back to the server: only a number may come through.
+        if Cursor::parse(&self.since).is_none() {
+            return Err(not_a_cursor());
+        }
+        self.next_cursor()?;
         if self.items.len() > MAX_ENTRIES || self.sources.len() > MAX_ENTRIES {
             return Err(BundleError::Refused(
                 "too many entries in the manifest".into(),
@@ -179,6 +187,17 @@ impl Manifest {
         }
         Ok(())
     }
+
+    /// The cursor to pull from next.
+    pub fn next_cursor(&self) -> Result<Cursor, BundleError> {
+        Cursor::parse(&self.next_cursor).ok_or_else(not_a_cursor)
+    }
+}
+
+fn not_a_cursor() -> BundleError {
+    BundleError::Refused(
+        "the manifest's since or next_cursor is not a cursor (a non-negative integer)".into(),
+    )
 }
 
 /// Why a bundle cannot be read or written.

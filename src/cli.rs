@@ -11,9 +11,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::account::{self, Token};
-use crate::client::{Client, TlsFiles};
+use crate::client::{ApiToken, Client, ClientError, Deletion, TlsFiles};
 use crate::config::{Config, Limits, Listen};
 use crate::crypto::{self, Identities, NewsroomIdentity, Recipients};
+use crate::cursor::{Cursor, CursorFile};
 use crate::logging::{self, LogFormat};
 use crate::store::Store;
 use crate::{offline, server};
@@ -184,29 +185,21 @@ struct ServerArgs {
 }
 
 impl ServerArgs {
-    fn client(&self) -> Result<Client, Box<dyn Error>> {
-        let token = zeroize::Zeroizing::new(
-            fs::read_to_string(&self.token_file)
-                .map_err(|e| format!("cannot read {}: {e}", self.token_file.display()))?,
-        );
+    fn client(&self) -> Result<Client, ClientError> {
+        let token = ApiToken::read(&self.token_file)?;
         let tls = TlsFiles {
             ca_cert: self.ca_cert.clone(),
             client_cert: self.client_cert.clone(),
             client_key: self.client_key.clone(),
         };
-        Ok(Client::new(
-            &self.server,
-            self.proxy.as_deref(),
-            &tls,
-            &token,
-        )?)
+        Client::new(&self.server, self.proxy.as_deref(), &tls, token)
     }
 
     /// Where `pull` remembers its cursor: beside the token file.
-    fn cursor_file(&self) -> PathBuf {
+    fn cursor_file(&self) -> CursorFile {
         let mut name = self.token_file.as_os_str().to_owned();
         name.push(".cursor");
-        PathBuf::from(name)
+        CursorFile::new(PathBuf::from(name))
     }
 }
 
@@ -259,7 +252,14 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("agedrop: error: {err}");
+            // Errors can quote a server, a proxy or a file: no escape sequence reaches
+            // the terminal. Line breaks stay (a config error points at its line).
+            let text: String = err
+                .to_string()
+                .chars()
+                .map(|c| if c.is_control() && c != '\n' { '?' } else { c })
+                .collect();
+            eprintln!("agedrop: error: {text}");
             ExitCode::FAILURE
         }
     }
@@ -339,7 +339,9 @@ fn journalist(config_path: &Path, action: JournalistAction) -> CliResult {
     Ok(())
 }
 
-/// Fails with the server's words for a status other than `expected`.
+/// Fails with the server's words for a status other than `expected`: at most 200
+/// characters, with control characters (terminal escape sequences, line breaks) and
+/// invisible direction marks replaced by `?`.
 fn expect_status(
     response: crate::client::Response,
     expected: u16,
@@ -352,8 +354,23 @@ fn expect_status(
     let reason = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| text.chars().take(200).collect());
-    Err(format!("the server answered {status}: {reason}").into())
+        .unwrap_or(text);
+    Err(format!("the server answered {status}: {}", server_words(&reason)).into())
+}
+
+/// Text from a server as it may be printed on a terminal.
+fn server_words(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .map(|c| {
+            let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || invisible {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 fn pull(args: &ServerArgs, output: &Path, all: bool) -> CliResult {
@@ -362,41 +379,51 @@ fn pull(args: &ServerArgs, output: &Path, all: bool) -> CliResult {
     }
     let cursor_file = args.cursor_file();
     let since = if all {
-        "0".to_owned()
+        Cursor::START
     } else {
-        fs::read_to_string(&cursor_file).map_or_else(|_| "0".to_owned(), |c| c.trim().to_owned())
+        cursor_file.read()?
     };
     let client = args.client()?;
-    let response = expect_status(
-        client.request("GET", &format!("/api/v1/export?since={since}"), None)?,
-        200,
-    )?;
+    // Made here, before anything is fetched, and never over an existing file: whatever
+    // is at this path (an interrupted pull's leftover, a link) is not ours to reuse or
+    // remove.
     let partial = output.with_extension("partial");
-    let result = (|| -> CliResult {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&partial)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => format!(
+                "{} exists already; not overwriting it (remove it if an interrupted pull left it)",
+                partial.display()
+            ),
+            _ => format!("cannot create {}: {e}", partial.display()),
+        })?;
+    let fetched = (|| -> Result<offline::CheckedBundle, Box<dyn Error>> {
+        let response = expect_status(client.export(since)?, 200)?;
         let mut body = response.body;
         std::io::copy(&mut body, &mut file)?;
         file.sync_all()?;
-        let items = offline::check_whole(&partial)?;
+        let checked = offline::check_whole(&partial)?;
         fs::rename(&partial, output)?;
-        let next = offline::next_cursor(output)?;
-        let tmp = cursor_file.with_extension("cursor.tmp");
-        fs::write(&tmp, format!("{next}\n"))?;
-        fs::rename(&tmp, &cursor_file)?;
-        eprintln!(
-            "{items} new item(s) in {}. Carry it to the offline machine and run `agedrop open`.",
-            output.display()
-        );
-        Ok(())
+        Ok(checked)
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&partial);
-    }
-    result
+    let checked = match fetched {
+        Ok(checked) => checked,
+        Err(err) => {
+            // This run created the partial file (create_new above): only it goes.
+            let _ = fs::remove_file(&partial);
+            return Err(err);
+        }
+    };
+    cursor_file.write(checked.next_cursor)?;
+    eprintln!(
+        "{} new item(s) in {}. Carry it to the offline machine and run `agedrop open`.",
+        checked.items,
+        output.display()
+    );
+    Ok(())
 }
 
 fn push(args: &ServerArgs, reply: &Path) -> CliResult {
@@ -404,23 +431,24 @@ fn push(args: &ServerArgs, reply: &Path) -> CliResult {
         fs::File::open(reply).map_err(|e| format!("cannot read {}: {e}", reply.display()))?;
     let len = file.metadata()?.len();
     let client = args.client()?;
-    let response = client.request("POST", "/api/v1/replies", Some((&mut file, len)))?;
+    let response = client.push_reply(&mut file, len)?;
     expect_status(response, 201)?;
     eprintln!("Reply delivered.");
     Ok(())
 }
 
 fn delete(args: &ServerArgs, item: Option<&str>, source: Option<&str>) -> CliResult {
-    let path = match (item, source) {
-        (Some(id), _) => format!("/api/v1/items/{id}"),
-        (None, Some(id)) => format!("/api/v1/sources/{id}"),
+    let (what, id) = match (item, source) {
+        (Some(id), _) => (Deletion::Item(id), id),
+        (None, Some(id)) => (Deletion::Source(id), id),
         (None, None) => return Err("give --item or --source".into()),
     };
-    if !path.rsplit('/').next().is_some_and(crate::bundle::is_id) {
-        return Err("an id is 32 lowercase hex digits, as in the bundle's manifest".into());
+    // Checked before the token is read, as the client checks it again.
+    if !crate::bundle::is_id(id) {
+        return Err(ClientError::NotAnId.into());
     }
     let client = args.client()?;
-    expect_status(client.request("DELETE", &path, None)?, 204)?;
+    expect_status(client.delete(what)?, 204)?;
     eprintln!("Deleted.");
     Ok(())
 }

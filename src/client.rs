@@ -2,22 +2,43 @@
 //! port (`socks5h`, so the onion name is resolved by Tor, never locally), optionally
 //! TLS with a pinned CA and a client certificate. Only these commands use it; the
 //! offline commands never open a socket.
+//!
+//! Everything that goes into a request is checked or typed first: the host and path
+//! of `--server`, the token (visible ASCII only), the cursor (a number), ids (hex). A
+//! string from a server, a proxy or a file never reaches a request line or a header as
+//! it came (SECURITY.md, "Network use of the commands").
 
 use std::fmt;
+use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{Ipv6Addr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use zeroize::Zeroizing;
 
-/// Why a request failed.
+use crate::bundle;
+use crate::cursor::Cursor;
+
+/// Why a request failed, or could not be made.
 #[derive(Debug)]
 pub enum ClientError {
     /// The URL or proxy is not one we can use.
     BadAddress(String),
+    /// An `.onion` server without `--proxy`: its name would go to the system resolver.
+    OnionWithoutProxy,
+    /// TLS options with an `http://` server: they would not be used, and the token
+    /// would travel without the TLS the user asked for.
+    TlsOptionsWithoutHttps,
+    /// The token file could not be read.
+    TokenUnreadable(PathBuf, io::Error),
+    /// The token file holds more than one line of visible characters.
+    TokenMalformed(PathBuf),
+    /// An item or source id that is not 32 lowercase hex digits.
+    NotAnId,
     /// Network or file trouble.
     Io(io::Error),
     /// The SOCKS proxy refused.
@@ -32,6 +53,28 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientError::BadAddress(why) => write!(f, "{why}"),
+            ClientError::OnionWithoutProxy => write!(
+                f,
+                "an .onion server needs --proxy socks5h://127.0.0.1:9050 (Tor's SOCKS port)"
+            ),
+            ClientError::TlsOptionsWithoutHttps => write!(
+                f,
+                "--ca-cert, --client-cert and --client-key need an https:// server; \
+                 refusing to send the token over plain http://"
+            ),
+            ClientError::TokenUnreadable(path, err) => {
+                write!(f, "cannot read {}: {err}", path.display())
+            }
+            ClientError::TokenMalformed(path) => write!(
+                f,
+                "{} does not hold a token: it should hold only the token from `agedrop \
+                 journalist add`, with no spaces, line breaks or control characters inside it",
+                path.display()
+            ),
+            ClientError::NotAnId => write!(
+                f,
+                "an id is 32 lowercase hex digits, as in the bundle's manifest"
+            ),
             ClientError::Io(err) => write!(f, "{err}"),
             ClientError::Proxy(why) => write!(f, "SOCKS proxy: {why}"),
             ClientError::Tls(why) => write!(f, "TLS: {why}"),
@@ -46,6 +89,44 @@ impl From<io::Error> for ClientError {
     fn from(err: io::Error) -> Self {
         ClientError::Io(err)
     }
+}
+
+/// Longest token file read; a token is under 100 bytes.
+const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+
+/// A journalist's API token, as read from the token file: visible ASCII only, so it
+/// can go into a header as it is. No `Debug`; wiped on drop.
+pub struct ApiToken(Zeroizing<String>);
+
+impl ApiToken {
+    /// Reads the token file. Whitespace around the token is ignored; anything else
+    /// that is not visible ASCII (a line break inside it, say) is refused.
+    pub fn read(path: &Path) -> Result<ApiToken, ClientError> {
+        let unreadable = |err| ClientError::TokenUnreadable(path.to_owned(), err);
+        let file = fs::File::open(path).map_err(unreadable)?;
+        let mut bytes = Zeroizing::new(Vec::new());
+        file.take(MAX_TOKEN_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(unreadable)?;
+        let token = bytes.trim_ascii();
+        if token.is_empty()
+            || bytes.len() as u64 > MAX_TOKEN_FILE_BYTES
+            || !token.iter().all(u8::is_ascii_graphic)
+        {
+            return Err(ClientError::TokenMalformed(path.to_owned()));
+        }
+        let token = std::str::from_utf8(token).expect("visible ASCII is UTF-8");
+        Ok(ApiToken(Zeroizing::new(token.to_owned())))
+    }
+}
+
+/// What `delete` removes: an item, or a source with everything it sent.
+#[derive(Clone, Copy, Debug)]
+pub enum Deletion<'a> {
+    /// An item, by id.
+    Item(&'a str),
+    /// A source, by id.
+    Source(&'a str),
 }
 
 /// Certificates for an `https://` server.
@@ -66,7 +147,7 @@ pub struct Client {
     port: u16,
     base: String,
     proxy: Option<(String, u16)>,
-    token: String,
+    token: ApiToken,
 }
 
 /// A response whose body is read as it arrives.
@@ -93,7 +174,7 @@ impl Client {
         url: &str,
         proxy: Option<&str>,
         tls: &TlsFiles,
-        token: &str,
+        token: ApiToken,
     ) -> Result<Self, ClientError> {
         let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
             (true, rest)
@@ -106,6 +187,17 @@ impl Client {
         };
         let (authority, base) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
         let (host, port) = split_host_port(authority, if https { 443 } else { 80 })?;
+        if !valid_host(&host) {
+            return Err(ClientError::BadAddress(
+                "--server must name a host (letters, digits, '.', '-') or an IP address".into(),
+            ));
+        }
+        if !base.bytes().all(is_path_byte) {
+            return Err(ClientError::BadAddress(
+                "the path in --server may hold only URL path characters (no query, no spaces)"
+                    .into(),
+            ));
+        }
         let proxy = match proxy {
             None => None,
             Some(p) => {
@@ -117,11 +209,14 @@ impl Client {
                 Some(split_host_port(rest.trim_end_matches('/'), 9050)?)
             }
         };
-        if proxy.is_none() && host.ends_with(".onion") {
+        if proxy.is_none() && is_onion(&host) {
             // Without Tor the name would go to the system resolver: a leak, and useless.
-            return Err(ClientError::BadAddress(
-                "an .onion server needs --proxy socks5h://127.0.0.1:9050 (Tor's SOCKS port)".into(),
-            ));
+            return Err(ClientError::OnionWithoutProxy);
+        }
+        let tls_options =
+            tls.ca_cert.is_some() || tls.client_cert.is_some() || tls.client_key.is_some();
+        if !https && tls_options {
+            return Err(ClientError::TlsOptionsWithoutHttps);
         }
         let tls = if https {
             let config = tls_config(tls)?;
@@ -138,17 +233,48 @@ impl Client {
             port,
             base: base.trim_end_matches('/').to_owned(),
             proxy,
-            token: token.trim().to_owned(),
+            token,
         })
     }
 
-    /// Sends a request with an optional body of `len` bytes from `body`.
-    pub fn request(
+    /// `GET /api/v1/export?since=CURSOR`: a bundle of what came after `since`.
+    pub fn export(&self, since: Cursor) -> Result<Response, ClientError> {
+        self.request("GET", &format!("/api/v1/export?since={since}"), None)
+    }
+
+    /// `POST /api/v1/replies` with the `len` bytes of a reply bundle from `bundle`.
+    pub fn push_reply(&self, bundle: &mut dyn Read, len: u64) -> Result<Response, ClientError> {
+        self.request("POST", "/api/v1/replies", Some((bundle, len)))
+    }
+
+    /// `DELETE /api/v1/items/ID` or `/api/v1/sources/ID`.
+    pub fn delete(&self, what: Deletion<'_>) -> Result<Response, ClientError> {
+        let path = match what {
+            Deletion::Item(id) if bundle::is_id(id) => format!("/api/v1/items/{id}"),
+            Deletion::Source(id) if bundle::is_id(id) => format!("/api/v1/sources/{id}"),
+            _ => return Err(ClientError::NotAnId),
+        };
+        self.request("DELETE", &path, None)
+    }
+
+    /// Sends a request with an optional body of `len` bytes from `body`. `path` is made
+    /// by the methods above from checked parts only.
+    fn request(
         &self,
         method: &str,
         path: &str,
         body: Option<(&mut dyn Read, u64)>,
     ) -> Result<Response, ClientError> {
+        let target = if self.base.is_empty() {
+            path.to_owned()
+        } else {
+            format!("/{}{path}", self.base)
+        };
+        if !target.bytes().all(|b| is_path_byte(b) || b == b'?') {
+            return Err(ClientError::BadAddress(
+                "refusing to build a request from unchecked text".into(),
+            ));
+        }
         let tcp = match &self.proxy {
             Some((host, port)) => socks5_connect(host, *port, &self.host, self.port)?,
             None => {
@@ -171,15 +297,11 @@ impl Client {
             }
             None => Box::new(tcp),
         };
-        let path = if self.base.is_empty() {
-            path.to_owned()
-        } else {
-            format!("/{}{path}", self.base)
-        };
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\nUser-Agent: agedrop\r\n",
-            self.host, self.token
-        );
+        let mut head = Zeroizing::new(format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\nUser-Agent: agedrop\r\n",
+            self.host,
+            &*self.token.0
+        ));
         if let Some((_, len)) = &body {
             head.push_str(&format!("Content-Length: {len}\r\n"));
         }
@@ -198,6 +320,30 @@ impl Client {
 
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
+
+/// True for a name that ends in `.onion`, however it is spelt: `X.ONION` and the
+/// fully qualified `x.onion.` are the same name to a resolver.
+fn is_onion(host: &str) -> bool {
+    host.trim_end_matches('.')
+        .to_ascii_lowercase()
+        .ends_with(".onion")
+}
+
+/// A DNS name (letters, digits, `.`, `-`, `_`) or an IP address: nothing that could
+/// end a header line or change the request's meaning.
+fn valid_host(host: &str) -> bool {
+    let name = !host.is_empty()
+        && host.len() <= 254
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    name || host.parse::<Ipv6Addr>().is_ok()
+}
+
+/// A byte that may stand in a URL path as it is (RFC 3986 `pchar` and `/`).
+fn is_path_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b)
+}
 
 fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), ClientError> {
     let bad = || ClientError::BadAddress(format!("not a host[:port]: {authority}"));
@@ -459,26 +605,40 @@ mod tests {
         assert!(response.body.read_to_end(&mut Vec::new()).is_err());
     }
 
+    fn token() -> ApiToken {
+        ApiToken(Zeroizing::new("t".into()))
+    }
+
     #[test]
     fn urls_and_proxies_parse() {
         let c = Client::new(
             "http://abc.onion/",
             Some("socks5h://127.0.0.1:9050"),
             &TlsFiles::default(),
-            "t",
+            token(),
         )
         .unwrap();
         assert_eq!((c.host.as_str(), c.port), ("abc.onion", 80));
         assert_eq!(c.proxy, Some(("127.0.0.1".into(), 9050)));
-        assert!(Client::new("ftp://x", None, &TlsFiles::default(), "t").is_err());
-        assert!(
-            Client::new("http://abc.onion/", None, &TlsFiles::default(), "t").is_err(),
-            "an onion name never goes to the system resolver"
-        );
-        assert!(Client::new("http://x", Some("socks5://x:1"), &TlsFiles::default(), "t").is_err());
-        assert!(
-            Client::new("https://x", None, &TlsFiles::default(), "t").is_err(),
-            "https needs a CA"
-        );
+        let refused = |url: &str, proxy: Option<&str>| {
+            Client::new(url, proxy, &TlsFiles::default(), token()).is_err()
+        };
+        assert!(refused("ftp://x", None));
+        for onion in [
+            "http://abc.onion/",
+            "http://ABC.ONION",
+            "http://abc.onion.:80",
+        ] {
+            assert!(
+                refused(onion, None),
+                "an onion name never goes to the system resolver: {onion}"
+            );
+        }
+        assert!(refused("http://x", Some("socks5://x:1")));
+        assert!(refused("https://x", None), "https needs a CA");
+        assert!(refused("http://x\r\nX-Injected: 1/", None));
+        assert!(refused("http://x/a b", None));
+        assert!(refused("http://x/a?b", None));
+        assert!(!refused("http://[::1]:8081/drop", None));
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -17,6 +17,8 @@ use crate::bundle::{
     self, BundleError, Manifest, ManifestItem, ReplyEntry, ReplyManifest, TarReader,
 };
 use crate::crypto::{Identities, OpenError, Recipients};
+use crate::cursor::Cursor;
+use crate::nofollow;
 
 /// Metadata records are padded to 1 KiB; anything much larger is not ours.
 const MAX_META_BYTES: u64 = 64 * 1024;
@@ -38,6 +40,14 @@ pub enum OfflineError {
     OutputExists(PathBuf),
     /// The reply could not be encrypted.
     Encrypt(io::Error),
+    /// The output directory belongs to another user.
+    OutputNotOwned(PathBuf),
+    /// The output directory can be written by group or others (its mode).
+    OutputWritableByOthers(PathBuf, u32),
+    /// A symbolic link where `open` would write; links are never followed.
+    LinkInOutput(PathBuf),
+    /// Something other than a directory where `open` needs one.
+    NotADirectory(PathBuf),
 }
 
 impl fmt::Display for OfflineError {
@@ -52,6 +62,25 @@ impl fmt::Display for OfflineError {
                 write!(f, "{} exists already; not overwriting it", path.display())
             }
             OfflineError::Encrypt(err) => write!(f, "cannot encrypt the reply: {err}"),
+            OfflineError::OutputNotOwned(path) => write!(
+                f,
+                "{} belongs to another user; open writes only into a directory of your own",
+                path.display()
+            ),
+            OfflineError::OutputWritableByOthers(path, mode) => write!(
+                f,
+                "{} can be written by other users (mode {mode:04o}); open writes only into a \
+                 directory only you can write to",
+                path.display()
+            ),
+            OfflineError::LinkInOutput(path) => write!(
+                f,
+                "{} is a symbolic link; open does not follow links in its output",
+                path.display()
+            ),
+            OfflineError::NotADirectory(path) => {
+                write!(f, "{} is not a directory", path.display())
+            }
         }
     }
 }
@@ -115,6 +144,10 @@ fn read_manifest<R: Read>(tar: &mut TarReader<R>) -> Result<Manifest, OfflineErr
 /// Decrypts every item of `bundle` into `out/<source label>/`, with an `index.txt` per
 /// source. Nothing is written outside `out`; an item that fails to decrypt or
 /// authenticate is reported and never left half-written.
+///
+/// `out` must be a directory of the user's own that nobody else can write to (it is
+/// made, mode 0700, if missing): in a directory others can write to, they could swap a
+/// name for a link between our check and our write. Inside it no link is followed.
 pub fn open(
     bundle_path: &Path,
     identities: &Identities,
@@ -127,6 +160,8 @@ pub fn open(
         .recursive(true)
         .mode(0o700)
         .create(out)?;
+    // `out` itself may be a link the user made; what it leads to is checked.
+    check_private_dir(out, &fs::metadata(out)?)?;
 
     let mut report = OpenReport::default();
     let by_entry: HashMap<&str, &ManifestItem> = manifest
@@ -193,10 +228,7 @@ pub fn open(
             plain.zeroize();
         } else {
             let dir = &dirs[item.source_id.as_str()];
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)?;
+            source_dir(dir)?;
             match decrypt_item(&mut tar, identities, dir, item) {
                 Ok(decrypted) => {
                     bodies.insert(item.id.clone(), decrypted);
@@ -280,13 +312,17 @@ pub fn open(
             continue;
         };
         let path = dirs[source.id.as_str()].join("index.txt");
-        let new = !path.exists();
-        let mut index = OpenOptions::new()
+        let opened = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
-            .open(&path)?;
-        if new {
+            .custom_flags(nofollow::flag())
+            .open(&path);
+        let mut index = match opened {
+            Err(err) if nofollow::refused(&err) => return Err(OfflineError::LinkInOutput(path)),
+            opened => opened?,
+        };
+        if index.metadata()?.len() == 0 {
             writeln!(
                 index,
                 "Source {}  (id {})\nReply recipient: {}\n",
@@ -307,6 +343,39 @@ pub fn open(
         index.sync_all()?;
     }
     Ok(report)
+}
+
+/// Refuses a directory that is a link, not a directory, not the user's, or writable by
+/// group or others.
+fn check_private_dir(dir: &Path, meta: &fs::Metadata) -> Result<(), OfflineError> {
+    if meta.file_type().is_symlink() {
+        return Err(OfflineError::LinkInOutput(dir.to_owned()));
+    }
+    if !meta.is_dir() {
+        return Err(OfflineError::NotADirectory(dir.to_owned()));
+    }
+    if meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err(OfflineError::OutputNotOwned(dir.to_owned()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(OfflineError::OutputWritableByOthers(
+            dir.to_owned(),
+            meta.mode() & 0o7777,
+        ));
+    }
+    Ok(())
+}
+
+/// Makes a source's directory (mode 0700), or checks the one there: a link planted at
+/// its name is refused, never followed.
+fn source_dir(dir: &Path) -> Result<(), OfflineError> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            check_private_dir(dir, &fs::symlink_metadata(dir)?)
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// A decrypted item in a hidden temp file; removed on drop unless kept.
@@ -580,15 +649,18 @@ pub fn reply(
     Ok(())
 }
 
-/// The cursor a bundle continues from (its manifest's `next_cursor`), for `pull`.
-pub fn next_cursor(bundle_path: &Path) -> Result<String, OfflineError> {
-    let mut tar = TarReader::new(BufReader::new(File::open(bundle_path)?));
-    Ok(read_manifest(&mut tar)?.next_cursor)
+/// What [`check_whole`] found in a whole bundle.
+#[derive(Debug)]
+pub struct CheckedBundle {
+    /// How many items it holds.
+    pub items: usize,
+    /// The cursor it continues from (its manifest's `next_cursor`), for the next `pull`.
+    pub next_cursor: Cursor,
 }
 
-/// Checks that a downloaded bundle is whole: every entry present and the end marker
-/// there. `pull` keeps only bundles that pass.
-pub fn check_whole(bundle_path: &Path) -> Result<usize, OfflineError> {
+/// Checks that a downloaded bundle is whole: a valid manifest (its cursors numbers),
+/// every entry present and the end marker there. `pull` keeps only bundles that pass.
+pub fn check_whole(bundle_path: &Path) -> Result<CheckedBundle, OfflineError> {
     let file = File::open(bundle_path)?;
     let len = file.metadata()?.len();
     let mut tar = TarReader::new(BufReader::new(file));
@@ -602,7 +674,10 @@ pub fn check_whole(bundle_path: &Path) -> Result<usize, OfflineError> {
     if entries != manifest.items.len() * 2 || len % 512 != 0 {
         return Err(BundleError::Refused("the bundle is incomplete".into()).into());
     }
-    Ok(manifest.items.len())
+    Ok(CheckedBundle {
+        items: manifest.items.len(),
+        next_cursor: manifest.next_cursor()?,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,777 @@
+//! The journalist commands (`pull`, `push`, `delete`, `open`) against a hostile server
+//! and hostile local files, through the real binary: what a server says is never
+//! printed raw nor pasted into a request, an onion name never reaches the system
+//! resolver, and no file is written through a planted link or removed unless this run
+//! made it.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use common::*;
+
+fn agedrop(args: &[&str], dir: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts the command failed with exactly this error line.
+fn assert_refused(out: &Output, message: &str) {
+    assert!(!out.status.success(), "must fail: {}", stderr(out));
+    assert_eq!(stderr(out), format!("agedrop: error: {message}\n"));
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "failed: {}", stderr(out));
+    stderr(out)
+}
+
+/// A well-formed token (the fake servers do not check it).
+const TOKEN: &str =
+    "agedrop-0123abcd-00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// A fake journalist API on 127.0.0.1: answers every request with one canned response
+/// and keeps each request's head. [`FakeServer::stop`] is called after the CLI has
+/// exited, so any connection it made is already answered or queued: the count is exact.
+struct FakeServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    requests: Arc<Mutex<Vec<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeServer {
+    fn answering(response: Vec<u8>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, requests) = (Arc::clone(&stop), Arc::clone(&requests));
+            std::thread::spawn(move || loop {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        stream
+                            .set_read_timeout(Some(Duration::from_secs(10)))
+                            .unwrap();
+                        let head = read_head(&mut stream);
+                        requests.lock().unwrap().push(head);
+                        let _ = stream.write_all(&response);
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(err) => panic!("fake server: {err}"),
+                }
+            })
+        };
+        FakeServer {
+            addr,
+            stop,
+            requests,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops after answering what is queued; returns every request head received.
+    fn stop(mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+        std::mem::take(&mut *self.requests.lock().unwrap())
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The request head, up to the blank line (at most 64 KiB).
+fn read_head(stream: &mut impl Read) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+fn http_response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// A bundle with no items whose manifest says `since` and `next_cursor`.
+fn empty_bundle(since: &str, next_cursor: &str) -> Vec<u8> {
+    let manifest = serde_json::json!({
+        "format": "agedrop-export",
+        "version": 1,
+        "since": since,
+        "next_cursor": next_cursor,
+        "sources": [],
+        "items": [],
+    });
+    tar(&[("manifest.json", manifest.to_string().as_bytes())])
+}
+
+/// A journalist's desk: a temp dir with a token file.
+struct Desk {
+    dir: tempfile::TempDir,
+    token: PathBuf,
+}
+
+impl Desk {
+    fn new() -> Self {
+        Desk::with_token(format!("{TOKEN}\n").as_bytes())
+    }
+
+    fn with_token(token: &[u8]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alice.token");
+        std::fs::write(&path, token).unwrap();
+        Desk { dir, token: path }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cursor(&self) -> PathBuf {
+        self.path("alice.token.cursor")
+    }
+
+    /// `agedrop pull --server URL --token-file T -o OUT` plus `extra`.
+    fn pull(&self, url: &str, out: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "pull",
+            "--server",
+            url,
+            "--token-file",
+            self.token.to_str().unwrap(),
+            "-o",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        agedrop(&args, self.dir.path())
+    }
+
+    /// Every name in the desk directory, sorted.
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+#[test]
+fn server_error_text_reaches_the_terminal_without_escape_sequences() {
+    let desk = Desk::new();
+    let json = "{\"error\":\"\\u001b[2J\\u001b]0;owned\\u0007gone\\r\\nagedrop: Deleted.\\u202e\"}";
+    let cases = [
+        (
+            http_response(
+                "500 Internal Server Error",
+                "application/json",
+                json.as_bytes(),
+            ),
+            "the server answered 500: ?[2J?]0;owned?gone??agedrop: Deleted.?",
+        ),
+        (
+            http_response(
+                "403 Forbidden",
+                "text/plain",
+                "\u{1b}[31mred\u{1b}[0m\u{1b}P+q\u{1b}\\ \u{9b}6n".as_bytes(),
+            ),
+            "the server answered 403: ?[31mred?[0m?P+q?\\ ?6n",
+        ),
+    ];
+    for (response, expected) in cases {
+        let server = FakeServer::answering(response);
+        let out = desk.pull(&server.url(), "b.tar", &[]);
+        assert_eq!(server.stop().len(), 1);
+        assert!(
+            !out.stderr
+                .iter()
+                .any(|&b| b == 0x1b || b == 0x07 || b == b'\r'),
+            "no escape sequence reaches the terminal: {:?}",
+            stderr(&out)
+        );
+        assert_refused(&out, expected);
+        assert_eq!(desk.names(), ["alice.token"], "no bundle, no partial file");
+    }
+}
+
+#[test]
+fn a_manifest_cursor_that_is_not_a_number_is_refused_and_never_saved() {
+    let desk = Desk::new();
+    for (since, next) in [
+        ("0", "1\r\nGET /api/v1/export?since=0 HTTP/1.1\r\nHost: x"),
+        ("0", "-1"),
+        ("0", "1 "),
+        ("x", "5"),
+    ] {
+        let server = FakeServer::answering(http_response(
+            "200 OK",
+            "application/x-tar",
+            &empty_bundle(since, next),
+        ));
+        let out = desk.pull(&server.url(), "b.tar", &[]);
+        let requests = server.stop();
+        assert_eq!(requests.len(), 1);
+        assert!(
+            requests[0].starts_with("GET /api/v1/export?since=0 HTTP/1.1\r\n"),
+            "{:?}",
+            requests[0]
+        );
+        assert_refused(
+            &out,
+            "bundle refused: the manifest's since or next_cursor is not a cursor (a non-negative integer)",
+        );
+        assert_eq!(
+            desk.names(),
+            ["alice.token"],
+            "no cursor file, no bundle, no partial file"
+        );
+    }
+}
+
+#[test]
+fn a_cursor_file_that_is_not_a_number_is_refused_before_connecting() {
+    let desk = Desk::new();
+    let bundle = http_response("200 OK", "application/x-tar", &empty_bundle("0", "7"));
+    for planted in [
+        "1\r\nGET /x HTTP/1.1\r\nHost: evil\r\n\r\n",
+        "1 2",
+        "-3",
+        "",
+    ] {
+        std::fs::write(desk.cursor(), planted).unwrap();
+        let server = FakeServer::answering(bundle.clone());
+        let out = desk.pull(&server.url(), "b.tar", &[]);
+        assert!(server.stop().is_empty(), "nothing was sent for {planted:?}");
+        assert_refused(
+            &out,
+            &format!(
+                "{} does not hold a cursor (a non-negative integer); remove it, or pull with --all",
+                desk.cursor().display()
+            ),
+        );
+        assert_eq!(std::fs::read_to_string(desk.cursor()).unwrap(), planted);
+    }
+    // --all does not read it, and replaces it.
+    let server = FakeServer::answering(bundle);
+    ok(&desk.pull(&server.url(), "b.tar", &["--all"]));
+    let requests = server.stop();
+    assert_eq!(requests.len(), 1);
+    assert!(requests[0].starts_with("GET /api/v1/export?since=0 HTTP/1.1\r\n"));
+    assert_eq!(std::fs::read_to_string(desk.cursor()).unwrap(), "7\n");
+    // And the next pull sends the saved number.
+    let server = FakeServer::answering(http_response(
+        "200 OK",
+        "application/x-tar",
+        &empty_bundle("7", "7"),
+    ));
+    ok(&desk.pull(&server.url(), "c.tar", &[]));
+    let requests = server.stop();
+    assert!(requests[0].starts_with("GET /api/v1/export?since=7 HTTP/1.1\r\n"));
+}
+
+#[test]
+fn a_token_file_with_line_breaks_or_control_characters_is_refused_before_connecting() {
+    for token in [
+        format!("{TOKEN}\r\nX-Smuggled: 1\r\n"),
+        format!("{TOKEN}\nGET /api/v1/export HTTP/1.1\n"),
+        format!("{TOKEN}\u{1b}[2J"),
+        format!("agedrop-0123abcd {TOKEN}"),
+        "\n\n".to_owned(),
+    ] {
+        let desk = Desk::with_token(token.as_bytes());
+        let server = FakeServer::answering(http_response("204 No Content", "text/plain", b""));
+        for command in [
+            vec!["pull", "-o", "b.tar"],
+            vec!["delete", "--item", "0123456789abcdef0123456789abcdef"],
+        ] {
+            let mut args = command.clone();
+            let url = server.url();
+            args.extend(["--server", &url, "--token-file", "alice.token"]);
+            let out = agedrop(&args, desk.dir.path());
+            assert_refused(
+                &out,
+                "alice.token does not hold a token: it should hold only the token from \
+                 `agedrop journalist add`, with no spaces, line breaks or control characters \
+                 inside it",
+            );
+        }
+        assert!(server.stop().is_empty(), "nothing was sent for {token:?}");
+    }
+    // Whitespace around the token is fine, and the token goes out as it is.
+    let desk = Desk::with_token(format!("  {TOKEN}\r\n\n").as_bytes());
+    let server = FakeServer::answering(http_response(
+        "200 OK",
+        "application/x-tar",
+        &empty_bundle("0", "0"),
+    ));
+    ok(&desk.pull(&server.url(), "b.tar", &[]));
+    let requests = server.stop();
+    assert!(
+        requests[0]
+            .to_ascii_lowercase()
+            .contains(&format!("\r\nauthorization: bearer {TOKEN}\r\n")),
+        "{:?}",
+        requests[0]
+    );
+}
+
+#[test]
+fn tls_options_with_plain_http_are_refused_before_connecting() {
+    let desk = Desk::new();
+    std::fs::write(desk.path("ca.pem"), "unused").unwrap();
+    let server = FakeServer::answering(http_response(
+        "200 OK",
+        "application/x-tar",
+        &empty_bundle("0", "1"),
+    ));
+    for tls in [
+        vec!["--ca-cert", "ca.pem"],
+        vec!["--client-cert", "ca.pem", "--client-key", "ca.pem"],
+    ] {
+        let out = desk.pull(&server.url(), "b.tar", &tls);
+        assert_refused(
+            &out,
+            "--ca-cert, --client-cert and --client-key need an https:// server; \
+             refusing to send the token over plain http://",
+        );
+    }
+    assert!(
+        server.stop().is_empty(),
+        "the token never went out in clear"
+    );
+    assert_eq!(desk.names(), ["alice.token", "ca.pem"]);
+}
+
+/// A DNS server stand-in: `agedrop` runs in its own mount namespace whose
+/// /etc/resolv.conf names 127.84.0.1, where this socket listens, so a name lookup is
+/// seen here and never reaches a real resolver. Needs root (as the tmpfs tests do).
+struct ResolverProbe {
+    socket: UdpSocket,
+    resolv_conf: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ResolverProbe {
+    fn new() -> Self {
+        require_tool("unshare");
+        let socket = UdpSocket::bind("127.84.0.1:53").expect(
+            "this test listens on 127.84.0.1:53 as the resolver of a mount namespace: needs root",
+        );
+        socket.set_nonblocking(true).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let resolv_conf = dir.path().join("resolv.conf");
+        std::fs::write(
+            &resolv_conf,
+            "nameserver 127.84.0.1\noptions timeout:1 attempts:1\n",
+        )
+        .unwrap();
+        ResolverProbe {
+            socket,
+            resolv_conf,
+            _dir: dir,
+        }
+    }
+
+    /// Runs `agedrop ARGS` with this resolver.
+    fn agedrop(&self, args: &[&str], dir: &Path) -> Output {
+        let out = Command::new("unshare")
+            .args(["--mount", "sh", "-c"])
+            .arg("mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"")
+            .arg(&self.resolv_conf)
+            .arg(BIN)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            !stderr(&out).contains("unshare:") && !stderr(&out).contains("mount:"),
+            "the namespace could not be set up (needs root): {}",
+            stderr(&out)
+        );
+        out
+    }
+
+    /// The queries that arrived since the last call.
+    fn queries(&self) -> Vec<Vec<u8>> {
+        let mut queries = Vec::new();
+        let mut buf = [0u8; 1500];
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            queries.push(buf[..n].to_vec());
+        }
+        queries
+    }
+}
+
+#[test]
+fn onion_names_need_the_proxy_however_they_are_spelt_and_are_never_resolved() {
+    let probe = ResolverProbe::new();
+    let desk = Desk::new();
+    // The probe sees a lookup: a plain name without --proxy is resolved locally.
+    let out = probe.agedrop(
+        &[
+            "pull",
+            "--server",
+            "http://leak-probe.example:8081",
+            "--token-file",
+            "alice.token",
+            "-o",
+            "b.tar",
+        ],
+        desk.dir.path(),
+    );
+    assert!(!out.status.success());
+    let seen = probe.queries();
+    assert!(
+        seen.iter().any(|q| contains(q, b"leak-probe")),
+        "the probe sees lookups: {seen:?}"
+    );
+
+    for server in [
+        "http://abcdefghijklmnop.onion",
+        "http://ABCDEFGHIJKLMNOP.ONION",
+        "http://abcdefghijklmnop.onion.",
+        "http://AbCdEfGhIjKlMnOp.OnIoN.:8081/drop",
+    ] {
+        for command in [
+            vec!["pull", "-o", "b.tar"],
+            vec!["delete", "--source", "0123456789abcdef0123456789abcdef"],
+        ] {
+            let mut args = command.clone();
+            args.extend(["--server", server, "--token-file", "alice.token"]);
+            let out = probe.agedrop(&args, desk.dir.path());
+            assert_refused(
+                &out,
+                "an .onion server needs --proxy socks5h://127.0.0.1:9050 (Tor's SOCKS port)",
+            );
+            assert_eq!(
+                probe.queries(),
+                Vec::<Vec<u8>>::new(),
+                "{server}: no lookup"
+            );
+        }
+    }
+    assert_eq!(desk.names(), ["alice.token"]);
+}
+
+#[test]
+fn pull_never_removes_or_writes_through_a_partial_file_it_did_not_make() {
+    let desk = Desk::new();
+    let bundle = http_response("200 OK", "application/x-tar", &empty_bundle("0", "3"));
+    std::fs::write(desk.path("b.partial"), "someone else's").unwrap();
+    std::fs::write(desk.path("victim"), "victim").unwrap();
+    std::os::unix::fs::symlink(desk.path("victim"), desk.path("c.partial")).unwrap();
+    for (out, partial) in [("b.tar", "b.partial"), ("c.tar", "c.partial")] {
+        let server = FakeServer::answering(bundle.clone());
+        let result = desk.pull(&server.url(), out, &[]);
+        assert!(
+            server.stop().is_empty(),
+            "refused before anything is fetched"
+        );
+        assert_refused(
+            &result,
+            &format!(
+                "{partial} exists already; not overwriting it (remove it if an interrupted pull left it)"
+            ),
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(desk.path("b.partial")).unwrap(),
+        "someone else's"
+    );
+    assert_eq!(
+        std::fs::read_to_string(desk.path("victim")).unwrap(),
+        "victim"
+    );
+    assert!(std::fs::symlink_metadata(desk.path("c.partial"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    // A failed pull removes the partial file it made, and only that.
+    let server = FakeServer::answering(http_response(
+        "503 Service Unavailable",
+        "text/plain",
+        b"busy",
+    ));
+    assert_refused(
+        &desk.pull(&server.url(), "d.tar", &[]),
+        "the server answered 503: busy",
+    );
+    server.stop();
+    assert_eq!(
+        desk.names(),
+        ["alice.token", "b.partial", "c.partial", "victim"]
+    );
+}
+
+#[test]
+fn pull_writes_its_cursor_file_privately_and_never_through_a_link() {
+    let desk = Desk::new();
+    let bundle = http_response("200 OK", "application/x-tar", &empty_bundle("0", "7"));
+    std::fs::write(desk.path("victim"), "victim").unwrap();
+    // The temp name older versions used, planted as a link.
+    std::os::unix::fs::symlink(desk.path("victim"), desk.path("alice.token.cursor.tmp")).unwrap();
+    let server = FakeServer::answering(bundle.clone());
+    ok(&desk.pull(&server.url(), "b.tar", &[]));
+    server.stop();
+    assert_eq!(
+        std::fs::read_to_string(desk.path("victim")).unwrap(),
+        "victim"
+    );
+    let meta = std::fs::symlink_metadata(desk.cursor()).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o600,
+        "private, like the token"
+    );
+    assert_eq!(std::fs::read_to_string(desk.cursor()).unwrap(), "7\n");
+    assert_eq!(
+        desk.names(),
+        [
+            "alice.token",
+            "alice.token.cursor",
+            "alice.token.cursor.tmp",
+            "b.tar",
+            "victim"
+        ],
+        "no temp file left"
+    );
+
+    // A link at the cursor file itself: not read through, and replaced (not followed)
+    // when --all writes a new cursor.
+    std::fs::write(desk.path("victim"), "5").unwrap();
+    std::fs::remove_file(desk.cursor()).unwrap();
+    std::os::unix::fs::symlink(desk.path("victim"), desk.cursor()).unwrap();
+    let server = FakeServer::answering(bundle);
+    assert_refused(
+        &desk.pull(&server.url(), "c.tar", &[]),
+        &format!(
+            "{} is a symbolic link; pull does not follow links for its cursor file",
+            desk.cursor().display()
+        ),
+    );
+    ok(&desk.pull(&server.url(), "d.tar", &["--all"]));
+    assert_eq!(server.stop().len(), 1);
+    assert_eq!(std::fs::read_to_string(desk.path("victim")).unwrap(), "5");
+    assert!(std::fs::symlink_metadata(desk.cursor())
+        .unwrap()
+        .file_type()
+        .is_file());
+    assert_eq!(std::fs::read_to_string(desk.cursor()).unwrap(), "7\n");
+}
+
+/// A server with one message from a source, and a desk that pulled it into `b.tar`.
+struct Pulled {
+    server: Server,
+    desk: Desk,
+    /// The source's label: the name of its directory under `open`'s output.
+    label: String,
+}
+
+impl Pulled {
+    fn new() -> Self {
+        let server = Server::start();
+        let mut source = Browser::new(server.addr);
+        source.get("/submit");
+        assert_eq!(
+            source
+                .submit(vec![Part::text("message", b"for the desk")])
+                .status,
+            200
+        );
+        let label = server.source_rows()[0].1.clone();
+        let added = agedrop(
+            &[
+                "journalist",
+                "add",
+                "ida",
+                "--config",
+                server.config.to_str().unwrap(),
+            ],
+            server.dir.path(),
+        );
+        ok(&added);
+        let desk = Desk::with_token(&added.stdout);
+        ok(&desk.pull(&format!("http://{}", server.journalist), "b.tar", &[]));
+        Pulled {
+            server,
+            desk,
+            label,
+        }
+    }
+
+    /// `agedrop open b.tar -i NEWSROOM -o OUT`.
+    fn open(&self, out: &Path) -> Output {
+        agedrop(
+            &[
+                "open",
+                "b.tar",
+                "-i",
+                self.server.newsroom.identity_file.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            self.desk.dir.path(),
+        )
+    }
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}
+
+#[test]
+fn open_writes_only_into_a_directory_of_ones_own_that_others_cannot_write() {
+    let pulled = Pulled::new();
+    let desk = &pulled.desk;
+    for mode in [0o777, 0o770, 0o702, 0o1777] {
+        let dir = desk.path(&format!("shared-{mode:o}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        assert_refused(
+            &pulled.open(&dir),
+            &format!(
+                "{} can be written by other users (mode {mode:04o}); open writes only into a \
+                 directory only you can write to",
+                dir.display()
+            ),
+        );
+        assert!(is_empty(&dir));
+    }
+
+    // A directory of another user. As root the test makes one; otherwise / is one.
+    let me = std::fs::metadata(desk.dir.path()).unwrap().uid();
+    let theirs = if me == 0 {
+        let dir = desk.path("theirs");
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        dir
+    } else {
+        PathBuf::from("/")
+    };
+    assert_refused(
+        &pulled.open(&theirs),
+        &format!(
+            "{} belongs to another user; open writes only into a directory of your own",
+            theirs.display()
+        ),
+    );
+    if me == 0 {
+        assert!(is_empty(&theirs));
+    }
+
+    // A private directory of one's own is fine, new (made 0700) or existing.
+    let fresh = desk.path("fresh");
+    ok(&pulled.open(&fresh));
+    assert_eq!(
+        std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    ok(&pulled.open(&fresh));
+    let dir = fresh.join(&pulled.label);
+    assert_eq!(
+        std::fs::read(dir.join("001-message.txt")).unwrap(),
+        b"for the desk"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("001-message (2).txt")).unwrap(),
+        b"for the desk"
+    );
+}
+
+#[test]
+fn open_never_follows_a_link_planted_at_a_source_directory() {
+    let pulled = Pulled::new();
+    let out = pulled.desk.path("out");
+    let elsewhere = pulled.desk.path("elsewhere");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join(&pulled.label)).unwrap();
+    assert_refused(
+        &pulled.open(&out),
+        &format!(
+            "{} is a symbolic link; open does not follow links in its output",
+            out.join(&pulled.label).display()
+        ),
+    );
+    assert!(is_empty(&elsewhere), "nothing lands where the link leads");
+}
+
+#[test]
+fn open_never_follows_a_link_planted_at_a_file_name() {
+    let pulled = Pulled::new();
+    let desk = &pulled.desk;
+    let out = desk.path("out");
+    let dir = out.join(&pulled.label);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(desk.path("victim-index"), "index victim").unwrap();
+    std::fs::write(desk.path("victim-message"), "message victim").unwrap();
+    std::os::unix::fs::symlink(desk.path("victim-index"), dir.join("index.txt")).unwrap();
+    std::os::unix::fs::symlink(desk.path("victim-message"), dir.join("001-message.txt")).unwrap();
+    // The item takes the next free name; the index is refused.
+    assert_refused(
+        &pulled.open(&out),
+        &format!(
+            "{} is a symbolic link; open does not follow links in its output",
+            dir.join("index.txt").display()
+        ),
+    );
+    assert_eq!(
+        std::fs::read_to_string(desk.path("victim-index")).unwrap(),
+        "index victim"
+    );
+    assert_eq!(
+        std::fs::read_to_string(desk.path("victim-message")).unwrap(),
+        "message victim"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("001-message (2).txt")).unwrap(),
+        b"for the desk"
+    );
+}
