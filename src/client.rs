@@ -1,4 +1,4 @@
-//! A small HTTP/1.1 client for `pull`, `push` and `delete`: plain TCP or Tor's SOCKS
+//! The journalist API client for `pull`, `push` and `delete`: plain TCP or Tor's SOCKS
 //! port (`socks5h`, so the onion name is resolved by Tor, never locally), optionally
 //! TLS with a pinned CA and a client certificate. Only these commands use it; the
 //! offline commands never open a socket.
@@ -7,21 +7,52 @@
 //! of `--server`, the token (visible ASCII only), the cursor (a number), ids (hex). A
 //! string from a server, a proxy or a file never reaches a request line or a header as
 //! it came (SECURITY.md, "Network use of the commands").
+//!
+//! Why `ureq` 3: each command makes one blocking request whose body streams through
+//! `Read`, which is ureq's whole model; it speaks SOCKS5 itself, uses rustls 0.23 with
+//! the crypto provider we hand it (ring, as the server does: no aws-lc, no second TLS
+//! stack), and brings three small MIT/Apache crates. hyper with tokio-socks and
+//! tokio-rustls would need a runtime per command and more glue of our own. What we rely
+//! on, read in ureq 3.5.2's source (hence the exact pin in Cargo.toml):
+//!
+//! - `socks5h`: for `ProxyProtocol::Socks5h` `resolve_target` is false, so `run()` does
+//!   no local lookup and the SOCKS connector sends the host as a domain name (ATYP 3)
+//!   for Tor to resolve. We also set `resolve_target(false)` ourselves. (`Socks5`
+//!   resolves locally first; we never build one.)
+//! - No proxy from the environment: `Config::default()` reads `ALL_PROXY`,
+//!   `HTTPS_PROXY` and `HTTP_PROXY`; we always overwrite that with `--proxy` or `None`.
+//! - The CA pin: `RootCerts::Specific` is an empty root store plus our CA. Neither the
+//!   webpki-roots nor the platform-verifier feature is compiled in.
+//! - Timeouts: `timeout_connect` bounds connecting, the SOCKS exchange and the TLS
+//!   handshake; `timeout_per_read` and `timeout_per_write` end a silent transfer, and
+//!   nothing bounds a live one (a bundle over Tor can take hours).
+//! - A response body cut short (Content-Length or chunked) is an `UnexpectedEof` error,
+//!   never a clean end; `pull` also checks the bundle whole before keeping it.
+//! - ureq's debug logs redact `Authorization`; we mark the header sensitive too.
 
 use std::fmt;
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv6Addr, TcpStream, ToSocketAddrs};
+use std::io::{self, Read};
+use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use ureq::http::HeaderValue;
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
+use ureq::{Agent, Proxy, ProxyProtocol, SendBody};
 use zeroize::Zeroizing;
 
 use crate::bundle;
 use crate::cursor::Cursor;
+
+/// Connecting, with the SOCKS exchange and the TLS handshake: an onion service's first
+/// circuit can take a while.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+/// A transfer that moves no byte for this long is given up.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Why a request failed, or could not be made.
 #[derive(Debug)]
@@ -39,14 +70,10 @@ pub enum ClientError {
     TokenMalformed(PathBuf),
     /// An item or source id that is not 32 lowercase hex digits.
     NotAnId,
-    /// Network or file trouble.
-    Io(io::Error),
-    /// The SOCKS proxy refused.
-    Proxy(String),
     /// TLS set-up failed (certificates).
     Tls(String),
-    /// The server's answer is not HTTP we understand.
-    BadResponse(&'static str),
+    /// The request failed: connecting, the proxy, TLS, or the server's answer.
+    Request(ureq::Error),
 }
 
 impl fmt::Display for ClientError {
@@ -75,19 +102,17 @@ impl fmt::Display for ClientError {
                 f,
                 "an id is 32 lowercase hex digits, as in the bundle's manifest"
             ),
-            ClientError::Io(err) => write!(f, "{err}"),
-            ClientError::Proxy(why) => write!(f, "SOCKS proxy: {why}"),
             ClientError::Tls(why) => write!(f, "TLS: {why}"),
-            ClientError::BadResponse(why) => write!(f, "bad response from the server: {why}"),
+            ClientError::Request(err) => write!(f, "the request failed: {err}"),
         }
     }
 }
 
 impl std::error::Error for ClientError {}
 
-impl From<io::Error> for ClientError {
-    fn from(err: io::Error) -> Self {
-        ClientError::Io(err)
+impl From<ureq::Error> for ClientError {
+    fn from(err: ureq::Error) -> Self {
+        ClientError::Request(err)
     }
 }
 
@@ -142,11 +167,9 @@ pub struct TlsFiles {
 
 /// A journalist API server.
 pub struct Client {
-    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
-    host: String,
-    port: u16,
-    base: String,
-    proxy: Option<(String, u16)>,
+    agent: Agent,
+    /// `scheme://host:port[/base]`, from checked parts.
+    origin: String,
     token: ApiToken,
 }
 
@@ -154,7 +177,7 @@ pub struct Client {
 pub struct Response {
     /// HTTP status.
     pub status: u16,
-    /// The body, de-chunked.
+    /// The body, as it streams in (never buffered whole).
     pub body: Box<dyn Read>,
 }
 
@@ -186,7 +209,8 @@ impl Client {
             ));
         };
         let (authority, base) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        let (host, port) = split_host_port(authority, if https { 443 } else { 80 })?;
+        let default_port = if https { 443 } else { 80 };
+        let (host, port) = split_host_port(authority, default_port)?;
         if !valid_host(&host) {
             return Err(ClientError::BadAddress(
                 "--server must name a host (letters, digits, '.', '-') or an IP address".into(),
@@ -206,7 +230,21 @@ impl Client {
                         "--proxy must be socks5h://HOST:PORT (Tor's SOCKS port)".into(),
                     )
                 })?;
-                Some(split_host_port(rest.trim_end_matches('/'), 9050)?)
+                let (proxy_host, proxy_port) = split_host_port(rest.trim_end_matches('/'), 9050)?;
+                if !valid_host(&proxy_host) {
+                    return Err(ClientError::BadAddress(
+                        "--proxy must name a host or an IP address".into(),
+                    ));
+                }
+                // Socks5h and resolve_target(false): the proxy resolves the server's
+                // name (see the top of this file).
+                Some(
+                    Proxy::builder(ProxyProtocol::Socks5h)
+                        .host(&uri_host(&proxy_host))
+                        .port(proxy_port)
+                        .resolve_target(false)
+                        .build()?,
+                )
             }
         };
         if proxy.is_none() && is_onion(&host) {
@@ -218,33 +256,62 @@ impl Client {
         if !https && tls_options {
             return Err(ClientError::TlsOptionsWithoutHttps);
         }
-        let tls = if https {
-            let config = tls_config(tls)?;
-            let name = ServerName::try_from(host.clone()).map_err(|_| {
-                ClientError::BadAddress("the server name is not valid for TLS".into())
-            })?;
-            Some((config, name))
-        } else {
-            None
-        };
+        let config = Agent::config_builder()
+            // Always set: the default would come from ALL_PROXY and friends.
+            .proxy(proxy)
+            .tls_config(tls_config(tls, https)?)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .user_agent("agedrop")
+            .timeout_resolve(Some(CONNECT_TIMEOUT))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_per_read(Some(IDLE_TIMEOUT))
+            .timeout_per_write(Some(IDLE_TIMEOUT))
+            .max_idle_connections(0)
+            .build();
+        // Rebuilt from the checked parts, not copied from `url`.
+        let scheme = if https { "https" } else { "http" };
+        let mut origin = format!("{scheme}://{}", uri_host(&host));
+        if port != default_port {
+            origin.push_str(&format!(":{port}"));
+        }
+        let base = base.trim_end_matches('/');
+        if !base.is_empty() {
+            origin.push_str(&format!("/{base}"));
+        }
         Ok(Client {
-            tls,
-            host,
-            port,
-            base: base.trim_end_matches('/').to_owned(),
-            proxy,
+            agent: Agent::new_with_config(config),
+            origin,
             token,
         })
     }
 
     /// `GET /api/v1/export?since=CURSOR`: a bundle of what came after `since`.
     pub fn export(&self, since: Cursor) -> Result<Response, ClientError> {
-        self.request("GET", &format!("/api/v1/export?since={since}"), None)
+        let url = self.url(&format!("/api/v1/export?since={since}"))?;
+        let response = self
+            .agent
+            .get(url)
+            .header("authorization", self.authorization())
+            .call()?;
+        Ok(into_response(response))
     }
 
     /// `POST /api/v1/replies` with the `len` bytes of a reply bundle from `bundle`.
     pub fn push_reply(&self, bundle: &mut dyn Read, len: u64) -> Result<Response, ClientError> {
-        self.request("POST", "/api/v1/replies", Some((bundle, len)))
+        let url = self.url("/api/v1/replies")?;
+        let mut body = ExactLength {
+            inner: bundle.take(len),
+            left: len,
+        };
+        let response = self
+            .agent
+            .post(url)
+            .header("authorization", self.authorization())
+            .header("content-length", len)
+            .send(SendBody::from_reader(&mut body))?;
+        Ok(into_response(response))
     }
 
     /// `DELETE /api/v1/items/ID` or `/api/v1/sources/ID`.
@@ -254,72 +321,78 @@ impl Client {
             Deletion::Source(id) if bundle::is_id(id) => format!("/api/v1/sources/{id}"),
             _ => return Err(ClientError::NotAnId),
         };
-        self.request("DELETE", &path, None)
+        let url = self.url(&path)?;
+        let response = self
+            .agent
+            .delete(url)
+            .header("authorization", self.authorization())
+            .call()?;
+        Ok(into_response(response))
     }
 
-    /// Sends a request with an optional body of `len` bytes from `body`. `path` is made
-    /// by the methods above from checked parts only.
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<(&mut dyn Read, u64)>,
-    ) -> Result<Response, ClientError> {
-        let target = if self.base.is_empty() {
-            path.to_owned()
-        } else {
-            format!("/{}{path}", self.base)
-        };
-        if !target.bytes().all(|b| is_path_byte(b) || b == b'?') {
+    /// The origin and `path`, which the methods above make from checked parts only.
+    fn url(&self, path: &str) -> Result<String, ClientError> {
+        if !path.bytes().all(|b| is_path_byte(b) || b == b'?') {
             return Err(ClientError::BadAddress(
                 "refusing to build a request from unchecked text".into(),
             ));
         }
-        let tcp = match &self.proxy {
-            Some((host, port)) => socks5_connect(host, *port, &self.host, self.port)?,
-            None => {
-                let addr = (self.host.as_str(), self.port)
-                    .to_socket_addrs()?
-                    .next()
-                    .ok_or_else(|| {
-                        ClientError::BadAddress("the server name does not resolve".into())
-                    })?;
-                TcpStream::connect_timeout(&addr, Duration::from_secs(60))?
-            }
-        };
-        tcp.set_read_timeout(Some(Duration::from_secs(600)))?;
-        tcp.set_write_timeout(Some(Duration::from_secs(600)))?;
-        let mut stream: Box<dyn ReadWrite> = match &self.tls {
-            Some((config, name)) => {
-                let conn = rustls::ClientConnection::new(Arc::clone(config), name.clone())
-                    .map_err(|e| ClientError::Tls(e.to_string()))?;
-                Box::new(rustls::StreamOwned::new(conn, tcp))
-            }
-            None => Box::new(tcp),
-        };
-        let mut head = Zeroizing::new(format!(
-            "{method} {target} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\nUser-Agent: agedrop\r\n",
-            self.host,
-            &*self.token.0
-        ));
-        if let Some((_, len)) = &body {
-            head.push_str(&format!("Content-Length: {len}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes())?;
-        if let Some((reader, len)) = body {
-            let copied = io::copy(&mut reader.take(len), &mut stream)?;
-            if copied != len {
-                return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into()));
-            }
-        }
-        stream.flush()?;
-        read_response(BufReader::with_capacity(256 * 1024, stream))
+        Ok(format!("{}{path}", self.origin))
+    }
+
+    /// `Bearer TOKEN`, marked sensitive. The header's own copy lives in ureq's request
+    /// and is not wiped; ours is.
+    fn authorization(&self) -> HeaderValue {
+        let text = Zeroizing::new(format!("Bearer {}", &*self.token.0));
+        let mut value = HeaderValue::from_str(&text)
+            .expect("an ApiToken is visible ASCII, which a header value may hold");
+        value.set_sensitive(true);
+        value
     }
 }
 
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
+fn into_response(response: ureq::http::Response<ureq::Body>) -> Response {
+    Response {
+        status: response.status().as_u16(),
+        body: Box::new(ResponseBody(response.into_body().into_reader())),
+    }
+}
+
+/// A response body as it streams in. One that ends before its framing said it would is
+/// an error in ureq (`UnexpectedEof`, "Peer disconnected"); this says what that means.
+struct ResponseBody<R>(R);
+
+impl<R: Read> Read for ResponseBody<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|err| match err.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                io::Error::new(io::ErrorKind::UnexpectedEof, "the response was cut short")
+            }
+            _ => err,
+        })
+    }
+}
+
+/// Exactly `left` bytes: a source that ends sooner is an error, so a request never
+/// announces more than it sends (ureq would wait for the rest).
+struct ExactLength<R> {
+    inner: io::Take<R>,
+    left: u64,
+}
+
+impl<R: Read> Read for ExactLength<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file is shorter than when it was measured",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
 
 /// True for a name that ends in `.onion`, however it is spelt: `X.ONION` and the
 /// fully qualified `x.onion.` are the same name to a resolver.
@@ -340,6 +413,15 @@ fn valid_host(host: &str) -> bool {
     name || host.parse::<Ipv6Addr>().is_ok()
 }
 
+/// A host as a URI writes it: an IPv6 address in brackets.
+fn uri_host(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
 /// A byte that may stand in a URL path as it is (RFC 3986 `pchar` and `/`).
 fn is_path_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b)
@@ -354,7 +436,8 @@ fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), 
         let (host, after) = rest.split_once(']').ok_or_else(bad)?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| bad())?,
-            None => default_port,
+            None if after.is_empty() => default_port,
+            None => return Err(bad()),
         };
         return Ok((host.to_owned(), port));
     }
@@ -365,245 +448,88 @@ fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), 
 }
 
 fn read_pem_file(path: &Path) -> Result<Vec<u8>, ClientError> {
-    std::fs::read(path)
-        .map_err(|e| ClientError::Tls(format!("cannot read {}: {e}", path.display())))
+    fs::read(path).map_err(|e| ClientError::Tls(format!("cannot read {}: {e}", path.display())))
 }
 
-fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+/// ureq's TLS settings: ring, and for https only the CA in `--ca-cert` (and the client
+/// certificate, if given). Everything is parsed and tried here, so a bad file is a
+/// clear error now rather than a panic or a silently empty trust store later.
+fn tls_config(files: &TlsFiles, https: bool) -> Result<TlsConfig, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(Arc::clone(&provider));
+    if !https {
+        // Never used; and if it were, it would trust nothing.
+        return Ok(builder
+            .root_certs(RootCerts::Specific(Arc::new(Vec::new())))
+            .build());
+    }
     let ca = files.ca_cert.as_ref().ok_or_else(|| {
         ClientError::Tls(
             "an https:// server needs --ca-cert (the CA that signed its certificate)".into(),
         )
     })?;
+    let ca_certs = CertificateDer::pem_slice_iter(&read_pem_file(ca)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ClientError::Tls(format!("{}: {e}", ca.display())))?;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&read_pem_file(ca)?) {
-        let cert = cert.map_err(|e| ClientError::Tls(format!("{}: {e}", ca.display())))?;
+    for cert in &ca_certs {
         roots
-            .add(cert)
+            .add(cert.clone())
             .map_err(|e| ClientError::Tls(format!("{}: {e}", ca.display())))?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::Tls(e.to_string()))?
-        .with_root_certificates(roots);
-    let config = match (&files.client_cert, &files.client_key) {
-        (Some(cert), Some(key)) => {
+    if roots.is_empty() {
+        return Err(ClientError::Tls(format!(
+            "{}: no certificate in it",
+            ca.display()
+        )));
+    }
+    let client_cert = match (&files.client_cert, &files.client_key) {
+        (Some(cert), Some(key_path)) => {
             let chain = CertificateDer::pem_slice_iter(&read_pem_file(cert)?)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ClientError::Tls(format!("{}: {e}", cert.display())))?;
-            let key = PrivateKeyDer::from_pem_slice(&read_pem_file(key)?)
-                .map_err(|e| ClientError::Tls(format!("{}: {e}", key.display())))?;
-            builder
-                .with_client_auth_cert(chain, key)
+            let key_pem = Zeroizing::new(read_pem_file(key_path)?);
+            let key = PrivateKeyDer::from_pem_slice(&key_pem)
+                .map_err(|e| ClientError::Tls(format!("{}: {e}", key_path.display())))?;
+            // The same check ureq makes (with an `expect`) when it first connects.
+            rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+                .with_safe_default_protocol_versions()
                 .map_err(|e| ClientError::Tls(e.to_string()))?
+                .with_root_certificates(roots)
+                .with_client_auth_cert(chain.clone(), key.clone_key())
+                .map_err(|e| ClientError::Tls(e.to_string()))?;
+            let chain: Vec<Certificate<'static>> = chain
+                .iter()
+                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+                .collect();
+            // The first key in the file, as PrivateKeyDer::from_pem_slice took above.
+            let key = PrivateKey::from_pem(&key_pem)
+                .map_err(|e| ClientError::Tls(format!("{}: {e}", key_path.display())))?
+                .to_owned();
+            Some(ClientCert::new_with_certs(&chain, key))
         }
-        (None, None) => builder.with_no_client_auth(),
+        (None, None) => None,
         _ => {
             return Err(ClientError::Tls(
                 "--client-cert and --client-key go together".into(),
             ))
         }
     };
-    Ok(Arc::new(config))
-}
-
-/// Connects through a SOCKS5 proxy, letting it resolve `host` (RFC 1928, `socks5h`).
-fn socks5_connect(
-    proxy_host: &str,
-    proxy_port: u16,
-    host: &str,
-    port: u16,
-) -> Result<TcpStream, ClientError> {
-    let mut tcp = TcpStream::connect((proxy_host, proxy_port))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(120)))?;
-    tcp.write_all(&[5, 1, 0])?;
-    let mut reply = [0u8; 2];
-    tcp.read_exact(&mut reply)?;
-    if reply != [5, 0] {
-        return Err(ClientError::Proxy(
-            "it wants authentication we do not offer".into(),
-        ));
-    }
-    let name = host.as_bytes();
-    let len = u8::try_from(name.len())
-        .map_err(|_| ClientError::BadAddress("host name too long".into()))?;
-    let mut request = vec![5, 1, 0, 3, len];
-    request.extend_from_slice(name);
-    request.extend_from_slice(&port.to_be_bytes());
-    tcp.write_all(&request)?;
-    let mut head = [0u8; 4];
-    tcp.read_exact(&mut head)?;
-    if head[1] != 0 {
-        return Err(ClientError::Proxy(format!(
-            "connection refused (SOCKS reply {})",
-            head[1]
-        )));
-    }
-    let skip = match head[3] {
-        1 => 4,
-        4 => 16,
-        3 => {
-            let mut n = [0u8; 1];
-            tcp.read_exact(&mut n)?;
-            usize::from(n[0])
-        }
-        _ => return Err(ClientError::Proxy("malformed reply".into())),
-    };
-    let mut rest = vec![0u8; skip + 2];
-    tcp.read_exact(&mut rest)?;
-    Ok(tcp)
-}
-
-fn read_response<R: BufRead + 'static>(mut reader: R) -> Result<Response, ClientError> {
-    let mut head_bytes = 0usize;
-    let mut line = String::new();
-    let mut next_line = |reader: &mut R, line: &mut String| -> Result<(), ClientError> {
-        line.clear();
-        let n = (&mut *reader).take(8 * 1024).read_line(line)?;
-        head_bytes += n;
-        if n == 0 || head_bytes > 64 * 1024 {
-            return Err(ClientError::BadResponse("headers missing or too long"));
-        }
-        Ok(())
-    };
-    next_line(&mut reader, &mut line)?;
-    let status: u16 = line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or(ClientError::BadResponse("no status line"))?;
-    let mut chunked = false;
-    let mut length: Option<u64> = None;
-    loop {
-        next_line(&mut reader, &mut line)?;
-        let trimmed = line.trim_end();
-        if trimmed.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = trimmed.split_once(':') {
-            let value = value.trim();
-            match name.to_ascii_lowercase().as_str() {
-                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-                "content-length" => length = value.parse().ok(),
-                _ => {}
-            }
-        }
-    }
-    let body: Box<dyn Read> = if chunked {
-        Box::new(Chunked {
-            inner: reader,
-            left: 0,
-            done: false,
-        })
-    } else if let Some(len) = length {
-        Box::new(Exact {
-            inner: reader.take(len),
-            left: len,
-        })
-    } else {
-        Box::new(reader)
-    };
-    Ok(Response { status, body })
-}
-
-/// A Content-Length body: fewer bytes than announced is an error, not an EOF.
-struct Exact<R> {
-    inner: io::Take<R>,
-    left: u64,
-}
-
-impl<R: Read> Read for Exact<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && self.left > 0 && !buf.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the response was cut short",
-            ));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// A chunked body; a body cut before its last chunk is an error.
-struct Chunked<R> {
-    inner: R,
-    left: u64,
-    done: bool,
-}
-
-impl<R: BufRead> Read for Chunked<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.done || buf.is_empty() {
-            return Ok(0);
-        }
-        if self.left == 0 {
-            let mut line = String::new();
-            (&mut self.inner).take(1024).read_line(&mut line)?;
-            if line.is_empty() {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the response was cut short",
-                ));
-            }
-            let size = line.trim_end().split(';').next().unwrap_or("");
-            let size = u64::from_str_radix(size.trim(), 16)
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
-            if size == 0 {
-                // Trailers, then the blank line.
-                loop {
-                    line.clear();
-                    (&mut self.inner).take(8 * 1024).read_line(&mut line)?;
-                    if line.trim_end().is_empty() {
-                        break;
-                    }
-                }
-                self.done = true;
-                return Ok(0);
-            }
-            self.left = size;
-        }
-        let want = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the response was cut short",
-            ));
-        }
-        self.left -= n as u64;
-        if self.left == 0 {
-            let mut crlf = [0u8; 2];
-            self.inner.read_exact(&mut crlf)?;
-        }
-        Ok(n)
-    }
+    let ca_certs: Vec<Certificate<'static>> = ca_certs
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    Ok(builder
+        .root_certs(RootCerts::Specific(Arc::new(ca_certs)))
+        .client_cert(client_cert)
+        .build())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunked_bodies_decode_and_truncation_is_an_error() {
-        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
-        let mut response = read_response(BufReader::new(&raw[..])).unwrap();
-        let mut body = String::new();
-        response.body.read_to_string(&mut body).unwrap();
-        assert_eq!(body, "hello world");
-
-        let cut = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n wo";
-        let mut response = read_response(BufReader::new(&cut[..])).unwrap();
-        assert!(response.body.read_to_end(&mut Vec::new()).is_err());
-
-        let short = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
-        let mut response = read_response(BufReader::new(&short[..])).unwrap();
-        assert!(response.body.read_to_end(&mut Vec::new()).is_err());
-    }
 
     fn token() -> ApiToken {
         ApiToken(Zeroizing::new("t".into()))
@@ -618,8 +544,19 @@ mod tests {
             token(),
         )
         .unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("abc.onion", 80));
-        assert_eq!(c.proxy, Some(("127.0.0.1".into(), 9050)));
+        assert_eq!(c.origin, "http://abc.onion");
+        let proxy = c.agent.config().proxy().expect("the --proxy given");
+        assert_eq!(proxy.protocol(), ProxyProtocol::Socks5h);
+        assert!(!proxy.resolve_target(), "the proxy resolves the name");
+        let c = Client::new(
+            "http://[::1]:8081/drop/",
+            None,
+            &TlsFiles::default(),
+            token(),
+        )
+        .unwrap();
+        assert_eq!(c.origin, "http://[::1]:8081/drop");
+        assert!(c.agent.config().proxy().is_none());
         let refused = |url: &str, proxy: Option<&str>| {
             Client::new(url, proxy, &TlsFiles::default(), token()).is_err()
         };
@@ -639,6 +576,6 @@ mod tests {
         assert!(refused("http://x\r\nX-Injected: 1/", None));
         assert!(refused("http://x/a b", None));
         assert!(refused("http://x/a?b", None));
-        assert!(!refused("http://[::1]:8081/drop", None));
+        assert!(refused("http://[::1]x/", None));
     }
 }

@@ -775,3 +775,294 @@ fn open_never_follows_a_link_planted_at_a_file_name() {
         b"for the desk"
     );
 }
+
+/// A one-connection SOCKS5 proxy: records the CONNECT request's address type, host
+/// and port, then answers HTTP on the tunnel with `response`.
+fn fake_socks5(response: Vec<u8>) -> (SocketAddr, JoinHandle<(u8, String, u16, String)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let thread = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut greeting = [0u8; 2];
+        stream.read_exact(&mut greeting).unwrap();
+        assert_eq!(greeting[0], 5, "SOCKS version 5");
+        let mut methods = vec![0u8; usize::from(greeting[1])];
+        stream.read_exact(&mut methods).unwrap();
+        assert!(methods.contains(&0), "offers no authentication");
+        stream.write_all(&[5, 0]).unwrap();
+        let mut request = [0u8; 4];
+        stream.read_exact(&mut request).unwrap();
+        assert_eq!(&request[..3], &[5, 1, 0], "CONNECT");
+        let host = match request[3] {
+            3 => {
+                let mut len = [0u8; 1];
+                stream.read_exact(&mut len).unwrap();
+                let mut name = vec![0u8; usize::from(len[0])];
+                stream.read_exact(&mut name).unwrap();
+                String::from_utf8(name).unwrap()
+            }
+            1 => {
+                let mut ip = [0u8; 4];
+                stream.read_exact(&mut ip).unwrap();
+                std::net::Ipv4Addr::from(ip).to_string()
+            }
+            other => panic!("address type {other}"),
+        };
+        let mut port = [0u8; 2];
+        stream.read_exact(&mut port).unwrap();
+        stream.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
+        let head = read_head(&mut stream);
+        stream.write_all(&response).unwrap();
+        (request[3], host, u16::from_be_bytes(port), head)
+    });
+    (addr, thread)
+}
+
+#[test]
+fn the_proxy_resolves_the_onion_name_and_the_environment_picks_no_proxy() {
+    let desk = Desk::new();
+    let bundle = http_response("200 OK", "application/x-tar", &empty_bundle("0", "4"));
+    let (proxy, socks) = fake_socks5(bundle.clone());
+    let out = desk.pull(
+        "http://abcdefghijklmnop.onion:8081/drop",
+        "b.tar",
+        &["--proxy", &format!("socks5h://{proxy}")],
+    );
+    ok(&out);
+    let (address_type, host, port, head) = socks.join().unwrap();
+    assert_eq!(
+        (address_type, host.as_str(), port),
+        (3, "abcdefghijklmnop.onion", 8081),
+        "the name goes to the proxy as a name (socks5h), never resolved here"
+    );
+    assert!(
+        head.starts_with("GET /drop/api/v1/export?since=0 HTTP/1.1\r\n"),
+        "{head:?}"
+    );
+    assert_eq!(std::fs::read_to_string(desk.cursor()).unwrap(), "4\n");
+
+    // Proxy variables in the environment are not used: the request goes straight to
+    // the server, and the would-be proxy sees nothing.
+    let trap = FakeServer::answering(http_response("502 Bad Gateway", "text/plain", b""));
+    let trap_url = format!("socks5h://{}", trap.addr);
+    let server = FakeServer::answering(bundle);
+    let out = Command::new(BIN)
+        .args(["pull", "--server", &server.url(), "--token-file"])
+        .arg(&desk.token)
+        .args(["-o", "c.tar", "--all"])
+        .current_dir(desk.dir.path())
+        .env("ALL_PROXY", &trap_url)
+        .env("all_proxy", &trap_url)
+        .env("HTTPS_PROXY", &trap_url)
+        .env("HTTP_PROXY", trap.url())
+        .env("http_proxy", trap.url())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(server.stop().len(), 1);
+    assert!(trap.stop().is_empty(), "no proxy from the environment");
+}
+
+/// A child process killed and reaped when the test ends, pass or fail.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Peak resident memory of a live process, in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+#[test]
+fn pull_streams_a_large_bundle_to_disk_without_holding_it_in_memory() {
+    const SIZE: usize = 160 * 1024 * 1024;
+    const CHUNK: usize = 1024 * 1024;
+    let desk = Desk::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (almost, measured) = (
+        std::sync::mpsc::channel::<()>(),
+        std::sync::mpsc::channel::<()>(),
+    );
+    let (almost_tx, almost_rx) = almost;
+    let (measured_tx, measured_rx) = measured;
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        read_head(&mut stream);
+        stream
+            .write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nContent-Length: {SIZE}\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        let zeros = vec![0u8; CHUNK];
+        for _ in 0..SIZE / CHUNK - 1 {
+            stream.write_all(&zeros).unwrap();
+        }
+        // All but the last MiB is sent: the client has had it all to hold.
+        almost_tx.send(()).unwrap();
+        measured_rx.recv().unwrap();
+        stream.write_all(&zeros).unwrap();
+    });
+    let mut child = Reaped(
+        Command::new(BIN)
+            .args(["pull", "--server", &url, "--token-file"])
+            .arg(&desk.token)
+            .args(["-o", "big.tar"])
+            .current_dir(desk.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    almost_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the body is sent");
+    // The last writes may still sit in socket buffers: wait (bounded) until the partial
+    // file holds nearly all that was sent, then look at the peak.
+    let partial = desk.path("big.partial");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < (SIZE - 8 * CHUNK) as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bundle reaches the disk as it arrives"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let peak = peak_rss_kib(child.0.id());
+    measured_tx.send(()).unwrap();
+    server.join().unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(
+        peak < 48 * 1024,
+        "peak memory {peak} KiB for a {} MiB bundle",
+        SIZE / CHUNK
+    );
+    // Zeros are no bundle: refused whole, and the partial file goes.
+    assert!(!status.success());
+    assert_eq!(desk.names(), ["alice.token"]);
+}
+
+#[test]
+fn https_trusts_only_the_ca_given_and_says_clearly_when_it_has_none() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let desk = Desk::new();
+    let write = |name: &str, text: String| {
+        let path = desk.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ca = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        write(
+            &format!("{name}.pem"),
+            params.self_signed(&key).unwrap().pem(),
+        );
+        Issuer::new(params, key)
+    };
+    let server_ca = ca("server-ca");
+    ca("other-ca");
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &server_ca)
+        .unwrap();
+    let cert_path = write("server.pem", cert.pem());
+    let key_path = write("server.key", key.serialize_pem());
+    write("empty.pem", String::new());
+
+    let site = tempfile::tempdir().unwrap();
+    let newsroom = Newsroom::new(site.path());
+    let tls_config = write_config(site.path(), &newsroom.recipient, &Options::default());
+    let config = std::fs::read_to_string(&tls_config).unwrap().replace(
+        "[journalist]\nlisten = \"127.0.0.1:0\"\n",
+        &format!(
+            "[journalist]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert_path.display(),
+            key_path.display()
+        ),
+    );
+    std::fs::write(&tls_config, config).unwrap();
+    let mut child = Reaped(
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&tls_config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (_, journalist) = read_addresses(&mut child.0);
+    let added = agedrop(
+        &[
+            "journalist",
+            "add",
+            "tls",
+            "--config",
+            tls_config.to_str().unwrap(),
+        ],
+        site.path(),
+    );
+    ok(&added);
+    std::fs::write(&desk.token, &added.stdout).unwrap();
+    let url = format!("https://{journalist}");
+
+    let other = desk.pull(&url, "other.tar", &["--ca-cert", "other-ca.pem", "--all"]);
+    assert!(!other.status.success(), "a server signed by another CA");
+    assert!(!desk.path("other.tar").exists());
+    assert!(
+        stderr(&other)
+            .starts_with("agedrop: error: the request failed: io: invalid peer certificate: "),
+        "{}",
+        stderr(&other)
+    );
+    assert_refused(
+        &desk.pull(&url, "empty.tar", &["--ca-cert", "empty.pem"]),
+        "TLS: empty.pem: no certificate in it",
+    );
+    ok(&desk.pull(&url, "good.tar", &["--ca-cert", "server-ca.pem"]));
+    assert!(desk.path("good.tar").is_file());
+}
+
+#[test]
+fn a_bundle_cut_short_in_transit_is_refused_and_nothing_is_kept() {
+    let desk = Desk::new();
+    // A whole, valid bundle: only the transfer framing says more was to come.
+    let bundle = empty_bundle("0", "9");
+    let mut short_length = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        bundle.len() + 512
+    )
+    .into_bytes();
+    short_length.extend_from_slice(&bundle);
+    let mut unfinished_chunks = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    unfinished_chunks.extend_from_slice(format!("{:x}\r\n", bundle.len()).as_bytes());
+    unfinished_chunks.extend_from_slice(&bundle);
+    unfinished_chunks.extend_from_slice(b"\r\n");
+    for response in [short_length, unfinished_chunks] {
+        let server = FakeServer::answering(response);
+        let out = desk.pull(&server.url(), "b.tar", &[]);
+        assert_eq!(server.stop().len(), 1);
+        assert_refused(&out, "the response was cut short");
+        assert_eq!(desk.names(), ["alice.token"], "no bundle, no cursor");
+    }
+}
