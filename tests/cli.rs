@@ -312,6 +312,7 @@ fn demo_serves_with_a_throwaway_identity_and_token() {
         .spawn()
         .unwrap();
     let (addr, journalist) = read_addresses(&mut child);
+    let mut child = KillOnDrop(child);
     let demo = dir.path().join("demo");
     let identity = std::fs::read_to_string(demo.join("newsroom-identity.txt")).unwrap();
     assert!(identity
@@ -372,7 +373,7 @@ fn demo_serves_with_a_throwaway_identity_and_token() {
         std::thread::sleep(std::time::Duration::from_millis(500));
         panic!(
             "the demo closed the connection without an answer (process: {:?}); its log:\n{}",
-            child.try_wait(),
+            child.0.try_wait(),
             std::fs::read_to_string(dir.path().join("demo.log")).unwrap()
         )
     });
@@ -390,8 +391,6 @@ fn demo_serves_with_a_throwaway_identity_and_token() {
         .output()
         .unwrap();
     assert_eq!(out.stdout, b"demo bytes");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]

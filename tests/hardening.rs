@@ -643,12 +643,3 @@ fn serving_as_root_is_refused_and_a_public_source_address_is_warned_about() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}

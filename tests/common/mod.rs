@@ -1099,3 +1099,14 @@ impl Server {
         status
     }
 }
+
+/// A child process that is killed and reaped when the guard drops, so a failing assert
+/// never leaves a server running.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
