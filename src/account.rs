@@ -60,9 +60,11 @@ fn hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// Constant-time equality of two hashes.
+/// Constant-time equality of two hashes (`subtle`, which keeps the compiler from
+/// turning the comparison into an early exit).
 pub fn same_hash(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// True for names `agedrop journalist add` accepts: 1–64 of `a-z 0-9 . _ -`.

@@ -1,4 +1,4 @@
-//! The `agedrop` command line (DESIGN.md §6). Each command is a short function over the
+//! The `agedrop` command line (docs/admin.md and docs/journalist.md). Each command is a short function over the
 //! library; errors are reported once, on stderr, with a non-zero exit.
 
 use std::error::Error;
@@ -550,12 +550,12 @@ fn refuse_root(data_dir: &Path, allow_root: bool) -> CliResult {
     let owner = fs::metadata(data_dir).map(|m| m.uid()).ok();
     match owner {
         Some(uid) if uid != 0 => Err(format!(
-            "refusing to serve as root: {} belongs to uid {uid}, and files made as root              there would be unreadable to it. Run agedrop as that user              (the systemd unit does: User=agedrop), e.g. `sudo -u agedrop agedrop serve`",
+            "refusing to serve as root: {} belongs to uid {uid}, and files made as root there would be unreadable to it. Run agedrop as that user (the systemd unit does: User=agedrop), e.g. `sudo -u agedrop agedrop serve`",
             data_dir.display()
         )
         .into()),
         _ if !allow_root => Err(format!(
-            "refusing to serve as root: files made in {} would belong to root. Run agedrop              as its own user (the systemd unit does: User=agedrop), or pass --allow-root              if root is meant to own the data",
+            "refusing to serve as root: files made in {} would belong to root. Run agedrop as its own user (the systemd unit does: User=agedrop), or pass --allow-root if root is meant to own the data",
             data_dir.display()
         )
         .into()),

@@ -120,11 +120,9 @@ impl KdfParams {
         })
     }
 
-    /// Checks that Argon2 accepts these parameters.
-    pub fn validate(&self) -> Result<(), String> {
-        Params::new(self.memory_kib, self.passes, self.lanes, Some(32))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    /// Checks that Argon2 accepts these parameters; the error says why not.
+    pub fn validate(&self) -> Result<(), argon2::Error> {
+        Params::new(self.memory_kib, self.passes, self.lanes, Some(32)).map(|_| ())
     }
 }
 

@@ -22,18 +22,40 @@ pub enum Listen {
     Unix(PathBuf),
 }
 
+/// Why a `listen` value cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenError {
+    /// `unix:` followed by a relative path.
+    RelativeSocketPath,
+    /// Neither `host:port` nor `unix:/path`.
+    NotAnAddress,
+}
+
+impl fmt::Display for ListenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ListenError::RelativeSocketPath => "a unix socket path must be absolute (unix:/path)",
+            ListenError::NotAnAddress => {
+                "expected host:port (e.g. 127.0.0.1:8080, [::1]:8080) or unix:/path"
+            }
+        })
+    }
+}
+
+impl std::error::Error for ListenError {}
+
 impl Listen {
     /// Parses `host:port` or `unix:/path`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ListenError> {
         if let Some(path) = text.strip_prefix("unix:") {
             if !path.starts_with('/') {
-                return Err("a unix socket path must be absolute (unix:/path)".into());
+                return Err(ListenError::RelativeSocketPath);
             }
             return Ok(Listen::Unix(PathBuf::from(path)));
         }
-        text.parse::<SocketAddr>().map(Listen::Tcp).map_err(|_| {
-            "expected host:port (e.g. 127.0.0.1:8080, [::1]:8080) or unix:/path".into()
-        })
+        text.parse::<SocketAddr>()
+            .map(Listen::Tcp)
+            .map_err(|_| ListenError::NotAnAddress)
     }
 }
 
@@ -208,7 +230,7 @@ struct RawNewsroom {
     recipients: Vec<String>,
 }
 
-/// Limits on what clients may send and hold (DESIGN.md §5). Every one is a config key
+/// Limits on what clients may send and hold (SECURITY.md, "Limits"). Every one is a config key
 /// under `[limits]`; the reasons for the defaults are in SECURITY.md.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -417,9 +439,9 @@ impl Config {
         }
         let data_dir = base.join(&raw.data_dir);
         let source_listen = Listen::parse(&raw.source.listen)
-            .map_err(|problem| ConfigError::invalid("source.listen", problem))?;
+            .map_err(|problem| ConfigError::invalid("source.listen", problem.to_string()))?;
         let journalist_listen = Listen::parse(&raw.journalist.listen)
-            .map_err(|problem| ConfigError::invalid("journalist.listen", problem))?;
+            .map_err(|problem| ConfigError::invalid("journalist.listen", problem.to_string()))?;
         if let (Listen::Tcp(a), Listen::Tcp(b)) = (&source_listen, &journalist_listen) {
             if a == b && a.port() != 0 {
                 return Err(ConfigError::invalid(

@@ -218,16 +218,17 @@ fn decrypt_bounded(
     Ok(plain)
 }
 
-/// A small age file encrypted to one X25519 recipient.
-fn seal_small(recipient: &age::x25519::Recipient, plaintext: &[u8]) -> io::Result<Vec<u8>> {
+/// A small age file encrypted to one X25519 recipient, in memory.
+fn seal_small(recipient: &age::x25519::Recipient, plaintext: &[u8]) -> Vec<u8> {
+    const INVARIANT: &str = "age encryption to one X25519 recipient into memory cannot fail";
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
-            .map_err(|err| io::Error::other(format!("age: {err}")))?;
+            .expect(INVARIANT);
     let mut out = Vec::with_capacity(256);
-    let mut writer = encryptor.wrap_output(&mut out)?;
-    writer.write_all(plaintext)?;
-    writer.finish()?;
-    Ok(out)
+    let mut writer = encryptor.wrap_output(&mut out).expect(INVARIANT);
+    writer.write_all(plaintext).expect(INVARIANT);
+    writer.finish().expect(INVARIANT);
+    out
 }
 
 /// The key a source's code derives (see [`crate::code`]): it wraps the source's own
@@ -266,7 +267,7 @@ impl SourceIdentity {
     }
 
     /// The identity encrypted to `key` (an age file), for storage.
-    pub fn wrap(&self, key: &CodeKey) -> io::Result<Vec<u8>> {
+    pub fn wrap(&self, key: &CodeKey) -> Vec<u8> {
         seal_small(&key.0.to_public(), &self.secret[..])
     }
 
@@ -283,7 +284,7 @@ impl SourceIdentity {
 
     /// Encrypts a short secret to this identity's own recipient: a pending new code,
     /// which only the source (holding either code) can read back.
-    pub fn seal_to_self(&self, plaintext: &[u8]) -> io::Result<Vec<u8>> {
+    pub fn seal_to_self(&self, plaintext: &[u8]) -> Vec<u8> {
         seal_small(&self.identity.to_public(), plaintext)
     }
 
@@ -313,12 +314,12 @@ pub struct Identities(Vec<Box<dyn age::Identity>>);
 
 impl Identities {
     /// Reads identity files the way stock `age -i` does.
-    pub fn read(files: &[std::path::PathBuf]) -> Result<Self, String> {
+    pub fn read(files: &[std::path::PathBuf]) -> Result<Self, IdentityFileError> {
         let names = files.iter().map(|p| p.display().to_string()).collect();
         let mut guard = age::cli_common::StdinGuard::new(false);
         age::cli_common::read_identities(names, None, &mut guard)
             .map(Identities)
-            .map_err(|e| e.to_string())
+            .map_err(|e| IdentityFileError::Age(e.to_string()))
     }
 
     /// Decrypts an age file from `input` to `output`, streaming; stops with
@@ -352,22 +353,59 @@ impl Identities {
     }
 }
 
+/// Why identity files cannot be used.
+#[derive(Debug)]
+pub enum IdentityFileError {
+    /// age could not read them (its own words: a missing file, a bad key, a wrong
+    /// passphrase).
+    Age(String),
+    /// The file cannot be read.
+    Unreadable(std::path::PathBuf, io::Error),
+    /// The file is passphrase-protected, so its recipients cannot be read without it.
+    PassphraseProtected(std::path::PathBuf),
+    /// A line looks like an identity but is not one.
+    Invalid(std::path::PathBuf, String),
+    /// No X25519 identity in any of the files.
+    NoX25519,
+}
+
+impl fmt::Display for IdentityFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityFileError::Age(why) => f.write_str(why),
+            IdentityFileError::Unreadable(file, err) => {
+                write!(f, "cannot read {}: {err}", file.display())
+            }
+            IdentityFileError::PassphraseProtected(file) => write!(
+                f,
+                "{} is passphrase-protected: give the newsroom's recipients with --recipient instead",
+                file.display()
+            ),
+            IdentityFileError::Invalid(file, why) => write!(f, "{}: {why}", file.display()),
+            IdentityFileError::NoX25519 => f.write_str(
+                "no X25519 identity found: give the newsroom's recipients with --recipient",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for IdentityFileError {}
+
 /// The X25519 recipients of plain (unencrypted) identity files: the newsroom's own
 /// keys, which every reply is also encrypted to.
-pub fn recipients_of_identity_files(files: &[std::path::PathBuf]) -> Result<Recipients, String> {
+pub fn recipients_of_identity_files(
+    files: &[std::path::PathBuf],
+) -> Result<Recipients, IdentityFileError> {
     let mut keys = Vec::new();
     for file in files {
         let text = Zeroizing::new(
             std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?,
+                .map_err(|e| IdentityFileError::Unreadable(file.clone(), e))?,
         );
         if text.starts_with("age-encryption.org/")
             || text.starts_with("-----BEGIN AGE ENCRYPTED FILE")
         {
-            return Err(format!(
-                "{} is passphrase-protected: give the newsroom's recipients with --recipient instead",
-                file.display()
-            ));
+            return Err(IdentityFileError::PassphraseProtected(file.clone()));
         }
         for line in text
             .lines()
@@ -375,14 +413,12 @@ pub fn recipients_of_identity_files(files: &[std::path::PathBuf]) -> Result<Reci
             .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
         {
             let identity = age::x25519::Identity::from_str(line)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+                .map_err(|e| IdentityFileError::Invalid(file.clone(), e.to_string()))?;
             keys.push(identity.to_public());
         }
     }
     if keys.is_empty() {
-        return Err(
-            "no X25519 identity found: give the newsroom's recipients with --recipient".into(),
-        );
+        return Err(IdentityFileError::NoX25519);
     }
     Ok(Recipients { keys })
 }
@@ -433,7 +469,7 @@ mod tests {
     fn wrapped_source_identity_opens_only_with_its_code_key() {
         let source = SourceIdentity::generate();
         let key = CodeKey::from_bytes(&[1; 32]);
-        let wrapped = source.wrap(&key).unwrap();
+        let wrapped = source.wrap(&key);
         let back = SourceIdentity::unwrap(&key, &wrapped).expect("unwraps");
         assert_eq!(back.recipient(), source.recipient());
         assert!(SourceIdentity::unwrap(&CodeKey::from_bytes(&[2; 32]), &wrapped).is_err());

@@ -8,7 +8,7 @@ use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::{nofollow, random};
 
@@ -86,11 +86,6 @@ impl CursorFile {
     /// The cursor file at `path`.
     pub fn new(path: PathBuf) -> Self {
         CursorFile { path }
-    }
-
-    /// Its path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The saved cursor; [`Cursor::START`] if there is no file yet. A symbolic link or

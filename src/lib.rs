@@ -2,35 +2,37 @@
 //!
 //! Sources upload files and messages through an onion service; the server encrypts
 //! every byte to the newsroom's `age` recipients as it arrives and keeps only
-//! ciphertext. Journalists decrypt offline. See `SECURITY.md` for the threat model.
+//! ciphertext. Journalists decrypt offline. SECURITY.md has the threat model;
+//! docs/ARCHITECTURE.md the modules, the data flow and the invariants.
 //!
-//! The crate is a library plus a thin `agedrop` binary. Its modules are named after the
-//! domain: [`crypto`] is the only one that names `age` types, [`store`] owns the data
-//! directory, [`submission`] turns an upload into sealed items, [`web`] serves the
-//! source site and the journalist API, [`server`] runs listeners and connections.
+//! The binary needs only [`cli`]; the modules made public besides are those the tests
+//! and fuzz targets drive directly: the formats ([`bundle`], [`code`], [`config`]),
+//! [`crypto`], [`offline`], [`store`] and [`submission`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod account;
+mod account;
 pub mod bundle;
 pub mod cli;
-pub mod client;
+mod client;
 pub mod code;
 pub mod config;
 pub mod crypto;
-pub mod cursor;
+mod cursor;
 mod hardening;
 mod label;
-pub mod logging;
+mod logging;
 mod nofollow;
 pub mod offline;
 mod random;
-pub mod server;
+mod rate;
+mod server;
+mod sources;
 pub mod store;
 pub mod submission;
 mod time;
-pub mod web;
+mod web;
 
 pub use config::{Config, ConfigError, Listen};
 pub use crypto::Recipients;

@@ -1,6 +1,6 @@
 //! The offline commands, for the air-gapped machine: `open` decrypts an export
 //! bundle into a directory, `reply` makes a reply bundle. Neither opens a network
-//! connection. Every bundle is treated as hostile (DESIGN.md §2): it was carried over
+//! connection. Every bundle is treated as hostile (SECURITY.md, "Hostile bundles"): it was carried over
 //! from a machine that may be compromised.
 
 use std::collections::{HashMap, HashSet};

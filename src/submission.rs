@@ -2,7 +2,7 @@
 //!
 //! Each part is streamed **as it arrives** into an age encryptor running on a blocking
 //! thread, which writes ciphertext to a temp file; the receiving task parses the next
-//! bytes while that thread encrypts (DESIGN.md §7: overlap is what makes the speed).
+//! bytes while that thread encrypts (docs/PERFORMANCE.md: overlap is what makes the speed).
 //! A bounded channel between the two keeps memory flat whatever the upload's size.
 //! Nothing becomes an item until every part is whole: any failure drops the temp files.
 
@@ -19,10 +19,11 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::Limits;
 use crate::crypto::Recipients;
+use crate::rate::TokenBucket;
 use crate::store::{ItemKind, Owner, SealedItem, Store, StoreError};
 use crate::{random, time};
 
-/// Field names of the submit form (DESIGN.md §6).
+/// Field names of the submit form (docs/protocol.md).
 pub const FIELD_CSRF: &str = "csrf";
 /// The message textarea.
 pub const FIELD_MESSAGE: &str = "message";
@@ -111,47 +112,17 @@ pub struct Intake {
     recipients: Recipients,
     limits: Limits,
     uploads: Arc<Semaphore>,
-    rate: Pace,
-}
-
-/// A token bucket: `per_minute` submissions at once at most, refilled evenly over a
-/// minute. One for the whole site (SECURITY.md, "Floods").
-struct Pace {
-    per_minute: f64,
-    state: std::sync::Mutex<(f64, std::time::Instant)>,
-}
-
-impl Pace {
-    fn new(per_minute: u32) -> Self {
-        let per_minute = f64::from(per_minute);
-        Pace {
-            per_minute,
-            state: std::sync::Mutex::new((per_minute, std::time::Instant::now())),
-        }
-    }
-
-    /// Takes one token, or says no if the bucket is empty.
-    fn take(&self) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (tokens, last) = &mut *state;
-        let now = std::time::Instant::now();
-        let refill = now.duration_since(*last).as_secs_f64() * self.per_minute / 60.0;
-        *tokens = (*tokens + refill).min(self.per_minute);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
+    /// `max_submissions_per_minute` at once at most, refilled evenly over a minute;
+    /// one for the whole site (SECURITY.md, "Floods").
+    rate: std::sync::Mutex<TokenBucket>,
 }
 
 impl Intake {
     /// An intake writing to `store`, encrypting to `recipients`.
     pub fn new(store: Arc<Store>, recipients: Recipients, limits: Limits) -> Self {
         let uploads = Arc::new(Semaphore::new(limits.max_concurrent_uploads));
-        let rate = Pace::new(limits.max_submissions_per_minute);
+        let per_minute = f64::from(limits.max_submissions_per_minute);
+        let rate = std::sync::Mutex::new(TokenBucket::full(per_minute, per_minute / 60.0));
         Intake {
             store,
             recipients,
@@ -247,7 +218,12 @@ impl Intake {
             .map_err(|_| SubmissionError::Busy)?;
         // Counted once a real upload starts (csrf checked, slot free), so forged or
         // refused requests do not use up the site's budget.
-        if !self.rate.take() {
+        if !self
+            .rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .try_take()
+        {
             return Err(SubmissionError::RateLimited);
         }
         started();

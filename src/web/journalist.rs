@@ -1,10 +1,9 @@
 //! The journalist API: a separate listener, bearer tokens, JSON errors, streamed
-//! export bundles (DESIGN.md §6). Only ciphertext ever leaves or enters here.
+//! export bundles (docs/protocol.md). Only ciphertext ever leaves or enters here.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -21,6 +20,7 @@ use crate::account;
 use crate::bundle::{self, Manifest, ManifestItem, ManifestSource, ReplyManifest, TarReader};
 use crate::config::Limits;
 use crate::crypto;
+use crate::rate::TokenBucket;
 use crate::store::{Export, ItemBlob, Store, StoreError};
 
 /// Most items one export bundle holds; the manifest's `next_cursor` continues.
@@ -89,36 +89,19 @@ async fn not_found() -> Response {
     json_error(StatusCode::NOT_FOUND, "no such route")
 }
 
-/// Failed attempts, per account and in all, as token buckets.
-#[derive(Default)]
+/// Failed attempts, per account and in all: each failure spends a token, and a bucket
+/// with none left means "over the limit" until it refills.
 struct Failures {
-    accounts: HashMap<String, Bucket>,
-    global: Bucket,
+    accounts: HashMap<String, TokenBucket>,
+    global: TokenBucket,
 }
 
-/// Counts failures, forgetting them at a steady rate.
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Default for Bucket {
+impl Default for Failures {
     fn default() -> Self {
-        Bucket {
-            tokens: 0.0,
-            at: Instant::now(),
+        Failures {
+            accounts: HashMap::new(),
+            global: TokenBucket::full(GLOBAL_BURST, GLOBAL_RATE),
         }
-    }
-}
-
-impl Bucket {
-    /// Failures still counted, after draining at `per_second` since the last look.
-    fn level(&mut self, per_second: f64) -> f64 {
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens - elapsed * per_second).max(0.0);
-        self.at = now;
-        self.tokens
     }
 }
 
@@ -130,27 +113,23 @@ const GLOBAL_RATE: f64 = 10.0;
 
 impl Failures {
     fn blocked(&mut self, account: Option<&str>) -> bool {
-        if self.global.level(GLOBAL_RATE) >= GLOBAL_BURST {
+        if self.global.is_empty() {
             return true;
         }
-        account.is_some_and(|id| {
-            self.accounts
-                .get_mut(id)
-                .is_some_and(|b| b.level(ACCOUNT_RATE) >= ACCOUNT_BURST)
-        })
+        account.is_some_and(|id| self.accounts.get_mut(id).is_some_and(TokenBucket::is_empty))
     }
 
     fn failed(&mut self, account: Option<&str>) {
-        self.global.level(GLOBAL_RATE);
-        self.global.tokens += 1.0;
+        self.global.spend();
         if let Some(id) = account {
-            let bucket = self.accounts.entry(id.to_owned()).or_default();
-            bucket.level(ACCOUNT_RATE);
-            bucket.tokens += 1.0;
+            self.accounts
+                .entry(id.to_owned())
+                .or_insert_with(|| TokenBucket::full(ACCOUNT_BURST, ACCOUNT_RATE))
+                .spend();
         }
-        // Forget accounts whose buckets have drained, so the map stays small.
+        // Forget accounts whose buckets have refilled, so the map stays small.
         if self.accounts.len() > 10_000 {
-            self.accounts.retain(|_, b| b.level(ACCOUNT_RATE) > 0.0);
+            self.accounts.retain(|_, b| !b.is_full());
         }
     }
 }

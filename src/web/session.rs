@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use http::HeaderMap;
 use zeroize::Zeroizing;
 
-use crate::code::SourceCode;
 use crate::crypto::SourceIdentity;
 use crate::random;
+use crate::sources::PendingCode;
 
 /// The session cookie.
 pub const COOKIE: &str = "agedrop_session";
@@ -71,14 +71,6 @@ struct Entry {
     /// A code rotation the source has not yet confirmed: shown on every inbox until
     /// then.
     rotation: Option<PendingCode>,
-}
-
-/// A new code waiting for the source to confirm they wrote it down.
-pub struct PendingCode {
-    /// The new code.
-    pub code: SourceCode,
-    /// Its lookup id, which [`crate::Store::finish_rotation`] makes current.
-    pub lookup_id: [u8; 32],
 }
 
 /// All live sessions.

@@ -20,11 +20,11 @@ use zeroize::Zeroizing;
 
 use super::csrf::{self, CsrfKey};
 use super::pages::{self, Context, FormLimits, ShownReply};
-use super::session::{self, PendingCode, Session, Sessions};
-use crate::code::{Busy, Deriver, KdfParams, SourceCode};
+use super::session::{self, Session, Sessions};
+use crate::code::{Deriver, SourceCode};
 use crate::config::{Limits, SourceOptions};
-use crate::crypto::SourceIdentity;
-use crate::store::{Owner, SourceKeyRecord, Store, StoreError};
+use crate::sources::{LoginError, NewSource, Sources};
+use crate::store::{Owner, Store, StoreError};
 use crate::submission::{Intake, SubmissionError};
 
 /// What the source site's handlers share.
@@ -34,6 +34,7 @@ pub struct SourceSite {
     csrf: CsrfKey,
     sessions: Sessions,
     deriver: Arc<Deriver>,
+    sources: Sources,
     options: SourceOptions,
     limits: Limits,
     incidents: Incidents,
@@ -86,13 +87,20 @@ impl SourceSite {
     /// A site over `store`, encrypting uploads through `intake`.
     pub fn new(store: Arc<Store>, intake: Intake, options: SourceOptions, limits: Limits) -> Self {
         let secret = store.instance_secret().expose();
+        let deriver = Arc::new(Deriver::new(
+            secret,
+            limits.max_concurrent_derivations,
+            limits.derivation_queue,
+        ));
         SourceSite {
             csrf: CsrfKey::derive(secret),
-            deriver: Arc::new(Deriver::new(
-                secret,
-                limits.max_concurrent_derivations,
-                limits.derivation_queue,
-            )),
+            sources: Sources::new(
+                Arc::clone(&store),
+                Arc::clone(&deriver),
+                options.kdf,
+                options.rotate_codes,
+            ),
+            deriver,
             sessions: Sessions::new(limits.session_idle(), limits.max_sessions),
             store,
             intake,
@@ -346,7 +354,7 @@ fn csrf_failed(site: &SourceSite, headers: &HeaderMap) -> Response {
         headers,
         StatusCode::FORBIDDEN,
         "Form expired",
-        "This form was not sent from this site, or it has expired. Go back, reload the page and try again.",
+        CSRF_FAILED,
     )
 }
 
@@ -375,7 +383,7 @@ fn server_error(site: &SourceSite, headers: &HeaderMap, err: &StoreError) -> Res
         headers,
         StatusCode::INTERNAL_SERVER_ERROR,
         "Server error",
-        "Something went wrong on our side. Please try again later.",
+        SERVER_ERROR,
     )
 }
 
@@ -510,61 +518,28 @@ async fn first_submission(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Arc<SourceCode>, Option<String>), SubmissionError> {
-    let code = Arc::new(SourceCode::generate());
-    let kdf = site.options.kdf;
-    let deriver = Arc::clone(&site.deriver);
-    let derive_code = Arc::clone(&code);
-    // The derivation starts only once the upload has passed the csrf, slot and rate
-    // checks, so forged or refused posts cannot keep the Argon2 slots busy; then it runs
-    // while the files stream.
-    let (start, started) = tokio::sync::oneshot::channel::<()>();
-    let keys = tokio::spawn(async move {
-        started.await.ok()?;
-        Some(deriver.derive(derive_code, kdf).await)
-    });
-    let received = receive_items(site, headers, body, move || {
-        let _ = start.send(());
-    })
-    .await;
-    let items = match received {
-        Ok(received) => received,
-        Err(err) => {
-            keys.abort();
-            return Err(err);
-        }
-    };
-    let keys = keys
-        .await
-        .expect("key derivation does not panic")
-        .expect("items are only received after the checks started the derivation");
-    let identity = SourceIdentity::generate();
-    let record = SourceKeyRecord {
-        lookup_id: keys.lookup_id,
-        kdf: kdf.id(),
-        recipient: identity.recipient(),
-        wrapped_key: identity.wrap(&keys.code_key).map_err(|e| {
-            SubmissionError::Store(StoreError::Io {
-                action: "wrap a source key",
-                path: Default::default(),
-                source: e,
-            })
-        })?,
-    };
+    let mut source: NewSource = site.sources.new_source();
+    let items = receive_items(site, headers, body, || source.start()).await?;
+    let (code, identity, record) = source.finish().await;
     let source_id = site.intake.commit(Owner::NewSource(record), items).await?;
     let session = site.sessions.create(source_id, identity);
     Ok((code, session))
 }
 
-/// Maps a failed submission to a page with fixed words; the log gets the cause's name.
-fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError) -> Response {
+/// What a source is told about a refused submission, and the cause's fixed name for
+/// the log (no client data, no sizes).
+struct Refusal {
+    status: StatusCode,
+    title: &'static str,
+    explanation: String,
+    cause: &'static str,
+}
+
+/// The one table from a failed submission to its page, status and logged cause.
+fn refusal(err: &SubmissionError, limits: &Limits) -> Refusal {
     use SubmissionError as E;
-    let limits = &site.limits;
-    let (status, title, explanation) = match &err {
-        E::Csrf => (
-            StatusCode::FORBIDDEN,
-            "Form expired",
-            "This form was not sent from this site, or it has expired. Go back, reload the page and try again.".to_owned(),
-        ),
+    let (status, title, explanation, cause) = match err {
+        E::Csrf => (StatusCode::FORBIDDEN, "Form expired", CSRF_FAILED.to_owned(), "csrf"),
         E::TooLarge { .. } => (
             StatusCode::PAYLOAD_TOO_LARGE,
             "Too large",
@@ -572,36 +547,41 @@ fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError
                 "Your submission is larger than the limit of {}. Send fewer or smaller files, or several submissions.",
                 pages::size(limits.max_submission_bytes)
             ),
+            "too large",
         ),
         E::TooManyFiles { limit } => (
             StatusCode::BAD_REQUEST,
             "Too many files",
             format!("You can send at most {limit} files at once. Send the rest in another submission."),
+            "too many files",
         ),
         E::MessageTooLong { limit } => (
             StatusCode::BAD_REQUEST,
             "Message too long",
             format!("A message can be at most {limit} characters long. Put longer text in a file."),
+            "message too long",
         ),
         E::MessageNotText => (
             StatusCode::BAD_REQUEST,
             "Message not readable",
             "The message could not be read as text. Put it in a file instead.".to_owned(),
+            "message not utf-8",
         ),
         E::Empty => (
             StatusCode::BAD_REQUEST,
             "Nothing to send",
             "Write a message or choose at least one file.".to_owned(),
+            "empty",
         ),
-        E::UnexpectedField | E::Malformed | E::Idle | E::Disconnected => (
-            StatusCode::BAD_REQUEST,
-            "Upload failed",
-            "The upload could not be read completely. Please try again.".to_owned(),
-        ),
+        E::UnexpectedField => (StatusCode::BAD_REQUEST, "Upload failed", UPLOAD_FAILED.to_owned(), "unexpected field"),
+        E::Malformed => (StatusCode::BAD_REQUEST, "Upload failed", UPLOAD_FAILED.to_owned(), "malformed multipart"),
+        E::Idle => (StatusCode::BAD_REQUEST, "Upload failed", UPLOAD_FAILED.to_owned(), "idle body"),
+        E::Disconnected => (StatusCode::BAD_REQUEST, "Upload failed", UPLOAD_FAILED.to_owned(), "client disconnected"),
         E::Busy => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Busy",
             "Many uploads are running right now. Please try again in a few minutes.".to_owned(),
+            "busy",
         ),
         E::RateLimited => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -609,58 +589,57 @@ fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError
             "This site is receiving many submissions right now, so it takes no more for a \
              short while. Nothing was stored. Please try again in a few minutes."
                 .to_owned(),
+            "rate limited",
         ),
         E::NoSpace => (
             StatusCode::INSUFFICIENT_STORAGE,
             "Out of space",
             "The server has no room for new uploads right now. Please try again later.".to_owned(),
+            "no space",
         ),
         E::SourceGone => (
             StatusCode::GONE,
             "Conversation closed",
             "The newsroom has closed this conversation. Start a new submission if you want to send more.".to_owned(),
+            "source deleted",
         ),
-        E::Store(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Server error",
-            "Something went wrong on our side. Please try again later.".to_owned(),
-        ),
+        E::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Server error", SERVER_ERROR.to_owned(), "store"),
     };
-    match &err {
-        E::Store(cause) => site.incidents.store_error(cause),
-        E::NoSpace => site.incidents.no_space(),
-        other => debug!(cause = cause_name(other), "submission refused"),
-    }
-    let response = page(
+    Refusal {
         status,
-        pages::error(site.context(headers), title, &explanation, true),
-    );
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        retry_later(response)
-    } else {
-        response
+        title,
+        explanation,
+        cause,
     }
 }
 
-/// A fixed name per cause, for the log (no client data, no sizes).
-fn cause_name(err: &SubmissionError) -> &'static str {
-    use SubmissionError as E;
-    match err {
-        E::Csrf => "csrf",
-        E::TooLarge { .. } => "too large",
-        E::TooManyFiles { .. } => "too many files",
-        E::MessageTooLong { .. } => "message too long",
-        E::MessageNotText => "message not utf-8",
-        E::UnexpectedField => "unexpected field",
-        E::Malformed => "malformed multipart",
-        E::Empty => "empty",
-        E::Idle => "idle body",
-        E::Disconnected => "client disconnected",
-        E::Busy => "busy",
-        E::RateLimited => "rate limited",
-        E::NoSpace => "no space",
-        E::SourceGone => "source deleted",
-        E::Store(_) => "store",
+const CSRF_FAILED: &str =
+    "This form was not sent from this site, or it has expired. Go back, reload the page and try again.";
+const UPLOAD_FAILED: &str = "The upload could not be read completely. Please try again.";
+const SERVER_ERROR: &str = "Something went wrong on our side. Please try again later.";
+
+/// Answers a failed submission with its page; the log gets the cause's name (store
+/// failures and full disks are counted for the ten-minute summary instead).
+fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError) -> Response {
+    let refusal = refusal(&err, &site.limits);
+    match &err {
+        SubmissionError::Store(cause) => site.incidents.store_error(cause),
+        SubmissionError::NoSpace => site.incidents.no_space(),
+        _ => debug!(cause = refusal.cause, "submission refused"),
+    }
+    let response = page(
+        refusal.status,
+        pages::error(
+            site.context(headers),
+            refusal.title,
+            &refusal.explanation,
+            true,
+        ),
+    );
+    if refusal.status == StatusCode::SERVICE_UNAVAILABLE {
+        retry_later(response)
+    } else {
+        response
     }
 }
 
@@ -746,163 +725,23 @@ async fn login(
     let Some(code) = SourceCode::normalise(&fields.code) else {
         return failed();
     };
-    let code = Arc::new(code);
-    let opened = match open_source(&site, code).await {
-        Ok(Some(opened)) => opened,
+    let logged_in = match site.sources.log_in(code).await {
+        Ok(Some(logged_in)) => logged_in,
         Ok(None) => return failed(),
         Err(LoginError::Busy) => return busy(&site, &headers),
         Err(LoginError::Store(err)) => return server_error(&site, &headers, &err),
     };
-    let Opened {
-        source_id,
-        identity,
-        lookup_id,
-        pending,
-    } = opened;
-    if pending {
-        // The new code of a rotation opened the inbox: the source has it, so the old
-        // code goes now.
-        let store = Arc::clone(&site.store);
-        let id = source_id.clone();
-        if let Err(err) = blocking(move || store.finish_rotation(&id, &lookup_id)).await {
-            return server_error(&site, &headers, &err);
-        }
-    }
-    let rotation = if site.options.rotate_codes {
-        match rotation_to_show(&site, &source_id, &identity, &lookup_id).await {
-            Ok(rotation) => rotation,
-            Err(err) => return server_error(&site, &headers, &err),
-        }
-    } else {
-        None
-    };
-    let Some(session_id) = site.sessions.create(source_id, identity) else {
+    let Some(session_id) = site
+        .sessions
+        .create(logged_in.source_id, logged_in.identity)
+    else {
         return busy(&site, &headers);
     };
-    if let Some(rotation) = rotation {
+    if let Some(rotation) = logged_in.rotation {
         site.sessions.set_rotation(&session_id, rotation);
     }
     debug!("source logged in");
     with_cookie(redirect("/inbox"), &session::cookie(&session_id))
-}
-
-enum LoginError {
-    Busy,
-    Store(StoreError),
-}
-
-/// A source a code opened.
-struct Opened {
-    source_id: String,
-    identity: SourceIdentity,
-    /// The lookup id the code derived.
-    lookup_id: [u8; 32],
-    /// The code is a rotation's pending new code.
-    pending: bool,
-}
-
-/// Finds the source a code opens, trying every Argon2 parameter set in use (the
-/// configured one first), and unwraps its identity.
-async fn open_source(
-    site: &SourceSite,
-    code: Arc<SourceCode>,
-) -> Result<Option<Opened>, LoginError> {
-    let store = Arc::clone(&site.store);
-    let mut kdfs = vec![site.options.kdf];
-    let in_use = blocking(move || store.kdfs_in_use())
-        .await
-        .map_err(LoginError::Store)?;
-    kdfs.extend(
-        in_use
-            .iter()
-            .filter_map(|id| KdfParams::parse(id))
-            .filter(|kdf| *kdf != site.options.kdf),
-    );
-    for kdf in kdfs {
-        let keys = site
-            .deriver
-            .derive_for_login(Arc::clone(&code), kdf)
-            .await
-            .map_err(|Busy| LoginError::Busy)?;
-        let store = Arc::clone(&site.store);
-        let lookup = keys.lookup_id;
-        let found = blocking(move || store.find_source(&kdf.id(), &lookup))
-            .await
-            .map_err(LoginError::Store)?;
-        if let Some(found) = found {
-            // A wrapped key that does not open is treated like an unknown code.
-            return Ok(SourceIdentity::unwrap(&keys.code_key, &found.wrapped_key)
-                .ok()
-                .map(|identity| Opened {
-                    source_id: found.id,
-                    identity,
-                    lookup_id: lookup,
-                    pending: found.pending,
-                }));
-        }
-    }
-    Ok(None)
-}
-
-/// With `rotate_codes`: the new code this login shows. A rotation already pending (a
-/// login whose page was lost, or a double-submitted form) is shown again; otherwise a
-/// new one starts. The old code keeps working until the source confirms the new one,
-/// so a lost response never locks a source out. See SECURITY.md, "Source codes".
-async fn rotation_to_show(
-    site: &SourceSite,
-    source_id: &str,
-    identity: &SourceIdentity,
-    current_lookup_id: &[u8; 32],
-) -> Result<Option<PendingCode>, StoreError> {
-    if let Some(pending) = pending_code(site, source_id, identity).await? {
-        return Ok(Some(pending));
-    }
-    let code = Arc::new(SourceCode::generate());
-    let kdf = site.options.kdf;
-    let keys = site.deriver.derive(Arc::clone(&code), kdf).await;
-    let wrap_failed = |source| StoreError::Io {
-        action: "wrap a source key",
-        path: site.store.dir().to_owned(),
-        source,
-    };
-    let record = SourceKeyRecord {
-        lookup_id: keys.lookup_id,
-        kdf: kdf.id(),
-        recipient: identity.recipient(),
-        wrapped_key: identity.wrap(&keys.code_key).map_err(wrap_failed)?,
-    };
-    let sealed = identity
-        .seal_to_self(code.expose().as_bytes())
-        .map_err(wrap_failed)?;
-    let store = Arc::clone(&site.store);
-    let id = source_id.to_owned();
-    let current = *current_lookup_id;
-    blocking(move || store.begin_rotation(&id, &current, &record, &sealed)).await?;
-    // Whether this login or a concurrent one started it, show what is stored.
-    pending_code(site, source_id, identity).await
-}
-
-/// The source's pending new code, opened with its identity.
-async fn pending_code(
-    site: &SourceSite,
-    source_id: &str,
-    identity: &SourceIdentity,
-) -> Result<Option<PendingCode>, StoreError> {
-    let store = Arc::clone(&site.store);
-    let id = source_id.to_owned();
-    let Some(pending) = blocking(move || store.pending_rotation(&id)).await? else {
-        return Ok(None);
-    };
-    let lookup_id = pending.lookup_id;
-    let code = identity
-        .open_sealed(&pending.sealed_code, 256)
-        .ok()
-        .and_then(|plain| {
-            std::str::from_utf8(&plain)
-                .ok()
-                .and_then(SourceCode::normalise)
-        });
-    Ok(code.map(|code| PendingCode { code, lookup_id }))
 }
 
 /// `POST /code/confirm`: the source wrote the new code down; the old one stops working.
@@ -919,9 +758,11 @@ async fn confirm_code(
         return redirect("/login");
     };
     if let Some(lookup_id) = site.sessions.take_rotation(&headers) {
-        let store = Arc::clone(&site.store);
-        let source_id = session.source_id.clone();
-        if let Err(err) = blocking(move || store.finish_rotation(&source_id, &lookup_id)).await {
+        if let Err(err) = site
+            .sources
+            .confirm_rotation(&session.source_id, lookup_id)
+            .await
+        {
             return server_error(&site, &headers, &err);
         }
     }
