@@ -19,11 +19,15 @@ fn config(data_dir: &str, source: &str, journalist: &str, recipients: &str, extr
 /// `serve` with this config text (beside a data directory `init` made) refuses to
 /// start: exit status 1 and exactly `message`.
 fn assert_serve_refuses(text: &str, message: &str) {
-    let server = Server::prepare(Options {
+    assert_refused(&with_config(text).refused(), message);
+}
+
+/// A server that is not started yet, with this config text.
+fn with_config(text: &str) -> Server {
+    Server::prepare(Options {
         config_text: Some(text.to_owned()),
         ..Options::default()
-    });
-    assert_refused(&server.refused(), message);
+    })
 }
 
 #[test]
@@ -66,16 +70,13 @@ fn serve_refuses_bad_config_with_a_clear_message() {
     );
     // A TOML error points at the line; the list of known keys after it is left out,
     // so that a new limit does not change this test.
-    let server = Server::prepare(Options {
-        config_text: Some(config(
-            "data",
-            local,
-            local,
-            &ok,
-            "[limits]\nmax_fils = 3\n",
-        )),
-        ..Options::default()
-    });
+    let server = with_config(&config(
+        "data",
+        local,
+        local,
+        &ok,
+        "[limits]\nmax_fils = 3\n",
+    ));
     assert_refusal_starts(
         &server.refused(),
         &format!(
@@ -83,16 +84,13 @@ fn serve_refuses_bad_config_with_a_clear_message() {
             server.config.display()
         ),
     );
-    let server = Server::prepare(Options {
-        config_text: Some(config(
-            "data",
-            local,
-            local,
-            &ok,
-            "[limits]\nmax_files = \"x\"\n",
-        )),
-        ..Options::default()
-    });
+    let server = with_config(&config(
+        "data",
+        local,
+        local,
+        &ok,
+        "[limits]\nmax_files = \"x\"\n",
+    ));
     assert_refused(
         &server.refused(),
         &format!(

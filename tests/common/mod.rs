@@ -7,7 +7,9 @@
 mod http;
 mod server;
 
+#[allow(unused_imports)]
 pub use http::*;
+#[allow(unused_imports)]
 pub use server::*;
 
 use std::io::Write;
