@@ -11,6 +11,24 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// Everything the server sends until it closes the connection; fails if it is left
+/// open for 10 s instead (the read then ends in a timeout, not an end or a reset).
+fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut all = Vec::new();
+    let read = stream.read_to_end(&mut all);
+    assert!(
+        read.is_ok()
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the server closed the connection instead of leaving it open: {read:?}"
+    );
+    all
+}
+
 #[test]
 fn upload_slots_are_capped_and_freed() {
     let mut options = Options::default();
@@ -43,9 +61,6 @@ fn slow_headers_are_cut_off() {
         .push(("header_read_timeout_secs", "1".into()));
     let server = Server::with(options);
     let mut slow = TcpStream::connect(server.addr).unwrap();
-    // Bounds the read below: a connection left open ends it with an error.
-    slow.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
     // One byte every 400 ms: the whole head would take 3.6 s, past the 1 s deadline.
     for b in b"st: x\r\n\r\n" {
@@ -54,15 +69,7 @@ fn slow_headers_are_cut_off() {
             break;
         }
     }
-    let mut rest = Vec::new();
-    let read = slow.read_to_end(&mut rest);
-    assert!(
-        read.is_ok()
-            || read
-                .as_ref()
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
-        "the server closed the connection instead of leaving it open: {read:?}"
-    );
+    let rest = read_until_closed(&mut slow);
     assert_eq!(String::from_utf8_lossy(&rest), "", "cut off without a page");
     assert_eq!(
         get(server.addr, "/").status,
@@ -182,18 +189,7 @@ fn a_client_that_never_reads_is_dropped_after_the_idle_timeout() {
         || server.sockets() == idle_sockets,
     );
     // Bounds the read: had the socket been left open, it would end in a timeout.
-    greedy
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut all = Vec::new();
-    let read = greedy.read_to_end(&mut all);
-    assert!(
-        read.is_ok()
-            || read
-                .as_ref()
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
-        "the socket was closed, not left open: {read:?}"
-    );
+    let all = read_until_closed(&mut greedy);
     let answered = String::from_utf8_lossy(&all)
         .matches("HTTP/1.1 200")
         .count();
