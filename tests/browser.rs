@@ -7,7 +7,7 @@ mod common;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -36,11 +36,9 @@ impl Driver {
             .spawn()
             .unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually("chromedriver listens", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(addr).is_ok()
+        });
         let profile = tempfile::tempdir().unwrap();
         let mut driver = Driver {
             addr,
@@ -146,15 +144,11 @@ impl Driver {
     /// Waits (bounded) until an element matching `css` is on the page: a click on a
     /// form button returns before the browser has loaded the answer.
     fn wait_for(&self, css: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.count(css) == 0 {
-            assert!(
-                Instant::now() < deadline,
-                "no {css} after 20 s at {}",
-                self.url()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually(
+            &format!("{css} is on the page"),
+            Duration::from_secs(20),
+            || self.count(css) > 0,
+        );
     }
 
     fn url(&self) -> String {
@@ -260,7 +254,9 @@ fn a_source_without_javascript_submits_logs_in_and_follows_up() {
     driver.type_into("#message", "Here is page 4.");
     driver.type_into("#files", second.to_str().unwrap());
     driver.click("form[action='/submit'] button[type=submit]");
-    server.eventually("the follow-up is stored", || server.items().len() == 4);
+    eventually("the follow-up is stored", SOON, || {
+        server.items().len() == 4
+    });
     driver.wait_for("form[action='/logout']");
     assert!(driver.url().ends_with("/inbox"), "{}", driver.url());
     driver.screenshot("6-after-follow-up");

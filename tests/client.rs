@@ -18,30 +18,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn agedrop(args: &[&str], dir: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts the command failed with exactly this error line.
-fn assert_refused(out: &Output, message: &str) {
-    assert!(!out.status.success(), "must fail: {}", stderr(out));
-    assert_eq!(stderr(out), format!("agedrop: error: {message}\n"));
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "failed: {}", stderr(out));
-    stderr(out)
-}
-
 /// A well-formed token (the fake servers do not check it).
 const TOKEN: &str =
     "agedrop-0123abcd-00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -464,7 +440,10 @@ fn onion_names_need_the_proxy_however_they_are_spelt_and_are_never_resolved() {
         ],
         desk.dir.path(),
     );
-    assert!(!out.status.success());
+    assert_refused(
+        &out,
+        "the request failed: io: failed to lookup address information: Temporary failure in name resolution",
+    );
     let seen = probe.queries();
     assert!(
         seen.iter().any(|q| contains(q, b"leak-probe")),
@@ -849,32 +828,30 @@ fn the_proxy_resolves_the_onion_name_and_the_environment_picks_no_proxy() {
     let trap = FakeServer::answering(http_response("502 Bad Gateway", "text/plain", b""));
     let trap_url = format!("socks5h://{}", trap.addr);
     let server = FakeServer::answering(bundle);
-    let out = Command::new(BIN)
-        .args(["pull", "--server", &server.url(), "--token-file"])
-        .arg(&desk.token)
-        .args(["-o", "c.tar", "--all"])
-        .current_dir(desk.dir.path())
-        .env("ALL_PROXY", &trap_url)
-        .env("all_proxy", &trap_url)
-        .env("HTTPS_PROXY", &trap_url)
-        .env("HTTP_PROXY", trap.url())
-        .env("http_proxy", trap.url())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let server_url = server.url();
+    let out = agedrop_command(
+        &[
+            "pull",
+            "--server",
+            &server_url,
+            "--token-file",
+            desk.token.to_str().unwrap(),
+            "-o",
+            "c.tar",
+            "--all",
+        ],
+        desk.dir.path(),
+    )
+    .env("ALL_PROXY", &trap_url)
+    .env("all_proxy", &trap_url)
+    .env("HTTPS_PROXY", &trap_url)
+    .env("HTTP_PROXY", trap.url())
+    .env("http_proxy", trap.url())
+    .output()
+    .unwrap();
     ok(&out);
     assert_eq!(server.stop().len(), 1);
     assert!(trap.stop().is_empty(), "no proxy from the environment");
-}
-
-/// A child process killed and reaped when the test ends, pass or fail.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Peak resident memory of a live process, in KiB (`VmHWM`).
@@ -920,17 +897,23 @@ fn pull_streams_a_large_bundle_to_disk_without_holding_it_in_memory() {
         measured_rx.recv().unwrap();
         stream.write_all(&zeros).unwrap();
     });
-    let mut child = Reaped(
-        Command::new(BIN)
-            .args(["pull", "--server", &url, "--token-file"])
-            .arg(&desk.token)
-            .args(["-o", "big.tar"])
-            .current_dir(desk.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let mut child = KillOnDrop(
+        agedrop_command(
+            &[
+                "pull",
+                "--server",
+                &url,
+                "--token-file",
+                desk.token.to_str().unwrap(),
+                "-o",
+                "big.tar",
+            ],
+            desk.dir.path(),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
     );
     almost_rx
         .recv_timeout(Duration::from_secs(120))
@@ -938,103 +921,56 @@ fn pull_streams_a_large_bundle_to_disk_without_holding_it_in_memory() {
     // The last writes may still sit in socket buffers: wait (bounded) until the partial
     // file holds nearly all that was sent, then look at the peak.
     let partial = desk.path("big.partial");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < (SIZE - 8 * CHUNK) as u64 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the bundle reaches the disk as it arrives"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        "the bundle reaches the disk as it arrives",
+        Duration::from_secs(60),
+        || std::fs::metadata(&partial).map_or(0, |m| m.len()) >= (SIZE - 8 * CHUNK) as u64,
+    );
     let peak = peak_rss_kib(child.0.id());
     measured_tx.send(()).unwrap();
     server.join().unwrap();
     let status = child.0.wait().unwrap();
+    let mut error = Vec::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut error)
+        .unwrap();
+    let out = Output {
+        status,
+        stdout: Vec::new(),
+        stderr: error,
+    };
     assert!(
         peak < 48 * 1024,
         "peak memory {peak} KiB for a {} MiB bundle",
         SIZE / CHUNK
     );
     // Zeros are no bundle: refused whole, and the partial file goes.
-    assert!(!status.success());
+    assert_refused(&out, "bundle refused: the bundle is empty");
     assert_eq!(desk.names(), ["alice.token"]);
 }
 
 #[test]
 fn https_trusts_only_the_ca_given_and_says_clearly_when_it_has_none() {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let desk = Desk::new();
-    let write = |name: &str, text: String| {
-        let path = desk.path(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    let ca = |name: &str| {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        write(
-            &format!("{name}.pem"),
-            params.self_signed(&key).unwrap().pem(),
-        );
-        Issuer::new(params, key)
-    };
-    let server_ca = ca("server-ca");
-    ca("other-ca");
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &server_ca)
-        .unwrap();
-    let cert_path = write("server.pem", cert.pem());
-    let key_path = write("server.key", key.serialize_pem());
-    write("empty.pem", String::new());
-
-    let site = tempfile::tempdir().unwrap();
-    let newsroom = Newsroom::new(site.path());
-    let tls_config = write_config(site.path(), &newsroom.recipient, &Options::default());
-    let config = std::fs::read_to_string(&tls_config).unwrap().replace(
-        "[journalist]\nlisten = \"127.0.0.1:0\"\n",
-        &format!(
-            "[journalist]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-            cert_path.display(),
-            key_path.display()
-        ),
-    );
-    std::fs::write(&tls_config, config).unwrap();
-    let mut child = Reaped(
-        Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&tls_config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let (_, journalist) = read_addresses(&mut child.0);
-    let added = agedrop(
-        &[
-            "journalist",
-            "add",
-            "tls",
-            "--config",
-            tls_config.to_str().unwrap(),
-        ],
-        site.path(),
-    );
-    ok(&added);
-    std::fs::write(&desk.token, &added.stdout).unwrap();
+    let server_ca = test_ca(desk.dir.path(), "server-ca");
+    test_ca(desk.dir.path(), "other-ca");
+    let (cert, key) = test_cert(desk.dir.path(), "server", &["127.0.0.1"], &server_ca);
+    std::fs::write(desk.path("empty.pem"), "").unwrap();
+    let server = Server::with(Options::default().journalist_tls(&cert, &key, None));
+    std::fs::write(&desk.token, server.add_journalist("tls")).unwrap();
+    let journalist = server.journalist;
     let url = format!("https://{journalist}");
 
     let other = desk.pull(&url, "other.tar", &["--ca-cert", "other-ca.pem", "--all"]);
-    assert!(!other.status.success(), "a server signed by another CA");
-    assert!(!desk.path("other.tar").exists());
-    assert!(
-        stderr(&other)
-            .starts_with("agedrop: error: the request failed: io: invalid peer certificate: "),
-        "{}",
-        stderr(&other)
+    assert_refused(
+        &other,
+        "the request failed: io: invalid peer certificate: BadSignature",
     );
+    assert!(!desk.path("other.tar").exists());
     assert_refused(
         &desk.pull(&url, "empty.tar", &["--ca-cert", "empty.pem"]),
         "TLS: empty.pem: no certificate in it",

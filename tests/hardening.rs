@@ -4,20 +4,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-
-/// The real binary with `args` and then `path`, to completion.
-fn agedrop(args: &[&str], path: &Path) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
 
 fn first_submission(browser: &mut Browser, message: &str) -> String {
     browser.get("/submit");
@@ -285,13 +275,12 @@ fn start_up_refuses_when_blobs_are_missing_instead_of_dropping_rows() {
     let away = server.dir.path().join("blobs-on-the-unmounted-volume");
     std::fs::rename(&blobs, &away).unwrap();
     std::fs::create_dir(&blobs).unwrap();
-    let out = agedrop(&["serve", "--allow-root", "--config"], &server.config);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("holds none of the blobs of the 3 stored items")
-            && stderr.contains("is its volume mounted?"),
-        "{stderr}"
+    assert_refused(
+        &server.refused(),
+        &format!(
+            "config key `data_dir`: {} holds none of the blobs of the 3 stored items: is its volume mounted? Refusing to start, so that no item is dropped; nothing was changed",
+            blobs.display()
+        ),
     );
     assert_eq!(server.items().len(), 3, "no row was dropped");
     std::fs::remove_dir(&blobs).unwrap();
@@ -308,9 +297,9 @@ fn metadata_records_have_one_size_even_for_names_full_of_escapes() {
     let mut plain = Part::file("a.txt", b"x".to_vec());
     plain.content_type = "text/plain".into();
     // Ends in a letter: multer would read a final backslash as escaping the quote.
-    let mut escaped = Part::file(&format!("{}x", "\\".repeat(254)), b"y".to_vec());
+    let mut escaped = Part::file(format!("{}x", "\\".repeat(254)), b"y".to_vec());
     escaped.content_type = format!("text/plain; x=\"{}\"", "\\\\".repeat(120));
-    let mut tabs = Part::file(&"\t".repeat(255), b"z".to_vec());
+    let mut tabs = Part::file("\t".repeat(255), b"z".to_vec());
     tabs.content_type = "text/plain".into();
     for part in [plain, escaped, tabs] {
         let page = submit(server.addr, vec![part]);
@@ -441,7 +430,8 @@ fn admin_commands_beside_the_server_never_make_uploads_fail() {
         .limits
         .push(("max_submissions_per_minute", "100000".into()));
     let server = Server::with(options);
-    let config = server.config.clone();
+    let config = server.config.to_str().unwrap().to_owned();
+    let dir = server.dir.path().to_owned();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let admin = {
         let stop = std::sync::Arc::clone(&stop);
@@ -449,15 +439,11 @@ fn admin_commands_beside_the_server_never_make_uploads_fail() {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 for action in ["add", "remove"] {
-                    let out = agedrop(
-                        &["journalist", action, &format!("j{}", n % 3), "--config"],
-                        &config,
-                    );
-                    assert!(
-                        out.status.success(),
-                        "{}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
+                    let name = format!("j{}", n % 3);
+                    ok(&agedrop(
+                        &["journalist", action, &name, "--config", &config],
+                        &dir,
+                    ));
                 }
                 n += 1;
             }
@@ -525,13 +511,15 @@ fn a_deletion_during_an_export_never_cuts_the_bundle_short() {
         assert_eq!(page.status, 200);
     }
     let items = server.items();
-    let mut stream = std::net::TcpStream::connect(server.journalist).unwrap();
+    let mut stream = connect(server.journalist);
+    let bearer = format!("Bearer {token}");
     std::io::Write::write_all(
         &mut stream,
-        format!(
-            "GET /api/v1/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-        )
-        .as_bytes(),
+        &request_head(
+            "GET",
+            "/api/v1/export",
+            &[("Host", "x"), ("Authorization", &bearer)],
+        ),
     )
     .unwrap();
     // Read the head and a little: the manifest has gone out, the items have not.
@@ -547,14 +535,10 @@ fn a_deletion_during_an_export_never_cuts_the_bundle_short() {
     std::io::Read::read_to_end(&mut stream, &mut rest).unwrap();
     let mut raw = first[..n].to_vec();
     raw.extend_from_slice(&rest);
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk_all(&raw[split + 4..])
-    } else {
-        raw[split + 4..].to_vec()
-    };
+    // A chunked body must end with its last chunk, or parsing fails.
+    let response = parse_response(&raw);
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body = response.bytes;
     let entries = untar(&body);
     assert_eq!(
         entries.len(),
@@ -568,78 +552,55 @@ fn a_deletion_during_an_export_never_cuts_the_bundle_short() {
             .expect("every listed item is in the bundle");
         assert_eq!(blob.1.len() as i64, item.size);
     }
-    server.eventually("the deleted blobs are removed", || {
+    eventually("the deleted blobs are removed", SOON, || {
         server.blobs().is_empty() && server.temp_files() == 0
     });
-}
-
-fn dechunk_all(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let end = data.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..end]).unwrap(), 16).unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&data[end + 2..end + 2 + size]);
-        data = &data[end + 4 + size..];
-    }
 }
 
 /// Finding 14: `serve` as root is refused unless asked for, and a source site on a
 /// non-loopback address gets a warning.
 #[test]
 fn serving_as_root_is_refused_and_a_public_source_address_is_warned_about() {
-    let dir = tempfile::tempdir().unwrap();
-    let newsroom = Newsroom::new(dir.path());
-    let config = write_config(dir.path(), &newsroom.recipient, &Options::default());
     let is_root = rustix::process::geteuid().is_root();
     assert!(
         is_root,
         "this test checks the root refusal and must run as root"
     );
-    let out = agedrop(&["serve", "--config"], &config);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("refusing to serve as root") && stderr.contains("--allow-root"),
-        "{stderr}"
+    let server = Server::prepare(Options {
+        source_listen: "0.0.0.0:0".into(),
+        allow_root: false,
+        ..Options::default()
+    });
+    let data = server.data();
+    assert_refused(
+        &server.refused(),
+        &format!(
+            "refusing to serve as root: files made in {} would belong to root. Run agedrop              as its own user (the systemd unit does: User=agedrop), or pass --allow-root              if root is meant to own the data",
+            data.display()
+        ),
     );
     // A data directory that belongs to another user is refused even with the flag.
-    let data = dir.path().join("data");
-    std::os::unix::fs::chown(&data, Some(65534), Some(65534)).unwrap();
-    let out = agedrop(&["serve", "--allow-root", "--config"], &config);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("belongs to uid 65534"), "{stderr}");
-    std::os::unix::fs::chown(&data, Some(0), Some(0)).unwrap();
-
-    let text = std::fs::read_to_string(&config).unwrap().replacen(
-        "listen = \"127.0.0.1:0\"",
-        "listen = \"0.0.0.0:0\"",
-        1,
+    let mut allowed = Server::prepare(Options {
+        source_listen: "0.0.0.0:0".into(),
+        ..Options::default()
+    });
+    std::os::unix::fs::chown(allowed.data(), Some(65534), Some(65534)).unwrap();
+    assert_refused(
+        &allowed.refused(),
+        &format!(
+            "refusing to serve as root: {} belongs to uid 65534, and files made as root              there would be unreadable to it. Run agedrop as that user              (the systemd unit does: User=agedrop), e.g. `sudo -u agedrop agedrop serve`",
+            allowed.data().display()
+        ),
     );
-    std::fs::write(&config, text).unwrap();
-    let log = dir.path().join("server.log");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--allow-root", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let (addr, _) = read_addresses(&mut child);
-    let _guard = KillOnDrop(child);
-    assert!(addr.ip().is_unspecified());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap();
-        if text.contains("the source site listens on a non-loopback address") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no warning: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    std::os::unix::fs::chown(allowed.data(), Some(0), Some(0)).unwrap();
+
+    // With the flag and its own data directory, it serves, and warns about the
+    // non-loopback source address.
+    allowed.serve();
+    assert!(allowed.addr.ip().is_unspecified() && allowed.addr.port() != 0);
+    eventually("the log warns about the public address", SOON, || {
+        allowed
+            .log()
+            .contains("the source site listens on a non-loopback address")
+    });
 }

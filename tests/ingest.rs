@@ -4,8 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::time::Duration;
 
 use common::*;
 
@@ -82,7 +80,7 @@ fn markers_never_reach_disk_logs_or_headers() {
     options
         .limits
         .push(("max_submission_bytes", (1024 * 1024).to_string()));
-    let server = Server::with(options);
+    let mut server = Server::with(options);
     let marker = format!("CANARY{}", std::process::id());
     let mut headers_seen = Vec::new();
     let mut codes = Vec::new();
@@ -92,7 +90,7 @@ fn markers_never_reach_disk_logs_or_headers() {
     let mut source = Browser::new(server.addr);
     source.get("/submit");
     let mut file = Part::file(
-        &format!("{marker}.txt"),
+        format!("{marker}.txt"),
         format!("body {marker} ").repeat(1000).into_bytes(),
     );
     file.content_type = format!("text/x-{marker}");
@@ -112,12 +110,12 @@ fn markers_never_reach_disk_logs_or_headers() {
     headers_seen.push(page.headers.clone());
     back.get("/inbox");
     let page = back.submit(vec![Part::file(
-        &format!("{marker}-2.txt"),
+        format!("{marker}-2.txt"),
         marker.clone().into_bytes(),
     )]);
     assert_eq!(page.status, 303);
     let page = back.submit(vec![Part::file(
-        &format!("{marker}-big.bin"),
+        format!("{marker}-big.bin"),
         noise(2 * 1024 * 1024, 1),
     )]);
     assert_eq!(page.status, 413);
@@ -131,7 +129,8 @@ fn markers_never_reach_disk_logs_or_headers() {
     let page = Browser::new(server.addr).login(&format!("{marker} {marker}"));
     assert_eq!(page.status, 403);
 
-    std::thread::sleep(Duration::from_millis(300));
+    // Stopped, so every line it was going to log is in the file.
+    server.stop();
     let log = server.log();
     assert!(log.contains("submission stored"), "trace log was captured");
     assert!(!log.contains(&marker), "marker in the log");
@@ -167,7 +166,7 @@ fn markers_never_reach_disk_logs_or_headers() {
 }
 
 fn assert_nothing_kept(server: &Server) {
-    server.eventually("temp files are removed", || server.temp_files() == 0);
+    eventually("temp files are removed", SOON, || server.temp_files() == 0);
     assert_eq!(server.items().len(), 0, "no item was stored");
     assert_eq!(server.sources(), 0, "no source was created");
     assert!(server.blobs().is_empty(), "no blob was written");
@@ -197,28 +196,10 @@ fn oversize_submission_gets_413_stating_the_limit() {
     assert_nothing_kept(&server);
 
     // Hidden by chunked transfer encoding: refused while streaming.
-    let form = form(server.addr);
-    let body = multipart(&with_csrf(
-        &form,
+    let page = submit_chunked(
+        server.addr,
         vec![Part::file("a.bin", noise(3 * 1024 * 1024, 3))],
-    ));
-    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
-    write!(
-        stream,
-        "POST /submit HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nTransfer-Encoding: chunked\r\n\r\n",
-        form.cookie
-    )
-    .unwrap();
-    for chunk in body.chunks(64 * 1024) {
-        if write!(stream, "{:x}\r\n", chunk.len()).is_err()
-            || stream.write_all(chunk).is_err()
-            || stream.write_all(b"\r\n").is_err()
-        {
-            break; // the server answered and closed early
-        }
-    }
-    let _ = stream.write_all(b"0\r\n\r\n");
-    let page = read_response(&mut stream);
+    );
     assert_eq!(page.status, 413);
     assert!(page.body.contains("1 MiB"));
     assert_nothing_kept(&server);
@@ -299,7 +280,7 @@ fn bad_input_gets_a_clear_400_and_nothing_is_kept() {
         ..Options::default()
     });
     let files = (0..4)
-        .map(|i| Part::file(&format!("{i}.txt"), vec![b'x'; 10]))
+        .map(|i| Part::file(format!("{i}.txt"), vec![b'x'; 10]))
         .collect();
     let page = submit(server.addr, files);
     assert_eq!(page.status, 400);
@@ -360,7 +341,7 @@ fn bad_input_gets_a_clear_400_and_nothing_is_kept() {
     );
     assert_eq!(page.status, 400, "not multipart");
 
-    server.eventually("temp files are removed", || server.temp_files() == 0);
+    eventually("temp files are removed", SOON, || server.temp_files() == 0);
     assert_eq!(server.items().len(), stored, "nothing more was stored");
     assert_eq!(server.blobs().len(), stored * 2);
 }
@@ -369,12 +350,12 @@ fn bad_input_gets_a_clear_400_and_nothing_is_kept() {
 fn part_headers_cannot_grow_without_bound() {
     let server = Server::start();
     let form = form(server.addr);
-    let mut body = multipart(&[Part::text("csrf", form.token.as_bytes())]);
-    body.truncate(body.len() - format!("--{BOUNDARY}--\r\n").len());
-    body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a\"\r\nX-Pad: ").as_bytes());
+    let mut body = Part::text("csrf", form.token.as_bytes()).encode();
+    body.extend(Part::file("a", Vec::new()).head());
+    body.extend_from_slice(b"X-Pad: ");
     body.extend(std::iter::repeat_n(b'a', 3 * 1024 * 1024));
     body.extend_from_slice(b"\r\n\r\ndata\r\n");
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body.extend(multipart_end());
     let page = post_submit(server.addr, &form, &body);
     assert_eq!(page.status, 400);
     assert_nothing_kept(&server);
@@ -392,7 +373,7 @@ fn client_abort_mid_upload_leaves_nothing() {
         ],
     ));
     let stream = partial_submit(server.addr, &form, &body, body.len() / 2);
-    server.eventually("the upload is streaming to a temp file", || {
+    eventually("the upload is streaming to a temp file", SOON, || {
         server.temp_files() > 0
     });
     drop(stream);
@@ -416,7 +397,7 @@ fn kill_9_mid_upload_then_restart_keeps_whole_items_only() {
         ],
     ));
     let _stream = partial_submit(server.addr, &form, &body, body.len() - 1000);
-    server.eventually("the upload has written a temp file", || {
+    eventually("the upload has written a temp file", SOON, || {
         server.temp_files() > 0
     });
     server.kill9();

@@ -4,85 +4,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use agedrop::bundle::tar_header;
 use common::*;
-
-fn agedrop(args: &[&str], dir: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Adds a journalist through the CLI while the server runs; returns the token file.
-fn add_journalist(server: &Server, name: &str) -> PathBuf {
-    let out = agedrop(
-        &[
-            "journalist",
-            "add",
-            name,
-            "--config",
-            server.config.to_str().unwrap(),
-        ],
-        server.dir.path(),
-    );
-    ok(&out);
-    let token = String::from_utf8(out.stdout).unwrap();
-    let path = server.dir.path().join(format!("{name}.token"));
-    std::fs::write(&path, token).unwrap();
-    path
-}
-
-/// `agedrop serve --config CONFIG` plus a journalist account NAME whose token is written
-/// to WORK/NAME.token: (server process, source address, journalist address, token file).
-fn serve_with_journalist(
-    config: &Path,
-    work: &Path,
-    name: &str,
-) -> (
-    std::process::Child,
-    std::net::SocketAddr,
-    std::net::SocketAddr,
-    PathBuf,
-) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--allow-root"])
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (addr, journalist) = read_addresses(&mut child);
-    let out = agedrop(
-        &[
-            "journalist",
-            "add",
-            name,
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        work,
-    );
-    ok(&out);
-    let token = work.join(format!("{name}.token"));
-    std::fs::write(&token, out.stdout).unwrap();
-    (child, addr, journalist, token)
-}
 
 fn url(addr: std::net::SocketAddr) -> String {
     format!("http://{addr}")
@@ -153,7 +78,7 @@ fn label_dirs(out: &Path) -> Vec<PathBuf> {
 #[test]
 fn submission_to_pull_open_reply_push_and_delete() {
     let server = Server::start();
-    let token = add_journalist(&server, "alice");
+    let token = server.add_journalist_file("alice");
     let work = server.dir.path();
     let big = noise(3 * 1024 * 1024 + 7, 11);
 
@@ -294,7 +219,7 @@ fn submission_to_pull_open_reply_push_and_delete() {
 #[test]
 fn tokens_are_required_and_listeners_are_separate() {
     let server = Server::start();
-    let token = add_journalist(&server, "bob");
+    let token = server.add_journalist_file("bob");
     let bearer = format!("Bearer {}", std::fs::read_to_string(&token).unwrap().trim());
     let export = |auth: Option<&str>| {
         let headers: Vec<(&str, &str)> =
@@ -327,7 +252,7 @@ fn tokens_are_required_and_listeners_are_separate() {
         .status,
         404
     );
-    assert_ne!(
+    assert_eq!(
         request(
             server.journalist,
             "GET",
@@ -336,7 +261,7 @@ fn tokens_are_required_and_listeners_are_separate() {
             b""
         )
         .status,
-        200
+        404
     );
 
     // A removed account's token stops working at once.
@@ -366,7 +291,7 @@ fn tokens_are_required_and_listeners_are_separate() {
 #[test]
 fn failed_attempts_are_rate_limited_without_locking_out_valid_tokens() {
     let server = Server::start();
-    let token = add_journalist(&server, "carol");
+    let token = server.add_journalist_file("carol");
     let good = std::fs::read_to_string(&token).unwrap().trim().to_owned();
     let mut bad = good.clone();
     bad.replace_range(bad.len() - 4.., "ffff");
@@ -400,7 +325,7 @@ fn failed_attempts_are_rate_limited_without_locking_out_valid_tokens() {
         .status,
         200
     );
-    let other = add_journalist(&server, "dave");
+    let other = server.add_journalist_file("dave");
     let other = std::fs::read_to_string(other).unwrap();
     assert_eq!(
         request(
@@ -418,7 +343,7 @@ fn failed_attempts_are_rate_limited_without_locking_out_valid_tokens() {
 #[test]
 fn replies_are_checked_before_anything_is_stored() {
     let server = Server::start();
-    let token = add_journalist(&server, "erin");
+    let token = server.add_journalist_file("erin");
     let bearer = format!("Bearer {}", std::fs::read_to_string(&token).unwrap().trim());
     let mut source = Browser::new(server.addr);
     source.get("/submit");
@@ -433,11 +358,7 @@ fn replies_are_checked_before_anything_is_stored() {
             body,
         )
     };
-    let manifest = |source: &str| {
-        format!(
-            r#"{{"format":"agedrop-reply","version":1,"replies":[{{"source_id":"{source}","file":"replies/1.age"}}]}}"#
-        )
-    };
+    let manifest = |source: &str| reply_manifest(&[(source, "replies/1.age")]);
     let age_reply = encrypt_to(&[&recipient], b"reply");
 
     let unknown = post(&tar(&[
@@ -445,21 +366,29 @@ fn replies_are_checked_before_anything_is_stored() {
         ("replies/1.age", &age_reply),
     ]));
     assert_eq!(unknown.status, 400);
-    assert!(unknown.body.contains("does not exist"));
+    assert_eq!(
+        unknown.body,
+        r#"{"error":"a reply names a source that does not exist"}"#
+    );
     let not_age = post(&tar(&[
         ("reply-manifest.json", manifest(&source_id).as_bytes()),
         ("replies/1.age", b"plain text"),
     ]));
     assert_eq!(not_age.status, 400);
-    assert!(not_age.body.contains("not an age file"));
+    assert_eq!(not_age.body, r#"{"error":"a reply is not an age file"}"#);
     let garbage = post(b"garbage");
     assert_eq!(garbage.status, 400);
+    assert_eq!(garbage.body, r#"{"error":"archive is truncated"}"#);
     let extra = post(&tar(&[
         ("reply-manifest.json", manifest(&source_id).as_bytes()),
         ("replies/1.age", &age_reply),
         ("replies/2.age", &age_reply),
     ]));
     assert_eq!(extra.status, 400);
+    assert_eq!(
+        extra.body,
+        r#"{"error":"the bundle holds an entry its manifest does not list"}"#
+    );
     assert!(
         source.get("/inbox").body.contains("No replies yet"),
         "nothing was stored"
@@ -494,7 +423,7 @@ fn raw_header(name: &str, size: u64, kind: u8) -> Vec<u8> {
 #[test]
 fn hostile_bundles_are_refused_and_nothing_lands_outside_the_output() {
     let server = Server::start();
-    let token = add_journalist(&server, "frank");
+    let token = server.add_journalist_file("frank");
     let mut source = Browser::new(server.addr);
     source.get("/submit");
     source.submit(vec![
@@ -505,11 +434,9 @@ fn hostile_bundles_are_refused_and_nothing_lands_outside_the_output() {
     let good = work.join("good.tar");
     ok(&pull(&server, &token, &good));
     let bytes = std::fs::read(&good).unwrap();
-    let manifest_len = {
-        let size = std::str::from_utf8(&bytes[124..135]).unwrap();
-        usize::from_str_radix(size, 8).unwrap()
-    };
-    let manifest = &bytes[512..512 + manifest_len];
+    let (manifest_name, manifest) = untar(&bytes).remove(0);
+    assert_eq!(manifest_name, "manifest.json");
+    let manifest = manifest.as_slice();
 
     let sandbox = work.join("sandbox");
     std::fs::create_dir(&sandbox).unwrap();
@@ -520,7 +447,7 @@ fn hostile_bundles_are_refused_and_nothing_lands_outside_the_output() {
         let before: Vec<PathBuf> = files_under(work);
         let result = open(&server, &path, &out);
         let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
-        assert!(!result.status.success(), "{name}: open must fail");
+        assert_eq!(result.status.code(), Some(1), "{name}: open must fail");
         assert!(
             stderr.contains(expect),
             "{name}: expected {expect:?} in {stderr}"
@@ -595,17 +522,18 @@ fn passphrase_protected_identities_open_bundles() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let with_pinentry = |args: &[&str]| {
-        Command::new(BIN)
-            .args(args)
-            .current_dir(work)
+    let with_pinentry = |args: &[&str], passphrase: &str| {
+        agedrop_command(args, work)
             .env("PINENTRY_PROGRAM", &pinentry)
-            .env("TEST_PASSPHRASE", "correct horse battery staple")
-            .stdin(Stdio::null())
+            .env("TEST_PASSPHRASE", passphrase)
             .output()
             .unwrap()
     };
-    let keygen = with_pinentry(&["keygen", "-o", "protected.age", "--passphrase"]);
+    let passphrase = "correct horse battery staple";
+    let keygen = with_pinentry(
+        &["keygen", "-o", "protected.age", "--passphrase"],
+        passphrase,
+    );
     ok(&keygen);
     let recipient = String::from_utf8(keygen.stdout).unwrap().trim().to_owned();
     let text = std::fs::read_to_string(work.join("protected.age")).unwrap();
@@ -616,10 +544,12 @@ fn passphrase_protected_identities_open_bundles() {
     assert!(!text.contains("AGE-SECRET-KEY"));
 
     // A server whose newsroom key is the protected identity.
-    let site = work.join("site");
-    std::fs::create_dir(&site).unwrap();
-    let config = write_config(&site, &recipient, &Options::default());
-    let (mut child, addr, journalist, token) = serve_with_journalist(&config, work, "gina");
+    let server = Server::with(Options {
+        recipients: Some(vec![recipient]),
+        ..Options::default()
+    });
+    let token = server.add_journalist_file("gina");
+    let (addr, journalist) = (server.addr, server.journalist);
     let mut source = Browser::new(addr);
     source.get("/submit");
     assert_eq!(
@@ -641,89 +571,71 @@ fn passphrase_protected_identities_open_bundles() {
         ],
         work,
     ));
-    let opened = with_pinentry(&[
-        "open",
-        bundle.to_str().unwrap(),
-        "-i",
-        "protected.age",
-        "-o",
-        "protected-out",
-    ]);
+    let opened = with_pinentry(
+        &[
+            "open",
+            bundle.to_str().unwrap(),
+            "-i",
+            "protected.age",
+            "-o",
+            "protected-out",
+        ],
+        passphrase,
+    );
     ok(&opened);
     let files = files_under(&work.join("protected-out"));
     assert!(files.iter().any(|f| std::fs::read(f).unwrap() == b"secret"));
     // A wrong passphrase opens nothing.
-    let wrong = Command::new(BIN)
-        .args([
+    let wrong = with_pinentry(
+        &[
             "open",
             bundle.to_str().unwrap(),
             "-i",
             "protected.age",
             "-o",
             "wrong-out",
-        ])
-        .current_dir(work)
-        .env("PINENTRY_PROGRAM", &pinentry)
-        .env("TEST_PASSPHRASE", "wrong")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!wrong.status.success());
-    child.kill().unwrap();
-    child.wait().unwrap();
+        ],
+        "wrong",
+    );
+    let item = &server.items()[0].id;
+    assert_eq!(wrong.status.code(), Some(1));
+    assert_eq!(
+        stderr(&wrong),
+        format!(
+            "agedrop: skipped: item {item}: cannot decrypt\nagedrop: skipped: item {item}: metadata cannot decrypt\n0 item(s) written under wrong-out.\nagedrop: error: 2 problem(s) with this bundle; see above\n"
+        )
+    );
+    let written = work.join("wrong-out");
+    assert!(!written.exists() || files_under(&written).is_empty());
 }
 
 #[test]
 fn mutual_tls_admits_only_clients_with_a_certificate_from_client_ca() {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path();
-    let write = |name: &str, text: String| {
-        let path = work.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    let ca = |name: &str| {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let cert = params.self_signed(&key).unwrap();
-        write(&format!("{name}.pem"), cert.pem());
-        Issuer::new(params, key)
-    };
-    let leaf = |name: &str, sans: Vec<String>, issuer: &Issuer<'_, KeyPair>| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(sans)
-            .unwrap()
-            .signed_by(&key, issuer)
-            .unwrap();
-        (
-            write(&format!("{name}.pem"), cert.pem()),
-            write(&format!("{name}.key"), key.serialize_pem()),
-        )
-    };
-    let server_ca = ca("server-ca");
-    let client_ca = ca("client-ca");
-    let rogue_ca = ca("rogue-ca");
-    let (server_cert, server_key) = leaf("server", vec!["127.0.0.1".into()], &server_ca);
-    let (client_cert, client_key) = leaf("client", vec!["journalist".into()], &client_ca);
-    let (rogue_cert, rogue_key) = leaf("rogue", vec!["journalist".into()], &rogue_ca);
+    let server_ca = test_ca(work, "server-ca");
+    let client_ca = test_ca(work, "client-ca");
+    let rogue_ca = test_ca(work, "rogue-ca");
+    let (server_cert, server_key) = test_cert(work, "server", &["127.0.0.1"], &server_ca);
+    let (client_cert, client_key) = test_cert(work, "client", &["journalist"], &client_ca);
+    let (rogue_cert, rogue_key) = test_cert(work, "rogue", &["journalist"], &rogue_ca);
 
-    let newsroom = Newsroom::new(work);
-    let site = work.join("site");
-    std::fs::create_dir(&site).unwrap();
-    let config = write_config(&site, &newsroom.recipient, &Options::default());
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[journalist]\nlisten = \"127.0.0.1:0\"\n",
-        &format!(
-            "[journalist]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\n",
-            server_cert.display(),
-            server_key.display(),
-            work.join("client-ca.pem").display()
-        ),
+    let server = Server::with(Options::default().journalist_tls(
+        &server_cert,
+        &server_key,
+        Some(&work.join("client-ca.pem")),
+    ));
+    let token = server.add_journalist_file("tls");
+    let (addr, journalist) = (server.addr, server.journalist);
+    assert!(
+        server
+            .listening
+            .as_ref()
+            .unwrap()
+            .journalist
+            .starts_with("https://"),
+        "the API says it listens over TLS"
     );
-    std::fs::write(&config, text).unwrap();
-    let (mut child, addr, journalist, token) = serve_with_journalist(&config, work, "tls");
     let mut source = Browser::new(addr);
     source.get("/submit");
     assert_eq!(
@@ -754,22 +666,19 @@ fn mutual_tls_admits_only_clients_with_a_certificate_from_client_ca() {
                 k.display().to_string(),
             ]);
         }
-        Command::new(BIN)
-            .args(&args)
-            .current_dir(work)
-            .output()
-            .unwrap()
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        agedrop(&args, work)
     };
     let without = pull("none.tar", None);
-    assert!(
-        !without.status.success(),
-        "no client certificate, no export"
+    assert_refused(
+        &without,
+        "the request failed: io: received fatal alert: CertificateRequired",
     );
     assert!(!work.join("none.tar").exists());
     let rogue = pull("rogue.tar", Some((&rogue_cert, &rogue_key)));
-    assert!(
-        !rogue.status.success(),
-        "a certificate from another CA is refused"
+    assert_refused(
+        &rogue,
+        "the request failed: io: received fatal alert: DecryptError",
     );
     assert!(!work.join("rogue.tar").exists());
     // Plain HTTP to the TLS port gets no page either.
@@ -784,20 +693,16 @@ fn mutual_tls_admits_only_clients_with_a_certificate_from_client_ca() {
     .unwrap();
     let mut answer = Vec::new();
     let _ = std::io::Read::read_to_end(&mut plain, &mut answer);
-    assert!(!String::from_utf8_lossy(&answer).contains("HTTP/1.1 200"));
+    // One TLS record: a fatal alert (2), decode_error (50). No HTTP at all.
+    assert_eq!(answer, [21, 3, 3, 0, 2, 2, 50]);
 
-    let good = pull("good.tar", Some((&client_cert, &client_key)));
-    assert!(
-        good.status.success(),
-        "{}",
-        String::from_utf8_lossy(&good.stderr)
-    );
+    ok(&pull("good.tar", Some((&client_cert, &client_key))));
     let opened = agedrop(
         &[
             "open",
             "good.tar",
             "-i",
-            newsroom.identity_file.to_str().unwrap(),
+            server.newsroom.identity_file.to_str().unwrap(),
             "-o",
             "tls-out",
         ],
@@ -807,14 +712,12 @@ fn mutual_tls_admits_only_clients_with_a_certificate_from_client_ca() {
     assert!(files_under(&work.join("tls-out"))
         .iter()
         .any(|f| std::fs::read(f).unwrap() == b"over tls"));
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]
 fn a_pull_after_deleting_the_newest_item_still_gets_the_next_one() {
     let server = Server::start();
-    let token = add_journalist(&server, "hana");
+    let token = server.add_journalist_file("hana");
     let work = server.dir.path();
     let mut source = Browser::new(server.addr);
     source.get("/submit");
@@ -863,11 +766,11 @@ fn a_pull_after_deleting_the_newest_item_still_gets_the_next_one() {
 /// directory outside ciphertext, or in any response header.
 #[test]
 fn canaries_never_leak_through_submit_login_reply_and_follow_up() {
-    let server = Server::with(Options {
+    let mut server = Server::with(Options {
         log: "trace",
         ..Options::default()
     });
-    let token = add_journalist(&server, "carol");
+    let token = server.add_journalist_file("carol");
     // The journalist's files (bundles, plaintext) live apart from the server's.
     let desk = tempfile::tempdir().unwrap();
     let work = desk.path();
@@ -877,7 +780,7 @@ fn canaries_never_leak_through_submit_login_reply_and_follow_up() {
     let mut source = Browser::new(server.addr);
     headers_seen.push(source.get("/submit").headers);
     let mut file = Part::file(
-        &format!("{marker}.pdf"),
+        format!("{marker}.pdf"),
         format!("body {marker} ").repeat(5000).into_bytes(),
     );
     file.content_type = format!("application/x-{marker}");
@@ -918,7 +821,7 @@ fn canaries_never_leak_through_submit_login_reply_and_follow_up() {
     headers_seen.push(inbox.headers);
     let page = back.submit(vec![
         Part::text("message", format!("follow-up {marker}").as_bytes()),
-        Part::file(&format!("{marker}-2.txt"), marker.clone().into_bytes()),
+        Part::file(format!("{marker}-2.txt"), marker.clone().into_bytes()),
     ]);
     assert_eq!(page.status, 303);
     headers_seen.push(page.headers);
@@ -926,7 +829,8 @@ fn canaries_never_leak_through_submit_login_reply_and_follow_up() {
     let page = back.post_form("/logout", &[]);
     headers_seen.push(page.headers);
 
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Stopped, so every line it was going to log is in the file.
+    server.stop();
     let log = server.log();
     assert!(log.contains("DEBUG"), "the log was written at trace level");
     assert!(

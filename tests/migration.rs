@@ -11,7 +11,8 @@ use common::*;
 fn a_schema_4_data_directory_migrates_without_loss() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v4");
     let server = Server::with(Options {
-        data_from: Some((fixture.join("data"), fixture.join("newsroom-key.txt"))),
+        data_from: Some(fixture.join("data")),
+        identity: Some(fixture.join("newsroom-key.txt")),
         ..Options::default()
     });
     let db = rusqlite::Connection::open(server.data().join("agedrop.sqlite")).unwrap();

@@ -12,7 +12,7 @@ use agedrop::config::Limits;
 use agedrop::submission::{Intake, SubmissionError};
 use agedrop::{Config, Recipients, Store};
 use bytes::Bytes;
-use common::tar;
+use common::{eventually, tar};
 use proptest::prelude::*;
 
 const BOUNDARY: &str = "XyZboundary";
@@ -165,14 +165,11 @@ impl Upload {
         });
         // A failed upload's temp files are unlinked on the blocking pool, a moment after
         // receive returns: give them a little while, then insist.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::fs::read_dir(&tmp).unwrap().count() > 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nothing is left in tmp/ once the items are dropped"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        eventually(
+            "nothing is left in tmp/ once the items are dropped",
+            std::time::Duration::from_secs(5),
+            || std::fs::read_dir(&tmp).unwrap().count() == 0,
+        );
         outcome
     }
 }

@@ -28,31 +28,6 @@ impl Rng {
     }
 }
 
-/// GET /submit without panicking: the form's cookie and token, if the server answered.
-fn try_form(addr: SocketAddr) -> Option<Form> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
-    let head = format!("GET /submit HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(head.as_bytes()).ok()?;
-    let page = try_read_response(&mut stream)?;
-    let cookie = page
-        .header("set-cookie")?
-        .split(';')
-        .next()?
-        .trim()
-        .to_owned();
-    let token = page
-        .body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)?
-        .split('"')
-        .next()?
-        .to_owned();
-    Some(Form { cookie, token })
-}
-
 /// POSTs a multipart body in `piece`-byte writes with `pause` between them. `None` if
 /// the connection failed before a whole response came back.
 fn send_slowly(
@@ -66,12 +41,9 @@ fn send_slowly(
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .ok()?;
-    let head = format!(
-        "POST /submit HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nCookie: {}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
-        form.cookie,
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).ok()?;
+    stream
+        .write_all(&form.submit_head(addr, Framing::Length(body.len())))
+        .ok()?;
     for chunk in body.chunks(piece) {
         stream.write_all(chunk).ok()?;
         if !pause.is_zero() {
@@ -110,7 +82,7 @@ impl Upload {
         };
         let mut parts = vec![Part::text("message", &self.message())];
         if let Some(file) = self.file() {
-            parts.push(Part::file(&self.file_name(), file));
+            parts.push(Part::file(self.file_name(), file));
         }
         let body = multipart(&with_csrf(&form, parts));
         send_slowly(addr, &form, &body, 64 * 1024, Duration::from_millis(1))
@@ -346,36 +318,6 @@ fn free_bytes(dir: &std::path::Path) -> u64 {
     stat.f_bavail * stat.f_frsize
 }
 
-/// Sends a submission with a chunked body (no Content-Length), so the server cannot
-/// refuse it up front and must notice the full disk while writing.
-fn submit_chunked(addr: SocketAddr, parts: Vec<Part>) -> Response {
-    let form = form(addr);
-    let body = multipart(&with_csrf(&form, parts));
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let head = format!(
-        "POST /submit HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nCookie: {}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nTransfer-Encoding: chunked\r\n\r\n",
-        form.cookie
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    for chunk in body.chunks(256 * 1024) {
-        let framed = [
-            format!("{:x}\r\n", chunk.len()).as_bytes(),
-            chunk,
-            b"\r\n".as_slice(),
-        ]
-        .concat();
-        // The server may answer (and stop reading) before the body is all sent.
-        if stream.write_all(&framed).is_err() {
-            break;
-        }
-    }
-    let _ = stream.write_all(b"0\r\n\r\n");
-    try_read_response(&mut stream).expect("the server answers a failed upload")
-}
-
 #[test]
 fn a_full_disk_refuses_cleanly_keeps_earlier_items_and_recovers() {
     const DISK: u64 = 48 * 1024 * 1024;
@@ -414,7 +356,9 @@ fn a_full_disk_refuses_cleanly_keeps_earlier_items_and_recovers() {
         "the page says why: {}",
         page.body
     );
-    server.eventually("the temp files are removed", || server.temp_files() == 0);
+    eventually("the temp files are removed", SOON, || {
+        server.temp_files() == 0
+    });
     let items = server.items();
     assert_eq!(items.len(), 2, "only the earlier submission is stored");
     for item in &items {
@@ -479,7 +423,9 @@ fn the_free_space_floor_refuses_uploads_before_the_disk_is_full() {
         vec![Part::file("streams.bin", noise(24 * 1024 * 1024, 5))],
     );
     assert_eq!(page.status, 507);
-    server.eventually("the temp files are removed", || server.temp_files() == 0);
+    eventually("the temp files are removed", SOON, || {
+        server.temp_files() == 0
+    });
     assert_eq!(server.items().len(), 1);
 
     // A small upload that stays above the floor is still taken.
@@ -490,7 +436,13 @@ fn the_free_space_floor_refuses_uploads_before_the_disk_is_full() {
     std::fs::write(data.join("filler2"), vec![0u8; fill_more as usize]).unwrap();
     let page = submit(server.addr, vec![Part::text("message", b"tiny")]);
     assert_eq!(page.status, 507);
+    assert!(
+        page.body.contains("no room for new uploads"),
+        "{}",
+        page.body
+    );
     assert_eq!(server.items().len(), 2);
+    assert_eq!(get(server.addr, "/").status, 200, "pages still work");
     std::fs::remove_file(data.join("filler2")).unwrap();
     let page = submit(server.addr, vec![Part::text("message", b"room again")]);
     assert_eq!(page.status, 200);
@@ -522,7 +474,9 @@ fn submissions_per_minute_are_limited_for_the_whole_site() {
     );
     assert!(page.body.contains("Nothing was stored"));
     assert_eq!(page.header("retry-after"), Some("60"));
-    server.eventually("the temp files are removed", || server.temp_files() == 0);
+    eventually("the temp files are removed", SOON, || {
+        server.temp_files() == 0
+    });
     assert_eq!(
         server.items().len(),
         3,
@@ -584,16 +538,10 @@ fn floods_of_idle_connections_slow_uploads_and_slowloris_leave_the_site_answerin
             std::thread::spawn(move || {
                 let file = noise(64 * 1024, i as u64 + 1);
                 let body = multipart(&with_csrf(&form, vec![Part::file("slow.bin", file)]));
-                let mut stream = TcpStream::connect(addr).unwrap();
+                let mut stream = partial_submit(addr, &form, &body, 0);
                 stream
                     .set_read_timeout(Some(Duration::from_secs(120)))
                     .unwrap();
-                let head = format!(
-                    "POST /submit HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nCookie: {}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
-                    form.cookie,
-                    body.len()
-                );
-                stream.write_all(head.as_bytes()).unwrap();
                 let mut chunks = body.chunks(1024);
                 for chunk in chunks.by_ref() {
                     stream.write_all(chunk).unwrap();
@@ -632,20 +580,22 @@ fn floods_of_idle_connections_slow_uploads_and_slowloris_leave_the_site_answerin
 
     // Every upload is past its headers and streaming (so its request is in flight)
     // before the idle flood arrives.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while server.temp_files() < SLOW_UPLOADS {
-        assert!(
-            Instant::now() < deadline,
-            "the slow uploads did not all start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(
+        "the slow uploads all stream",
+        Duration::from_secs(60),
+        || server.temp_files() >= SLOW_UPLOADS,
+    );
 
-    // 1,000 connections that send nothing.
+    // 1,000 connections that send nothing. The server takes them in (closing the
+    // oldest idle ones at its connection cap) until none waits to be accepted.
     let mut idle: Vec<TcpStream> = (0..IDLE)
         .map(|_| TcpStream::connect(addr).unwrap())
         .collect();
-    std::thread::sleep(Duration::from_secs(2));
+    eventually(
+        "the server has taken in the idle flood",
+        Duration::from_secs(60),
+        || server.accept_queue() == 0,
+    );
 
     let mut latencies = Vec::new();
     for _ in 0..100 {
@@ -685,6 +635,8 @@ fn floods_of_idle_connections_slow_uploads_and_slowloris_leave_the_site_answerin
         baseline,
         peak
     );
+    // A wall-clock bound on purpose (latency under load is what this test measures);
+    // the measured p99 is milliseconds, so 2 s holds on a loaded CI machine too.
     assert!(p99 <= BOUND, "landing page p99 {p99:?} is over {BOUND:?}");
     assert!(
         statuses.iter().all(|s| *s == Some(200)),

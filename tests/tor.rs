@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use common::*;
@@ -25,34 +24,6 @@ impl Drop for TorNet {
             .arg("down")
             .arg(&self.dir)
             .status();
-    }
-}
-
-fn serve(dir: &Path, config: &str) -> Child {
-    std::fs::write(dir.join("agedrop.toml"), config).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--allow-root", "--config", "agedrop.toml"])
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut listening = 0;
-    while listening < 2 {
-        let line = lines.next().expect("server output").unwrap();
-        listening += usize::from(line.contains("listening on"));
-    }
-    std::thread::spawn(move || for _ in lines {});
-    child
-}
-
-struct Stop(Child);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -94,12 +65,6 @@ fn the_source_flow_works_through_a_real_onion_service() {
     let newsroom = Newsroom::new(work.path());
 
     // One agedrop on TCP, one on a Unix socket, both behind the same onion.
-    let tcp_dir = work.path().join("tcp");
-    let unix_dir = work.path().join("unix");
-    for dir in [&tcp_dir, &unix_dir] {
-        std::fs::create_dir(dir).unwrap();
-        init_data_dir(dir, &newsroom.recipient);
-    }
     let free_port = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -108,24 +73,18 @@ fn the_source_flow_works_through_a_real_onion_service() {
             .port()
     };
     let (port, journalist_port) = (free_port(), free_port());
-    let config = |source: String, journalist: String| {
-        format!(
-            "data_dir = \"data\"\n[source]\nlisten = \"{source}\"\nargon2_memory_kib = 8192\nargon2_passes = 1\n[journalist]\nlisten = \"{journalist}\"\n[newsroom]\nrecipients = [\"{}\"]\n[limits]\nmin_free_bytes = 0\n",
-            newsroom.recipient
-        )
-    };
-    let socket = unix_dir.join("source.sock");
-    let _tcp = Stop(serve(
-        &tcp_dir,
-        &config(
-            format!("127.0.0.1:{port}"),
-            format!("127.0.0.1:{journalist_port}"),
-        ),
-    ));
-    let _unix = Stop(serve(
-        &unix_dir,
-        &config(format!("unix:{}", socket.display()), "127.0.0.1:0".into()),
-    ));
+    let socket = work.path().join("source.sock");
+    let tcp = Server::with(Options {
+        identity: Some(newsroom.identity_file.clone()),
+        source_listen: format!("127.0.0.1:{port}"),
+        journalist_listen: format!("127.0.0.1:{journalist_port}"),
+        ..Options::default()
+    });
+    let _unix = Server::with(Options {
+        identity: Some(newsroom.identity_file.clone()),
+        source_listen: format!("unix:{}", socket.display()),
+        ..Options::default()
+    });
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tor/tornet");
     let net_dir = work.path().join("tornet");
@@ -171,47 +130,36 @@ fn the_source_flow_works_through_a_real_onion_service() {
 
     // The journalist side through Tor too: pull over the SOCKS port (socks5h, so the
     // onion name is resolved by Tor), then open offline.
-    let added = Command::new(BIN)
-        .args(["journalist", "add", "tor", "--config", "agedrop.toml"])
-        .current_dir(&tcp_dir)
-        .output()
-        .unwrap();
-    assert!(added.status.success());
-    let token = work.path().join("tor.token");
-    std::fs::write(&token, added.stdout).unwrap();
+    let token = tcp.add_journalist_file("tor");
     let bundle = work.path().join("via-tor.tar");
-    let pulled = Command::new(BIN)
-        .arg("pull")
-        .arg("--server")
-        .arg(format!("http://{onion}:82"))
-        .arg("--proxy")
-        .arg(format!("socks5h://{socks}"))
-        .arg("--token-file")
-        .arg(&token)
-        .arg("-o")
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        pulled.status.success(),
-        "pull through tor: {}",
-        String::from_utf8_lossy(&pulled.stderr)
-    );
+    let onion_url = format!("http://{onion}:82");
+    let proxy = format!("socks5h://{socks}");
+    ok(&agedrop(
+        &[
+            "pull",
+            "--server",
+            &onion_url,
+            "--proxy",
+            &proxy,
+            "--token-file",
+            token.to_str().unwrap(),
+            "-o",
+            bundle.to_str().unwrap(),
+        ],
+        work.path(),
+    ));
     let out = work.path().join("via-tor");
-    let opened = Command::new(BIN)
-        .arg("open")
-        .arg(&bundle)
-        .arg("-i")
-        .arg(&newsroom.identity_file)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        opened.status.success(),
-        "{}",
-        String::from_utf8_lossy(&opened.stderr)
-    );
+    ok(&agedrop(
+        &[
+            "open",
+            bundle.to_str().unwrap(),
+            "-i",
+            newsroom.identity_file.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        work.path(),
+    ));
     let files = files_under(&out);
     assert!(files
         .iter()
