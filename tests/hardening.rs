@@ -575,7 +575,7 @@ fn serving_as_root_is_refused_and_a_public_source_address_is_warned_about() {
     assert_refused(
         &server.refused(),
         &format!(
-            "refusing to serve as root: files made in {} would belong to root. Run agedrop              as its own user (the systemd unit does: User=agedrop), or pass --allow-root              if root is meant to own the data",
+            "refusing to serve as root: files made in {} would belong to root. Run agedrop as its own user (the systemd unit does: User=agedrop), or pass --allow-root if root is meant to own the data",
             data.display()
         ),
     );
@@ -588,7 +588,7 @@ fn serving_as_root_is_refused_and_a_public_source_address_is_warned_about() {
     assert_refused(
         &allowed.refused(),
         &format!(
-            "refusing to serve as root: {} belongs to uid 65534, and files made as root              there would be unreadable to it. Run agedrop as that user              (the systemd unit does: User=agedrop), e.g. `sudo -u agedrop agedrop serve`",
+            "refusing to serve as root: {} belongs to uid 65534, and files made as root there would be unreadable to it. Run agedrop as that user (the systemd unit does: User=agedrop), e.g. `sudo -u agedrop agedrop serve`",
             allowed.data().display()
         ),
     );
