@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use super::{io_error, ItemKind, Store, StoreError};
 use super::{ID_BYTES, ITEM_SUFFIX, META_SUFFIX, REPLY_SUFFIX};
-use crate::{random, time};
+use crate::{fsync, random, time};
 
 /// A file being written in `tmp/`. Removed on drop unless it was committed, so an
 /// aborted upload leaves nothing behind.
@@ -207,11 +207,9 @@ pub(super) fn unlink(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// fsyncs a directory, so renames and unlinks in it survive a power loss.
+/// [`fsync::sync_dir`], failing with the store's error.
 pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error("fsync a directory", dir))
+    fsync::sync_dir(dir).map_err(io_error("fsync a directory", dir))
 }
 
 /// Opens a blob for reading with `O_NOATIME`, so reading it (an inbox, an export)

@@ -1,7 +1,7 @@
 //! The instance secret: 32 random bytes made once per data directory, which key the
 //! CSRF tokens and source codes. Loaded (and kept private) at every start.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use super::{io_error, StoreError};
-use crate::random;
+use crate::{fsync, random};
 
 /// The instance secret: 32 random bytes made once per data directory. No `Debug`.
 pub struct InstanceSecret(Zeroizing<[u8; 32]>);
@@ -57,7 +57,7 @@ pub(super) fn load_or_create(path: &Path) -> Result<InstanceSecret, StoreError> 
                 io::Write::write_all(&mut file, &secret[..])?;
                 file.sync_all()?;
                 fs::rename(&tmp, path)?;
-                File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+                fsync::sync_dir(path.parent().unwrap_or(Path::new(".")))
             };
             write().map_err(io_error("create the instance secret", path))?;
         }
