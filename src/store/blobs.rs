@@ -21,6 +21,11 @@ pub struct TempBlob {
 }
 
 impl TempBlob {
+    /// Where the file is, for errors (empty once it is placed into `blobs/`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The open file, for writing.
     pub fn file(&mut self) -> &mut File {
         self.file

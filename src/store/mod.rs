@@ -83,6 +83,14 @@ pub enum StoreError {
         /// The OS error.
         source: io::Error,
     },
+    /// Encrypting something the store is to keep failed: a source's key wrapped to its
+    /// code, a new code sealed to its source, an item's metadata record.
+    Encrypt {
+        /// What we were doing, e.g. "wrap a source key".
+        action: &'static str,
+        /// The encryption's error.
+        source: io::Error,
+    },
     /// The database failed.
     Database(rusqlite::Error),
     /// The database was made by a newer agedrop.
@@ -116,6 +124,7 @@ impl fmt::Display for StoreError {
                 path,
                 source,
             } => write!(f, "cannot {action} ({}): {source}", path.display()),
+            StoreError::Encrypt { action, source } => write!(f, "cannot {action}: {source}"),
             StoreError::Database(err) => write!(f, "database: {err}"),
             StoreError::UnknownSchema(v) => write!(
                 f,
@@ -173,12 +182,21 @@ pub fn is_disk_full(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(28) | Some(122))
 }
 
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+/// For `map_err`: `action` on `path` failed.
+pub(crate) fn io_error<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |source| StoreError::Io {
         action,
         path: path.to_owned(),
         source,
     }
+}
+
+/// For `map_err`: encrypting for `action` failed.
+pub(crate) fn encrypt_error(action: &'static str) -> impl FnOnce(io::Error) -> StoreError {
+    move |source| StoreError::Encrypt { action, source }
 }
 
 /// Free space on the data directory's filesystem.

@@ -24,7 +24,7 @@ use super::session::{self, PendingCode, Session, Sessions};
 use crate::code::{Busy, Deriver, KdfParams, SourceCode};
 use crate::config::{Limits, SourceOptions};
 use crate::crypto::SourceIdentity;
-use crate::store::{Owner, SourceKeyRecord, Store, StoreError};
+use crate::store::{encrypt_error, Owner, SourceKeyRecord, Store, StoreError};
 use crate::submission::{Intake, SubmissionError};
 
 /// What the source site's handlers share.
@@ -542,13 +542,10 @@ async fn first_submission(
         lookup_id: keys.lookup_id,
         kdf: kdf.id(),
         recipient: identity.recipient(),
-        wrapped_key: identity.wrap(&keys.code_key).map_err(|e| {
-            SubmissionError::Store(StoreError::Io {
-                action: "wrap a source key",
-                path: Default::default(),
-                source: e,
-            })
-        })?,
+        wrapped_key: identity
+            .wrap(&keys.code_key)
+            .map_err(encrypt_error("wrap a source key"))
+            .map_err(SubmissionError::Store)?,
     };
     let source_id = site.intake.commit(Owner::NewSource(record), items).await?;
     let session = site.sessions.create(source_id, identity);
@@ -860,20 +857,17 @@ async fn rotation_to_show(
     let code = Arc::new(SourceCode::generate());
     let kdf = site.options.kdf;
     let keys = site.deriver.derive(Arc::clone(&code), kdf).await;
-    let wrap_failed = |source| StoreError::Io {
-        action: "wrap a source key",
-        path: site.store.dir().to_owned(),
-        source,
-    };
     let record = SourceKeyRecord {
         lookup_id: keys.lookup_id,
         kdf: kdf.id(),
         recipient: identity.recipient(),
-        wrapped_key: identity.wrap(&keys.code_key).map_err(wrap_failed)?,
+        wrapped_key: identity
+            .wrap(&keys.code_key)
+            .map_err(encrypt_error("wrap a source key"))?,
     };
     let sealed = identity
         .seal_to_self(code.expose().as_bytes())
-        .map_err(wrap_failed)?;
+        .map_err(encrypt_error("seal the new code to its source"))?;
     let store = Arc::clone(&site.store);
     let id = source_id.to_owned();
     let current = *current_lookup_id;
