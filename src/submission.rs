@@ -20,7 +20,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::config::Limits;
 use crate::crypto::Recipients;
 use crate::rate::TokenBucket;
-use crate::store::{ItemKind, Owner, SealedItem, Store, StoreError};
+use crate::store::{encrypt_error, io_error, ItemKind, Owner, SealedItem, Store, StoreError};
 use crate::{random, time};
 
 /// Field names of the submit form (docs/protocol.md).
@@ -711,24 +711,25 @@ fn seal_item(
     mut rx: mpsc::Receiver<Piece>,
 ) -> Result<SealedItem, SubmissionError> {
     let mut blob = store.temp_blob()?;
+    let path = blob.path().to_owned();
     let mut writer = blob.writer();
     let mut sealer = recipients
         .seal(&mut writer)
-        .map_err(|e| store_io("start an item", e))?;
+        .map_err(io_error("start an item", &path))?;
     let meta = loop {
         match rx.blocking_recv() {
             Some(Piece::Data(chunk)) => {
                 sealer
                     .write_all(&chunk)
-                    .map_err(|e| store_io("write an item", e))?;
+                    .map_err(io_error("write an item", &path))?;
                 wipe(chunk);
             }
             Some(Piece::End(meta)) => break meta,
             None => return Err(SubmissionError::Disconnected),
         }
     };
-    sealer.finish().map_err(|e| store_io("finish an item", e))?;
-    writer.finish().map_err(|e| store_io("flush an item", e))?;
+    sealer.finish().map_err(io_error("finish an item", &path))?;
+    writer.finish().map_err(io_error("flush an item", &path))?;
     let size = blob.seal()?;
 
     let kind = match meta.kind {
@@ -746,12 +747,12 @@ fn seal_item(
     record.resize(padded, b' ');
     let sealed_meta = recipients
         .seal_bytes(&record)
-        .map_err(|e| store_io("encrypt metadata", e))?;
+        .map_err(encrypt_error("encrypt an item's metadata"))?;
     let mut meta_blob = store.temp_blob()?;
     meta_blob
         .file()
         .write_all(&sealed_meta)
-        .map_err(|e| store_io("write metadata", e))?;
+        .map_err(io_error("write metadata", meta_blob.path()))?;
     let meta_size = meta_blob.seal()?;
     Ok(SealedItem {
         kind,
@@ -768,15 +769,6 @@ fn wipe(chunk: Bytes) {
     if let Ok(mut owned) = chunk.try_into_mut() {
         owned.zeroize();
     }
-}
-
-fn store_io(action: &'static str, source: std::io::Error) -> SubmissionError {
-    StoreError::Io {
-        action,
-        path: std::path::PathBuf::from("tmp/"),
-        source,
-    }
-    .into()
 }
 
 #[cfg(test)]

@@ -1,0 +1,172 @@
+//! Items: committing sealed items (and the source a first submission creates) and
+//! deleting them.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+use super::blobs::{sync_dir, unlink, SealedItem};
+use super::sources::{unused_label, SourceKeyRecord};
+use super::{io_error, Store, StoreError, ID_BYTES, ITEM_SUFFIX, META_SUFFIX};
+use crate::{random, time};
+
+/// Whose items these are.
+pub enum Owner {
+    /// A first submission: the commit creates the source with these keys.
+    NewSource(SourceKeyRecord),
+    /// A source that exists (a follow-up).
+    Source(String),
+}
+
+impl Store {
+    /// Makes sealed items permanent, all or none: renames them into `blobs/`, fsyncs the
+    /// directory, then records them (and, for [`Owner::NewSource`], the new source) in
+    /// one transaction. Returns the source id.
+    pub fn commit(&self, owner: Owner, items: Vec<SealedItem>) -> Result<String, StoreError> {
+        let mut placed: Vec<PathBuf> = Vec::with_capacity(items.len() * 2);
+        let result = self.place_and_record(owner, items, &mut placed);
+        if result.is_err() {
+            for path in &placed {
+                let _ = fs::remove_file(path);
+            }
+        }
+        result
+    }
+
+    fn place_and_record(
+        &self,
+        owner: Owner,
+        items: Vec<SealedItem>,
+        placed: &mut Vec<PathBuf>,
+    ) -> Result<String, StoreError> {
+        let mut rows = Vec::with_capacity(items.len());
+        for mut item in items {
+            let id = random::hex_id(ID_BYTES);
+            for (blob, suffix) in [(&mut item.blob, ITEM_SUFFIX), (&mut item.meta, META_SUFFIX)] {
+                let target = self.blobs.join(format!("{id}{suffix}"));
+                blob.place(&target)?;
+                placed.push(target);
+            }
+            rows.push((id, item.kind, item.size, item.meta_size));
+        }
+        sync_dir(&self.blobs)?;
+
+        let day = time::day(SystemTime::now());
+        let mut db = self.db();
+        // IMMEDIATE: this transaction reads before it writes, and a deferred one would
+        // fail at once (not wait) if another process committed in between.
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let source_id = match owner {
+            Owner::NewSource(keys) => {
+                let id = random::hex_id(ID_BYTES);
+                let label = unused_label(&tx)?;
+                tx.execute(
+                    "INSERT INTO sources (id, day, label, lookup_id, kdf, recipient, wrapped_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        id,
+                        day,
+                        label,
+                        &keys.lookup_id[..],
+                        keys.kdf,
+                        keys.recipient,
+                        keys.wrapped_key
+                    ],
+                )?;
+                id
+            }
+            Owner::Source(id) => {
+                let exists: Option<i64> = tx
+                    .query_row("SELECT 1 FROM sources WHERE id = ?1", [&id], |r| r.get(0))
+                    .optional()?;
+                if exists.is_none() {
+                    return Err(StoreError::UnknownSource);
+                }
+                id
+            }
+        };
+        for (id, kind, size, meta_size) in rows {
+            // Numbers only grow: a deleted newest item never hands its number on.
+            let seq: i64 = tx.query_row(
+                "UPDATE sources SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
+                [&source_id],
+                |r| r.get(0),
+            )?;
+            let position: i64 = tx.query_row(
+                "UPDATE counters SET value = value + 1 WHERE name = 'export' RETURNING value",
+                [],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO items (id, source_id, kind, seq, day, size, meta_size, position)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    id,
+                    source_id,
+                    kind.as_str(),
+                    seq,
+                    day,
+                    size as i64,
+                    meta_size as i64,
+                    position
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(source_id)
+    }
+
+    /// Deletes an item: marks its row, removes its blobs, then the row, and scrubs the
+    /// WAL. A crash in between leaves a marked row without blobs, which start-up
+    /// removes. Returns whether it existed.
+    pub fn delete_item(&self, item_id: &str) -> Result<bool, StoreError> {
+        // The database lock is held throughout, so no commit or export in this process
+        // interleaves with the deletion.
+        let db = self.db();
+        let marked = db.execute("UPDATE items SET deleting = 1 WHERE id = ?1", [item_id])?;
+        if marked == 0 {
+            return Ok(false);
+        }
+        self.remove_item_blobs(&[item_id.to_owned()], &[])?;
+        db.execute("DELETE FROM items WHERE id = ?1", [item_id])?;
+        self.scrub(&db);
+        Ok(true)
+    }
+
+    /// Removes the blobs of these items and replies. An item that an export is
+    /// streaming is moved to `tmp/` instead and removed when that export ends, so a
+    /// bundle is never cut short (start-up empties `tmp/` after a crash).
+    pub(super) fn remove_item_blobs(
+        &self,
+        items: &[String],
+        replies: &[String],
+    ) -> Result<(), StoreError> {
+        let mut exports = self.exports.lock().unwrap_or_else(|p| p.into_inner());
+        for id in items {
+            let (item, meta) = self.item_paths(id);
+            if exports.streaming.contains_key(id) {
+                let mut moved = [None, None];
+                for (slot, path) in moved.iter_mut().zip([item, meta]) {
+                    let parked = self.tmp.join(format!("{}.tmp", random::hex_id(ID_BYTES)));
+                    match fs::rename(&path, &parked) {
+                        Ok(()) => *slot = Some(parked),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io_error("move a deleted blob aside", &path)(e)),
+                    }
+                }
+                exports.parked.insert(id.clone(), moved);
+            } else {
+                unlink(&item)?;
+                unlink(&meta)?;
+            }
+        }
+        drop(exports);
+        for id in replies {
+            unlink(&self.reply_path(id))?;
+        }
+        sync_dir(&self.blobs)
+    }
+}

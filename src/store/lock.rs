@@ -1,0 +1,69 @@
+//! Claiming a data directory before opening it: the `flock` that keeps a second server
+//! off it, and the checks that it is one `init` made and that it can be written.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use super::{io_error, StoreError};
+use super::{BLOBS, DATABASE, INSTANCE_SECRET, LOCK, TMP};
+use crate::random;
+
+/// How a process holds the data directory.
+#[derive(Clone, Copy)]
+pub(super) enum Lock {
+    /// One server alone (and `init` or `demo` making the directory).
+    Exclusive,
+    /// A running server and admin commands beside it.
+    Shared,
+}
+
+/// Takes the lock on `DATA_DIR/lock` without waiting: [`StoreError::InUse`] if
+/// another process holds it in a way that excludes `kind`.
+pub(super) fn acquire(dir: &Path, kind: Lock) -> Result<File, StoreError> {
+    let path = dir.join(LOCK);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_error("open the data directory lock", &path))?;
+    let operation = match kind {
+        Lock::Exclusive => rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        Lock::Shared => rustix::fs::FlockOperation::NonBlockingLockShared,
+    };
+    match rustix::fs::flock(&file, operation) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::InUse(dir.to_owned())),
+        Err(e) => Err(io_error("lock the data directory", &path)(e.into())),
+    }
+}
+
+/// Turns the exclusive lock [`acquire`] gave into a shared one, so admin commands can
+/// run beside the server.
+pub(super) fn downgrade(lock: &File, dir: &Path) -> Result<(), StoreError> {
+    rustix::fs::flock(lock, rustix::fs::FlockOperation::NonBlockingLockShared).map_err(|e| {
+        StoreError::Io {
+            action: "downgrade the data directory lock",
+            path: dir.join(LOCK),
+            source: e.into(),
+        }
+    })
+}
+
+pub(super) fn require_initialised(dir: &Path) -> Result<(), StoreError> {
+    for name in [INSTANCE_SECRET, DATABASE, BLOBS, TMP] {
+        if !dir.join(name).exists() {
+            return Err(StoreError::NotInitialised(dir.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn probe_writable(dir: &Path) -> Result<(), StoreError> {
+    let probe = dir.join(format!(".probe-{}", random::hex_id(8)));
+    File::create(&probe)
+        .and_then(|_| fs::remove_file(&probe))
+        .map_err(io_error("write in the data directory", dir))
+}

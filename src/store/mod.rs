@@ -1,0 +1,372 @@
+//! The data directory: an SQLite database (WAL) for metadata and ciphertext blobs under
+//! random names.
+//!
+//! ```text
+//! DATA_DIR/            0700
+//!   agedrop.sqlite     sources, items, journalists (no plaintext, no exact times)
+//!   instance-secret    32 random bytes, 0600: keys the CSRF tokens and source codes
+//!   blobs/ID.age       an item: age ciphertext, exactly as exported
+//!   blobs/ID.meta.age  its metadata (filename, type, exact time): age ciphertext
+//!   tmp/               uploads in progress; emptied at start-up
+//!   orphans/           blobs start-up found without a row (kept, never deleted)
+//!   lock               flock: one server per directory
+//! ```
+//!
+//! Writes are atomic: a blob is written to `tmp/`, fsynced, renamed into `blobs/`, the
+//! directory fsynced, and only then does a database transaction make it an item. A crash
+//! at any point leaves either a whole item or nothing once [`Store::open`] has
+//! reconciled the two. The server-visible metadata of an item is its random id, source
+//! id, kind, order within the source, day and ciphertext size; nothing else.
+//!
+//! This file holds [`Store`] itself (opening, the WAL scrub, free space), the names in
+//! the data directory and [`StoreError`]. The rest is split by concern: `schema` (the
+//! database and its migrations), `lock` and `secret` (what start-up claims and loads
+//! before the database), `blobs` (the files), `reconcile` (start-up's repair), and the
+//! queries by what they are about: `items`, `export`, `sources`, `replies`,
+//! `journalists`.
+
+mod blobs;
+mod export;
+mod items;
+mod journalists;
+mod lock;
+mod reconcile;
+mod replies;
+mod schema;
+mod secret;
+mod sources;
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+use tracing::warn;
+
+pub use blobs::{BlobWriter, SealedItem, TempBlob, FLUSH_EVERY};
+pub use export::{Export, ExportItem, ExportSource, ItemBlob};
+pub use items::Owner;
+pub use reconcile::Reconciled;
+pub use replies::{ReplyRecord, RESERVED_BYTES, RESERVED_INODES};
+pub use secret::InstanceSecret;
+pub use sources::{FoundSource, PendingRotation, SourceKeyRecord};
+
+use export::Exports;
+use lock::Lock;
+
+const DATABASE: &str = "agedrop.sqlite";
+const INSTANCE_SECRET: &str = "instance-secret";
+const LOCK: &str = "lock";
+/// Where start-up moves blobs no row refers to: ciphertext is never deleted on a guess.
+const ORPHANS: &str = "orphans";
+const BLOBS: &str = "blobs";
+const TMP: &str = "tmp";
+const ITEM_SUFFIX: &str = ".age";
+const META_SUFFIX: &str = ".meta.age";
+const REPLY_SUFFIX: &str = ".reply.age";
+/// Bytes in a random id (item, source): 128 bits, as 32 hex characters.
+const ID_BYTES: usize = 16;
+
+/// Why the store failed. Variants name the cause; none carries source data.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The data directory (or a file in it) cannot be created, read or written.
+    Io {
+        /// What we were doing, e.g. "create the data directory".
+        action: &'static str,
+        /// The path involved (server-chosen, never a client's name).
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Encrypting something the store is to keep failed: a source's key wrapped to its
+    /// code, a new code sealed to its source, an item's metadata record.
+    Encrypt {
+        /// What we were doing, e.g. "wrap a source key".
+        action: &'static str,
+        /// The encryption's error.
+        source: io::Error,
+    },
+    /// The database failed.
+    Database(rusqlite::Error),
+    /// The database was made by a newer agedrop.
+    UnknownSchema(i64),
+    /// The source the caller named does not exist (it was deleted).
+    UnknownSource,
+    /// A journalist account with that name exists already.
+    JournalistExists,
+    /// Another agedrop process holds the data directory.
+    InUse(PathBuf),
+    /// The directory is not an agedrop data directory (no database or secret).
+    NotInitialised(PathBuf),
+    /// Too little space or too few inodes are left for this write; what is stored
+    /// stays readable.
+    NoRoom,
+    /// Start-up found item rows but none of their blobs: `blobs/` is probably on a
+    /// volume that is not mounted. Nothing was changed.
+    BlobsMissing {
+        /// The blob directory.
+        dir: PathBuf,
+        /// Item rows whose blobs are absent.
+        rows: usize,
+    },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "cannot {action} ({}): {source}", path.display()),
+            StoreError::Encrypt { action, source } => write!(f, "cannot {action}: {source}"),
+            StoreError::Database(err) => write!(f, "database: {err}"),
+            StoreError::UnknownSchema(v) => write!(
+                f,
+                "the database has schema version {v}, which this agedrop does not know; use a newer agedrop"
+            ),
+            StoreError::UnknownSource => write!(f, "no such source"),
+            StoreError::JournalistExists => write!(f, "a journalist with that name exists"),
+            StoreError::InUse(dir) => write!(
+                f,
+                "{} is in use by another agedrop process; stop it first",
+                dir.display()
+            ),
+            StoreError::NotInitialised(dir) => write!(
+                f,
+                "{} is not an agedrop data directory (no database or instance secret); \
+                 create one with `agedrop init`, or check that its volume is mounted",
+                dir.display()
+            ),
+            StoreError::NoRoom => write!(f, "too little disk space or too few inodes left"),
+            StoreError::BlobsMissing { dir, rows } => write!(
+                f,
+                "{} holds none of the blobs of the {rows} stored items: is its volume mounted? \
+                 Refusing to start, so that no item is dropped; nothing was changed",
+                dir.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::Database(err)
+    }
+}
+
+impl StoreError {
+    /// True when the cause is a full disk (ENOSPC or EDQUOT), which the web layer
+    /// reports as "no space" rather than a server fault.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::NoRoom => true,
+            StoreError::Io { source, .. } => is_disk_full(source),
+            StoreError::Database(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            _ => false,
+        }
+    }
+}
+
+/// True for "no space left" and "quota exceeded".
+pub fn is_disk_full(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(28) | Some(122))
+}
+
+/// For `map_err`: `action` on `path` failed.
+pub(crate) fn io_error<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// For `map_err`: encrypting for `action` failed.
+pub(crate) fn encrypt_error(action: &'static str) -> impl FnOnce(io::Error) -> StoreError {
+    move |source| StoreError::Encrypt { action, source }
+}
+
+/// Free space on the data directory's filesystem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FreeSpace {
+    /// Bytes available to unprivileged users.
+    pub bytes: u64,
+    /// Inodes (files) available to unprivileged users.
+    pub inodes: u64,
+}
+
+/// What an item is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemKind {
+    /// A source's message.
+    Message,
+    /// A file a source uploaded.
+    File,
+    /// A journalist's reply.
+    Reply,
+}
+
+impl ItemKind {
+    /// The name stored in the database and the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Message => "message",
+            ItemKind::File => "file",
+            ItemKind::Reply => "reply",
+        }
+    }
+}
+
+/// The data directory, open.
+pub struct Store {
+    dir: PathBuf,
+    blobs: PathBuf,
+    tmp: PathBuf,
+    db: Mutex<Connection>,
+    exports: Mutex<Exports>,
+    /// A deletion's WAL scrub could not finish; [`Store::retry_scrub`] tries again.
+    scrub_pending: AtomicBool,
+    secret: InstanceSecret,
+    /// flock on `DATA_DIR/lock`, held for the store's life.
+    lock: File,
+}
+
+impl Store {
+    /// Makes a new data directory (directories 0700, files 0600) with its instance
+    /// secret and database, or opens one `init` made before. For `init` and `demo`.
+    pub fn create(dir: &Path) -> Result<Store, StoreError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_error("create the data directory", dir))?;
+        for sub in [BLOBS, TMP] {
+            let sub = dir.join(sub);
+            match fs::DirBuilder::new().mode(0o700).create(&sub) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && sub.is_dir() => {}
+                Err(e) => return Err(io_error("create a data subdirectory", &sub)(e)),
+            }
+        }
+        let lock = lock::acquire(dir, Lock::Exclusive)?;
+        let secret = secret::load_or_create(&dir.join(INSTANCE_SECRET))?;
+        Self::assemble(dir, secret, lock)
+    }
+
+    /// Opens an existing data directory for serving: takes the exclusive lock (a second
+    /// server on the same directory is refused), removes leftover temp files,
+    /// reconciles rows with blobs, then holds a shared lock so admin commands can run
+    /// beside it. A directory `init` did not make is refused rather than created: it
+    /// may be a volume that failed to mount.
+    pub fn open(dir: &Path) -> Result<(Store, Reconciled), StoreError> {
+        lock::require_initialised(dir)?;
+        let lock = lock::acquire(dir, Lock::Exclusive)?;
+        lock::probe_writable(&dir.join(TMP))?;
+        let secret = secret::load(&dir.join(INSTANCE_SECRET))?;
+        let store = Self::assemble(dir, secret, lock)?;
+        let reconciled = store.reconcile()?;
+        lock::downgrade(&store.lock, dir)?;
+        Ok((store, reconciled))
+    }
+
+    /// Opens an existing data directory beside a running server (admin commands): a
+    /// shared lock, no clean-up.
+    pub fn open_shared(dir: &Path) -> Result<Store, StoreError> {
+        lock::require_initialised(dir)?;
+        let lock = lock::acquire(dir, Lock::Shared)?;
+        let secret = secret::load(&dir.join(INSTANCE_SECRET))?;
+        Self::assemble(dir, secret, lock)
+    }
+
+    fn assemble(dir: &Path, secret: InstanceSecret, lock: File) -> Result<Store, StoreError> {
+        let db = schema::open_database(&dir.join(DATABASE))?;
+        Ok(Store {
+            dir: dir.to_owned(),
+            blobs: dir.join(BLOBS),
+            tmp: dir.join(TMP),
+            db: Mutex::new(db),
+            exports: Mutex::new(Exports::default()),
+            scrub_pending: AtomicBool::new(false),
+            secret,
+            lock,
+        })
+    }
+
+    /// Leaves no copy of deleted or replaced rows in any file of the data directory:
+    /// the WAL still holds the page images from before a deletion or a code rotation,
+    /// so it is checkpointed into the database (where `secure_delete` has zeroed the
+    /// old cells) and truncated. If that cannot finish now, the deletion stands and
+    /// [`Store::retry_scrub`] tries again. See SECURITY.md, "What a seized disk does
+    /// not give".
+    fn scrub(&self, db: &Connection) {
+        let done = checkpoint_and_truncate(db).unwrap_or_else(|err| {
+            warn!(error = %err, "WAL checkpoint failed");
+            false
+        });
+        if !done {
+            warn!("could not truncate the WAL after a deletion; retrying within a minute");
+        }
+        self.scrub_pending.store(!done, Ordering::SeqCst);
+    }
+
+    /// Scrubs the WAL if an earlier scrub could not finish. Called once a minute.
+    pub fn retry_scrub(&self) {
+        if self.scrub_pending.load(Ordering::SeqCst) {
+            let db = self.db();
+            self.scrub(&db);
+        }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The instance secret.
+    pub fn instance_secret(&self) -> &InstanceSecret {
+        &self.secret
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (it rolls
+        // back), so a poisoned lock is still safe to use.
+        self.db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Bytes and inodes free for unprivileged users on the data directory's
+    /// filesystem.
+    pub fn free_space(&self) -> Result<FreeSpace, StoreError> {
+        let stat = rustix::fs::statvfs(&self.dir).map_err(|e| StoreError::Io {
+            action: "read free space",
+            path: self.dir.clone(),
+            source: e.into(),
+        })?;
+        Ok(FreeSpace {
+            bytes: stat.f_bavail.saturating_mul(stat.f_frsize),
+            inodes: stat.f_favail,
+        })
+    }
+}
+
+/// Checkpoints the WAL into the database and truncates it to zero bytes. `Ok(false)`
+/// when a reader in another process (an admin command) held it back past the busy
+/// timeout.
+fn checkpoint_and_truncate(db: &Connection) -> Result<bool, StoreError> {
+    let busy: i64 = db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    Ok(busy == 0)
+}

@@ -1,0 +1,131 @@
+//! The database: its schema, as the ordered list of migrations every database is
+//! brought up to, and how it is opened (journal, durability and deletion settings).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use super::{io_error, StoreError};
+
+const SCHEMA: &str = "
+CREATE TABLE sources (
+    id      TEXT PRIMARY KEY,
+    day     TEXT NOT NULL
+);
+CREATE TABLE items (
+    id        TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    kind      TEXT NOT NULL CHECK (kind IN ('message', 'file', 'reply')),
+    seq       INTEGER NOT NULL,
+    day       TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    meta_size INTEGER NOT NULL,
+    UNIQUE (source_id, seq)
+);
+CREATE TABLE journalists (
+    name       TEXT PRIMARY KEY,
+    token_hash BLOB NOT NULL UNIQUE,
+    day        TEXT NOT NULL
+);
+PRAGMA user_version = 1;
+";
+
+/// Version 2: source keys (lookup id, wrapped identity, recipient), labels, replies.
+const SCHEMA_V2: &str = "
+ALTER TABLE sources ADD COLUMN label TEXT;
+ALTER TABLE sources ADD COLUMN lookup_id BLOB;
+ALTER TABLE sources ADD COLUMN kdf TEXT;
+ALTER TABLE sources ADD COLUMN recipient TEXT;
+ALTER TABLE sources ADD COLUMN wrapped_key BLOB;
+CREATE UNIQUE INDEX sources_label ON sources (label);
+CREATE UNIQUE INDEX sources_lookup ON sources (lookup_id);
+CREATE TABLE replies (
+    id        TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    day       TEXT NOT NULL,
+    size      INTEGER NOT NULL
+);
+PRAGMA user_version = 2;
+";
+
+/// Version 3: tokens name their account (per-account rate limits). Tokens made before
+/// cannot be matched to an account and are dropped: make new ones.
+const SCHEMA_V3: &str = "
+DELETE FROM journalists;
+ALTER TABLE journalists ADD COLUMN account_id TEXT;
+CREATE UNIQUE INDEX journalists_account ON journalists (account_id);
+PRAGMA user_version = 3;
+";
+
+/// Version 4: an export position per item from a counter that never goes back, so a
+/// deleted newest item cannot hand its position to the next one (rowids can be reused,
+/// which would make `pull` skip an item).
+const SCHEMA_V4: &str = "
+ALTER TABLE items ADD COLUMN position INTEGER;
+UPDATE items SET position = rowid;
+CREATE UNIQUE INDEX items_position ON items (position);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO counters (name, value) SELECT 'export', COALESCE(MAX(position), 0) FROM items;
+PRAGMA user_version = 4;
+";
+
+/// Version 5: rows marked `deleting` before their blobs are unlinked (so start-up
+/// tells a deletion cut short from a volume that is missing), item numbers from a
+/// per-source counter that only grows (a deleted newest
+/// item never hands its number to the next one), and a pending code rotation: the new
+/// code's keys wait beside the old ones until the source has seen the new code, and the
+/// new code itself, encrypted to the source's own recipient, so a login with the old
+/// code can show it again.
+const SCHEMA_V5: &str = "
+ALTER TABLE sources ADD COLUMN next_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE sources SET next_seq =
+    (SELECT COALESCE(MAX(seq), 0) FROM items WHERE items.source_id = sources.id);
+ALTER TABLE sources ADD COLUMN pending_lookup_id BLOB;
+ALTER TABLE sources ADD COLUMN pending_kdf TEXT;
+ALTER TABLE sources ADD COLUMN pending_wrapped_key BLOB;
+ALTER TABLE sources ADD COLUMN pending_code BLOB;
+CREATE UNIQUE INDEX sources_pending_lookup ON sources (pending_lookup_id);
+ALTER TABLE items ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replies ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 5;
+";
+
+/// Every schema change in order: a database at `user_version` N gets
+/// `MIGRATIONS[N..]`, each in its own transaction.
+const MIGRATIONS: &[&str] = &[SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+
+/// Opens (or creates) the database and brings its schema up to date.
+pub(super) fn open_database(path: &Path) -> Result<Connection, StoreError> {
+    let db = Connection::open(path)?;
+    // WAL for concurrent readers; FULL so a committed item survives power loss;
+    // secure_delete so deleted rows are overwritten, not left in free pages;
+    // journal_size_limit 0 so the WAL shrinks to nothing whenever it is reset rather
+    // than keeping old page images past its end (see `scrub`).
+    db.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA secure_delete = ON;
+         PRAGMA journal_size_limit = 0;",
+    )?;
+    db.busy_timeout(std::time::Duration::from_secs(10))?;
+    let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let applied = usize::try_from(version)
+        .ok()
+        .filter(|&v| v <= MIGRATIONS.len())
+        .ok_or(StoreError::UnknownSchema(version))?;
+    for migration in &MIGRATIONS[applied..] {
+        db.execute_batch(&format!("BEGIN IMMEDIATE; {migration} COMMIT;"))?;
+    }
+    // The database files hold metadata only, but keep them private all the same.
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o600))
+                .map_err(io_error("restrict the database's permissions", &file))?;
+        }
+    }
+    Ok(db)
+}
