@@ -68,6 +68,33 @@ pub struct ManifestSource {
     pub recipient: String,
 }
 
+/// What an item is. Stored, exported and read back as `message` or `file`, and
+/// nothing else parses.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemKind {
+    /// A source's message.
+    Message,
+    /// A file a source uploaded.
+    File,
+}
+
+impl fmt::Display for ItemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl ItemKind {
+    /// The name in the database, the manifest and the metadata record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Message => "message",
+            ItemKind::File => "file",
+        }
+    }
+}
+
 /// An item as the manifest names it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +104,7 @@ pub struct ManifestItem {
     /// The source's id.
     pub source_id: String,
     /// `message` or `file`.
-    pub kind: String,
+    pub kind: ItemKind,
     /// Order within the source, from 1.
     pub order: i64,
     /// The UTC day it was stored.
@@ -179,9 +206,9 @@ impl Manifest {
                         b.is_ascii_digit()
                     }
                 });
-            if !matches!(item.kind.as_str(), "message" | "file") || !day_ok || item.order < 1 {
+            if !day_ok || item.order < 1 {
                 return Err(BundleError::Refused(
-                    "an item's kind, day or order is malformed".into(),
+                    "an item's day or order is malformed".into(),
                 ));
             }
         }
@@ -466,7 +493,7 @@ mod tests {
             items: vec![ManifestItem {
                 id: id.clone(),
                 source_id: id.clone(),
-                kind: "file".into(),
+                kind: ItemKind::File,
                 order: 1,
                 day: "2026-11-28".into(),
                 size: 1,
@@ -479,9 +506,12 @@ mod tests {
         let mut bad = good.clone();
         bad.items[0].day = "2026-11-2\u{1b}".into();
         assert!(bad.validate().is_err(), "escape sequences in the day");
-        let mut bad = good.clone();
-        bad.items[0].kind = "\nforged".into();
-        assert!(bad.validate().is_err());
+        let mut forged = serde_json::to_value(&good).unwrap();
+        forged["items"][0]["kind"] = "\nforged".into();
+        assert!(
+            serde_json::from_value::<Manifest>(forged).is_err(),
+            "an unknown kind"
+        );
         let mut bad = good.clone();
         bad.items[0].source_id = "f".repeat(32);
         assert!(bad.validate().is_err(), "unknown source");

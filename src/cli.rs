@@ -407,6 +407,8 @@ fn pull(args: &ServerArgs, output: &Path, all: bool) -> CliResult {
         file.sync_all()?;
         let checked = offline::check_whole(&partial)?;
         fs::rename(&partial, output)?;
+        // The bundle (and then the cursor) must survive a power loss together.
+        crate::fsync::sync_parent(output)?;
         Ok(checked)
     })();
     let checked = match fetched {

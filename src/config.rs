@@ -80,8 +80,8 @@ pub enum ConfigError {
     },
     /// The file is not valid TOML or has an unknown key or a value of the wrong type.
     Syntax {
-        /// The config file.
-        path: PathBuf,
+        /// The config file, when the text came from one.
+        path: Option<PathBuf>,
         /// The parser's message, which names the key and line.
         message: String,
     },
@@ -109,9 +109,14 @@ impl fmt::Display for ConfigError {
             ConfigError::Read { path, source } => {
                 write!(f, "cannot read config file {}: {source}", path.display())
             }
-            ConfigError::Syntax { path, message } => {
-                write!(f, "config file {}: {message}", path.display())
-            }
+            ConfigError::Syntax {
+                path: Some(path),
+                message,
+            } => write!(f, "config file {}: {message}", path.display()),
+            ConfigError::Syntax {
+                path: None,
+                message,
+            } => write!(f, "config: {message}"),
             ConfigError::Invalid { key, problem } => write!(f, "config key `{key}`: {problem}"),
         }
     }
@@ -421,7 +426,7 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, base).map_err(|err| match err {
             ConfigError::Syntax { message, .. } => ConfigError::Syntax {
-                path: path.to_owned(),
+                path: Some(path.to_owned()),
                 message,
             },
             other => other,
@@ -431,7 +436,7 @@ impl Config {
     /// Parses and validates config text; relative paths are resolved against `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|err| ConfigError::Syntax {
-            path: PathBuf::new(),
+            path: None,
             message: err.to_string().trim_end().to_owned(),
         })?;
         if raw.data_dir.as_os_str().is_empty() {

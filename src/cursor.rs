@@ -135,7 +135,8 @@ impl CursorFile {
         let written = file
             .write_all(format!("{cursor}\n").as_bytes())
             .and_then(|()| file.sync_all())
-            .and_then(|()| fs::rename(&tmp, &self.path));
+            .and_then(|()| fs::rename(&tmp, &self.path))
+            .and_then(|()| crate::fsync::sync_parent(&self.path));
         if let Err(err) = written {
             // Ours alone: made above with create_new.
             let _ = fs::remove_file(&tmp);

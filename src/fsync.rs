@@ -10,3 +10,13 @@ use std::path::Path;
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+/// fsyncs the directory that holds `path` (the current directory for a bare name),
+/// after `path` was renamed into place.
+pub(crate) fn sync_parent(path: &Path) -> io::Result<()> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    sync_dir(parent)
+}

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use zeroize::Zeroize;
 
 use crate::bundle::{
-    self, BundleError, Manifest, ManifestItem, ReplyEntry, ReplyManifest, TarReader,
+    self, BundleError, ItemKind, Manifest, ManifestItem, ReplyEntry, ReplyManifest, TarReader,
 };
 use crate::crypto::{Identities, OpenError, Recipients};
 use crate::cursor::Cursor;
@@ -257,8 +257,8 @@ pub fn open(
         };
         let meta = metas.get(&item.id);
         let dir = &dirs[item.source_id.as_str()];
-        let wanted = match (item.kind.as_str(), meta.and_then(|m| m.filename.as_deref())) {
-            ("message", _) => format!("{:03}-message.txt", item.order),
+        let wanted = match (item.kind, meta.and_then(|m| m.filename.as_deref())) {
+            (ItemKind::Message, _) => format!("{:03}-message.txt", item.order),
             (_, Some(name)) => format!("{:03}-{}", item.order, safe_file_name(name)),
             (_, None) => format!("{:03}-file-{}.bin", item.order, &item.id[..8]),
         };
@@ -544,7 +544,7 @@ fn safe_label(label: &str, id: &str) -> String {
 }
 
 /// A file name from a source's filename: the last path component, no control
-/// characters, no separators, no leading dots or spaces, at most [`MAX_NAME_BYTES`].
+/// characters, no separators, no leading dots or spaces, at most `MAX_NAME_BYTES`.
 pub fn safe_file_name(name: &str) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last
@@ -642,7 +642,11 @@ pub fn reply(
         w.flush()?;
         w.get_ref().sync_all()
     };
-    if let Err(err) = write(&mut writer).and_then(|()| fs::rename(&tmp, out)) {
+    let durable = |()| {
+        fs::rename(&tmp, out)?;
+        crate::fsync::sync_parent(out)
+    };
+    if let Err(err) = write(&mut writer).and_then(durable) {
         let _ = fs::remove_file(&tmp);
         return Err(err.into());
     }

@@ -319,7 +319,7 @@ impl Intake {
                 };
                 let meta = ItemMeta {
                     version: 1,
-                    kind: kind.as_str(),
+                    kind,
                     filename,
                     content_type,
                     received: time::rfc3339(SystemTime::now()),
@@ -554,7 +554,7 @@ impl TextCheck {
 #[derive(Serialize)]
 struct ItemMeta {
     version: u32,
-    kind: &'static str,
+    kind: ItemKind,
     filename: Option<String>,
     content_type: Option<String>,
     received: String,
@@ -732,10 +732,7 @@ fn seal_item(
     writer.finish().map_err(io_error("flush an item", &path))?;
     let size = blob.seal()?;
 
-    let kind = match meta.kind {
-        "message" => ItemKind::Message,
-        _ => ItemKind::File,
-    };
+    let kind = meta.kind;
     // Room for the largest record (every string is cut to MAX_NAME_BYTES, and JSON
     // escaping at most sextuples it), so the buffer never reallocates and leaves an
     // unwiped copy behind.

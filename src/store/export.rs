@@ -10,6 +10,7 @@ use std::sync::Arc;
 use rusqlite::{params, OptionalExtension};
 
 use super::blobs::open_for_reading;
+use super::ItemKind;
 use super::{Store, StoreError};
 
 /// One item in an export.
@@ -22,7 +23,7 @@ pub struct ExportItem {
     /// The source's id.
     pub source_id: String,
     /// `message` or `file`.
-    pub kind: String,
+    pub kind: ItemKind,
     /// Order within the source, from 1.
     pub seq: i64,
     /// UTC day stored.

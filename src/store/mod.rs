@@ -208,24 +208,15 @@ pub struct FreeSpace {
     pub inodes: u64,
 }
 
-/// What an item is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ItemKind {
-    /// A source's message.
-    Message,
-    /// A file a source uploaded.
-    File,
-    /// A journalist's reply.
-    Reply,
-}
+pub use crate::bundle::ItemKind;
 
-impl ItemKind {
-    /// The name stored in the database and the manifest.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemKind::Message => "message",
-            ItemKind::File => "file",
-            ItemKind::Reply => "reply",
+/// Read from the `kind` column, whose CHECK constraint allows nothing else.
+impl rusqlite::types::FromSql for ItemKind {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        match value.as_str()? {
+            "message" => Ok(ItemKind::Message),
+            "file" => Ok(ItemKind::File),
+            _ => Err(rusqlite::types::FromSqlError::InvalidType),
         }
     }
 }

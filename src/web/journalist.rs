@@ -237,7 +237,7 @@ async fn export(State(api): State<Arc<Api>>, Query(query): Query<ExportQuery>) -
             .map(|i| ManifestItem {
                 id: i.id.clone(),
                 source_id: i.source_id.clone(),
-                kind: i.kind.clone(),
+                kind: i.kind,
                 order: i.seq,
                 day: i.day.clone(),
                 size: i.size,
