@@ -546,8 +546,7 @@ impl Browser {
         let response = match self.socks {
             None => request_with_host(self.addr, method, path, &headers, body),
             Some((proxy, port)) => {
-                let mut stream = socks5(proxy, &self.host, port);
-                exchange(&mut stream, method, path, &headers, body)
+                through_tor(proxy, &self.host, port, method, path, &headers, body)
             }
         };
         self.absorb(&response);
@@ -604,38 +603,56 @@ pub fn urlencode(text: &str) -> String {
     out
 }
 
-/// Opens a TCP stream to `host:port` through a SOCKS5 proxy (RFC 1928, name resolved
-/// by the proxy).
-pub fn socks5(proxy: SocketAddr, host: &str, port: u16) -> TcpStream {
-    let mut stream = TcpStream::connect(proxy).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
+/// One request to `host:port` through Tor's SOCKS port, the way Tor Browser reaches an
+/// onion service: a kept HTTP client (ureq, as `agedrop pull` uses) with a `socks5h`
+/// proxy, so Tor resolves the name. Redirects are not followed; the page is returned.
+fn through_tor(
+    proxy: SocketAddr,
+    host: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let proxy = ureq::Proxy::builder(ureq::ProxyProtocol::Socks5h)
+        .host(&proxy.ip().to_string())
+        .port(proxy.port())
+        .resolve_target(false)
+        .build()
         .unwrap();
-    stream.write_all(&[5, 1, 0]).unwrap();
-    let mut reply = [0u8; 2];
-    stream.read_exact(&mut reply).unwrap();
-    assert_eq!(reply, [5, 0], "SOCKS5 without authentication");
-    let mut request = vec![5, 1, 0, 3, host.len() as u8];
-    request.extend_from_slice(host.as_bytes());
-    request.extend_from_slice(&port.to_be_bytes());
-    stream.write_all(&request).unwrap();
-    let mut head = [0u8; 4];
-    stream.read_exact(&mut head).unwrap();
-    assert_eq!(
-        head[1], 0,
-        "SOCKS5 connect to {host}:{port} failed with code {}",
-        head[1]
-    );
-    let skip = match head[3] {
-        1 => 4,
-        4 => 16,
-        _ => {
-            let mut n = [0u8; 1];
-            stream.read_exact(&mut n).unwrap();
-            usize::from(n[0])
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .proxy(Some(proxy))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into();
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{host}:{port}{path}"));
+    for (name, value) in headers {
+        // ureq writes Host from the URL.
+        if !name.eq_ignore_ascii_case("host") {
+            request = request.header(*name, *value);
         }
+    }
+    let mut answer = agent.run(request.body(body.to_vec()).unwrap()).unwrap();
+    let mut response = Response {
+        status: answer.status().as_u16(),
+        headers: Default::default(),
+        body: String::new(),
+        bytes: Vec::new(),
     };
-    let mut rest = vec![0u8; skip + 2];
-    stream.read_exact(&mut rest).unwrap();
-    stream
+    for (name, value) in answer.headers() {
+        response
+            .headers
+            .entry(name.as_str().to_owned())
+            .or_default()
+            .push(value.to_str().unwrap_or_default().to_owned());
+    }
+    response.bytes = answer.body_mut().read_to_vec().unwrap();
+    response.body = String::from_utf8_lossy(&response.bytes).into_owned();
+    response
 }
