@@ -866,3 +866,49 @@ fn canaries_never_leak_through_submit_login_reply_and_follow_up() {
         assert!(!file.to_string_lossy().contains(&marker));
     }
 }
+
+/// A newsroom key that was replaced on the server (SECURITY.md, "Changed newsroom
+/// keys") shows when each identity is used on its own: `open` with an identity the
+/// items were not encrypted to reports every item as skipped, writes none of them and
+/// exits 1.
+#[test]
+fn open_with_an_identity_the_items_were_not_encrypted_to_reports_each_item() {
+    let server = Server::start();
+    let token = server.add_journalist_file("hana");
+    let work = server.dir.path();
+    let page = submit(
+        server.addr,
+        vec![Part::text("message", b"for the newsroom only")],
+    );
+    assert_eq!(page.status, 200);
+    let item = server.items().remove(0);
+    ok(&pull(&server, &token, &work.join("b.tar")));
+    let stranger_dir = work.join("stranger");
+    std::fs::create_dir(&stranger_dir).unwrap();
+    let stranger = Newsroom::new(&stranger_dir);
+    let out = work.join("opened");
+    let opened = agedrop(
+        &[
+            "open",
+            work.join("b.tar").to_str().unwrap(),
+            "-i",
+            stranger.identity_file.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        work,
+    );
+    assert_eq!(opened.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&opened.stderr);
+    assert!(
+        stderr.contains(&format!("skipped: item {}: cannot decrypt", item.id)),
+        "{stderr}"
+    );
+    for file in files_under(&out) {
+        assert!(
+            !contains(&std::fs::read(&file).unwrap(), b"for the newsroom only"),
+            "{} holds the plaintext",
+            file.display()
+        );
+    }
+}
