@@ -15,7 +15,7 @@
 //! docs/protocol.md, "Bundle format".
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +92,40 @@ impl ItemKind {
             ItemKind::Message => "message",
             ItemKind::File => "file",
         }
+    }
+}
+
+/// An item's metadata record: everything about it the server must not keep in the
+/// clear. The server writes it (JSON, padded with spaces to 1024 bytes, age-encrypted)
+/// as `items/ID.meta.age`; `open` reads it back. Strings are wiped on drop.
+#[derive(Serialize, Deserialize)]
+pub struct ItemRecord {
+    /// Always 1.
+    pub version: u32,
+    /// What the item is.
+    pub kind: ItemKind,
+    /// The filename the source's browser sent, cut to fit the record.
+    pub filename: Option<String>,
+    /// The content type the source's browser sent, cut to fit the record.
+    pub content_type: Option<String>,
+    /// When it arrived, RFC 3339 UTC.
+    pub received: String,
+    /// The submission it came with (random id; items sent together share it).
+    pub submission: String,
+    /// Bytes of plaintext.
+    pub plaintext_size: u64,
+}
+
+impl Drop for ItemRecord {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        if let Some(name) = self.filename.as_mut() {
+            name.zeroize();
+        }
+        if let Some(kind) = self.content_type.as_mut() {
+            kind.zeroize();
+        }
+        self.received.zeroize();
     }
 }
 
@@ -287,6 +321,43 @@ pub fn tar_padding(size: u64) -> usize {
 /// The two zero blocks that end an archive.
 pub const TAR_END: [u8; 2 * BLOCK] = [0; 2 * BLOCK];
 
+/// The one writer of bundles: ustar entries of regular files, then the end blocks.
+pub struct TarWriter<W: Write> {
+    inner: W,
+}
+
+impl<W: Write> TarWriter<W> {
+    /// A writer into `inner`.
+    pub fn new(inner: W) -> Self {
+        TarWriter { inner }
+    }
+
+    /// An entry holding `data`.
+    pub fn entry(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.entry_from(name, data.len() as u64, &mut &data[..])
+    }
+
+    /// An entry of exactly `size` bytes copied from `data`; fewer is an error (the
+    /// archive would be corrupt).
+    pub fn entry_from(&mut self, name: &str, size: u64, data: &mut impl Read) -> io::Result<()> {
+        self.inner.write_all(&tar_header(name, size))?;
+        let copied = io::copy(&mut data.take(size), &mut self.inner)?;
+        if copied != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "an entry's data ended before its size",
+            ));
+        }
+        self.inner.write_all(&[0u8; BLOCK][..tar_padding(size)])
+    }
+
+    /// Writes the end blocks and hands back the inner writer (not flushed).
+    pub fn finish(mut self) -> io::Result<W> {
+        self.inner.write_all(&TAR_END)?;
+        Ok(self.inner)
+    }
+}
+
 /// A strict reader of ustar archives from an untrusted source.
 pub struct TarReader<R: Read> {
     inner: R,
@@ -467,14 +538,11 @@ mod tests {
     use super::*;
 
     fn archive(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut tar = TarWriter::new(Vec::new());
         for (name, data) in entries {
-            out.extend_from_slice(&tar_header(name, data.len() as u64));
-            out.extend_from_slice(data);
-            out.extend(std::iter::repeat_n(0u8, tar_padding(data.len() as u64)));
+            tar.entry(name, data).unwrap();
         }
-        out.extend_from_slice(&TAR_END);
-        out
+        tar.finish().unwrap()
     }
 
     #[test]

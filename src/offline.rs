@@ -10,11 +10,11 @@ use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use zeroize::Zeroize;
 
 use crate::bundle::{
-    self, BundleError, ItemKind, Manifest, ManifestItem, ReplyEntry, ReplyManifest, TarReader,
+    self, BundleError, ItemKind, ItemRecord, Manifest, ManifestItem, ReplyEntry, ReplyManifest,
+    TarReader, TarWriter,
 };
 use crate::crypto::{Identities, OpenError, Recipients};
 use crate::cursor::Cursor;
@@ -108,24 +108,6 @@ pub struct OpenReport {
     pub skipped: Vec<String>,
 }
 
-/// The decrypted metadata record (see `submission::ItemMeta`).
-#[derive(Deserialize)]
-struct ItemMeta {
-    kind: String,
-    filename: Option<String>,
-    content_type: Option<String>,
-    received: String,
-    plaintext_size: u64,
-}
-
-impl Drop for ItemMeta {
-    fn drop(&mut self) {
-        if let Some(name) = self.filename.as_mut() {
-            name.zeroize();
-        }
-    }
-}
-
 /// Reads the manifest, which must be the first entry.
 fn read_manifest<R: Read>(tar: &mut TarReader<R>) -> Result<Manifest, OfflineError> {
     let first = tar
@@ -175,7 +157,7 @@ pub fn open(
         .map(|s| (s.id.as_str(), out.join(safe_label(&s.label, &s.id))))
         .collect();
     let mut seen = HashSet::new();
-    let mut metas: HashMap<String, ItemMeta> = HashMap::new();
+    let mut metas: HashMap<String, ItemRecord> = HashMap::new();
     let mut bodies: HashMap<String, Decrypted> = HashMap::new();
 
     loop {
@@ -213,7 +195,7 @@ pub fn open(
         if is_meta {
             let mut plain = Vec::new();
             match identities.decrypt(tar.entry(), &mut plain, MAX_META_BYTES) {
-                Ok(_) => match serde_json::from_slice::<ItemMeta>(&plain) {
+                Ok(_) => match serde_json::from_slice::<ItemRecord>(&plain) {
                     Ok(meta) => {
                         metas.insert(item.id.clone(), meta);
                     }
@@ -289,7 +271,7 @@ pub fn open(
                 "{:>4}  {}  {:<8} {:>12} bytes  {}  (received {}, type {}, id {})",
                 item.order,
                 item.day,
-                printable(&meta.kind),
+                meta.kind,
                 meta.plaintext_size,
                 name,
                 printable(&meta.received),
@@ -630,15 +612,10 @@ pub fn reply(
             .open(&tmp)?,
     );
     let write = |w: &mut BufWriter<File>| -> io::Result<()> {
-        for (name, data) in [
-            (bundle::REPLY_MANIFEST, &json[..]),
-            (entry_name, &ciphertext[..]),
-        ] {
-            w.write_all(&bundle::tar_header(name, data.len() as u64))?;
-            w.write_all(data)?;
-            w.write_all(&vec![0u8; bundle::tar_padding(data.len() as u64)])?;
-        }
-        w.write_all(&bundle::TAR_END)?;
+        let mut tar = TarWriter::new(&mut *w);
+        tar.entry(bundle::REPLY_MANIFEST, &json)?;
+        tar.entry(entry_name, &ciphertext)?;
+        tar.finish()?;
         w.flush()?;
         w.get_ref().sync_all()
     };

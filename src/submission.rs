@@ -13,10 +13,10 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::bundle::ItemRecord;
 use crate::config::Limits;
 use crate::crypto::Recipients;
 use crate::rate::TokenBucket;
@@ -317,7 +317,7 @@ impl Intake {
                         self.start_item()
                     }
                 };
-                let meta = ItemMeta {
+                let meta = ItemRecord {
                     version: 1,
                     kind,
                     filename,
@@ -549,31 +549,6 @@ impl TextCheck {
     }
 }
 
-/// The encrypted metadata record of an item: everything the server must not keep in
-/// the clear. Padded to [`META_PAD`] bytes before encryption.
-#[derive(Serialize)]
-struct ItemMeta {
-    version: u32,
-    kind: ItemKind,
-    filename: Option<String>,
-    content_type: Option<String>,
-    received: String,
-    submission: String,
-    plaintext_size: u64,
-}
-
-impl Drop for ItemMeta {
-    fn drop(&mut self) {
-        if let Some(name) = self.filename.as_mut() {
-            name.zeroize();
-        }
-        if let Some(kind) = self.content_type.as_mut() {
-            kind.zeroize();
-        }
-        self.received.zeroize();
-    }
-}
-
 /// `text` cut to at most `max` bytes and to at most `max_json` bytes once escaped as
 /// a JSON string (quotes, backslashes and control characters take 2 to 6 bytes), on a
 /// character boundary. With [`MAX_NAME_JSON`] and [`MAX_TYPE_JSON`] this keeps every
@@ -598,7 +573,7 @@ fn truncate_escaped(text: &str, max: usize, max_json: usize) -> String {
 
 enum Piece {
     Data(Bytes),
-    End(ItemMeta),
+    End(ItemRecord),
 }
 
 /// One item being encrypted on a blocking thread.
@@ -687,7 +662,7 @@ impl ItemWriter {
         let _ = self.join().await;
     }
 
-    async fn finish(mut self, meta: ItemMeta) -> Result<SealedItem, SubmissionError> {
+    async fn finish(mut self, meta: ItemRecord) -> Result<SealedItem, SubmissionError> {
         self.flush().await?;
         if self.tx.send(Piece::End(meta)).await.is_err() {
             return Err(self.failure().await);

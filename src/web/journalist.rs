@@ -2,7 +2,7 @@
 //! export bundles (docs/protocol.md). Only ciphertext ever leaves or enters here.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{BufWriter, Write};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
@@ -17,7 +17,9 @@ use tokio::sync::mpsc;
 use tracing::{info, instrument, warn};
 
 use crate::account;
-use crate::bundle::{self, Manifest, ManifestItem, ManifestSource, ReplyManifest, TarReader};
+use crate::bundle::{
+    self, Manifest, ManifestItem, ManifestSource, ReplyManifest, TarReader, TarWriter,
+};
 use crate::config::Limits;
 use crate::crypto;
 use crate::rate::TokenBucket;
@@ -277,17 +279,9 @@ fn write_bundle(
     manifest_json: &[u8],
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> std::io::Result<()> {
-    let send = |bytes: Bytes| {
-        tx.blocking_send(Ok(bytes))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
-    };
-    let entry = |name: &str, data: &[u8]| -> std::io::Result<()> {
-        let mut block = bundle::tar_header(name, data.len() as u64).to_vec();
-        block.extend_from_slice(data);
-        block.resize(block.len() + bundle::tar_padding(data.len() as u64), 0);
-        send(Bytes::from(block))
-    };
-    entry(bundle::MANIFEST, manifest_json)?;
+    // 256 KiB per message on a channel of 4: a bundle of any size costs the same memory.
+    let mut tar = TarWriter::new(BufWriter::with_capacity(256 * 1024, ToChannel(tx)));
+    tar.entry(bundle::MANIFEST, manifest_json)?;
     for item in &manifest.items {
         for (name, which, size) in [
             (&item.blob, ItemBlob::Content, item.size),
@@ -297,18 +291,26 @@ fn write_bundle(
             if file.metadata()?.len() != size {
                 return Err(std::io::Error::other("a blob's size differs from its row"));
             }
-            send(Bytes::copy_from_slice(&bundle::tar_header(name, size)))?;
-            let mut left = size;
-            while left > 0 {
-                let mut chunk = vec![0u8; (256 * 1024).min(left as usize)];
-                file.read_exact(&mut chunk)?;
-                left -= chunk.len() as u64;
-                send(Bytes::from(chunk))?;
-            }
-            send(Bytes::from(vec![0u8; bundle::tar_padding(size)]))?;
+            tar.entry_from(name, size, &mut file)?;
         }
     }
-    send(Bytes::from_static(&bundle::TAR_END))
+    tar.finish()?.flush()
+}
+
+/// Bytes written here go to the response body's channel.
+struct ToChannel<'a>(&'a mpsc::Sender<Result<Bytes, std::io::Error>>);
+
+impl Write for ToChannel<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Stores a reply bundle made by `agedrop reply`: all its replies or none.

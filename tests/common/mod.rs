@@ -224,19 +224,13 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// A tar of regular files, made with the crate's own header writer.
+/// A tar of regular files, made with the crate's own writer.
 pub fn tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut tar = agedrop::bundle::TarWriter::new(Vec::new());
     for (name, data) in entries {
-        out.extend_from_slice(&agedrop::bundle::tar_header(name, data.len() as u64));
-        out.extend_from_slice(data);
-        out.extend(std::iter::repeat_n(
-            0u8,
-            agedrop::bundle::tar_padding(data.len() as u64),
-        ));
+        tar.entry(name, data).unwrap();
     }
-    out.extend_from_slice(&agedrop::bundle::TAR_END);
-    out
+    tar.finish().unwrap()
 }
 
 /// The entries of a bundle (name, data), read with the crate's own strict reader;
