@@ -47,6 +47,8 @@ pub struct LoggedIn {
     pub identity: SourceIdentity,
     /// With `rotate_codes`: the new code to show until the source confirms it.
     pub rotation: Option<PendingCode>,
+    /// A code change the store could not take; the login stands without it.
+    pub deferred: Option<StoreError>,
 }
 
 /// A new code waiting for the source to confirm they wrote it down.
@@ -144,22 +146,33 @@ impl Sources {
         let Some(opened) = self.open(Arc::new(code)).await? else {
             return Ok(None);
         };
+        // Code changes are written, but reading an inbox needs no write: if the store
+        // cannot take them now (a full disk, say), the login stands, both codes keep
+        // working, and the failure is handed back for the incident count.
+        let mut deferred = None;
         if opened.pending {
             let store = Arc::clone(&self.store);
             let id = opened.source_id.clone();
             let lookup = opened.lookup_id;
-            blocking(move || store.finish_rotation(&id, &lookup)).await?;
+            if let Err(err) = blocking(move || store.finish_rotation(&id, &lookup)).await {
+                deferred = Some(err);
+            }
         }
-        let rotation = if self.rotate_codes {
-            self.rotation_to_show(&opened.source_id, &opened.identity, &opened.lookup_id)
-                .await?
-        } else {
-            None
-        };
+        let mut rotation = None;
+        if self.rotate_codes && deferred.is_none() {
+            match self
+                .rotation_to_show(&opened.source_id, &opened.identity, &opened.lookup_id)
+                .await
+            {
+                Ok(shown) => rotation = shown,
+                Err(err) => deferred = Some(err),
+            }
+        }
         Ok(Some(LoggedIn {
             source_id: opened.source_id,
             identity: opened.identity,
             rotation,
+            deferred,
         }))
     }
 

@@ -278,7 +278,7 @@ fn start_up_refuses_when_blobs_are_missing_instead_of_dropping_rows() {
     assert_refused(
         &server.refused(),
         &format!(
-            "config key `data_dir`: {} holds none of the blobs of the 3 stored items: is its volume mounted? Refusing to start, so that no item is dropped; nothing was changed",
+            "config key `data_dir`: {} holds none of the blobs of the 3 stored items and replies: is its volume mounted? Refusing to start, so that no item is dropped; nothing was changed",
             blobs.display()
         ),
     );
@@ -287,6 +287,37 @@ fn start_up_refuses_when_blobs_are_missing_instead_of_dropping_rows() {
     std::fs::rename(&away, &blobs).unwrap();
     server.restart();
     assert_eq!(server.items().len(), 3);
+}
+
+/// The same when only replies are stored (every item pulled and deleted, the usual
+/// state of a drop): the replies' rows must not be dropped either.
+#[test]
+fn start_up_refuses_an_empty_blobs_directory_when_only_replies_are_stored() {
+    let mut server = Server::start();
+    let token = server.add_journalist("ana");
+    let page = submit(server.addr, vec![Part::text("message", b"m")]);
+    assert_eq!(page.status, 200);
+    assert_eq!(server.push_reply(&token, b"a reply"), 201);
+    let item = server.items().remove(0);
+    let (status, _) = server.api("DELETE", &format!("/api/v1/items/{}", item.id), &token, b"");
+    assert_eq!(status, 204);
+    server.kill9();
+    let blobs = server.data().join("blobs");
+    let away = server.dir.path().join("blobs-on-the-unmounted-volume");
+    std::fs::rename(&blobs, &away).unwrap();
+    std::fs::create_dir(&blobs).unwrap();
+    assert_refused(
+        &server.refused(),
+        &format!(
+            "config key `data_dir`: {} holds none of the blobs of the 1 stored items and replies: is its volume mounted? Refusing to start, so that no item is dropped; nothing was changed",
+            blobs.display()
+        ),
+    );
+    let db = rusqlite::Connection::open(server.data().join("agedrop.sqlite")).unwrap();
+    let replies: i64 = db
+        .query_row("SELECT COUNT(*) FROM replies", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(replies, 1, "the reply's row was kept");
 }
 
 /// Finding 6: the metadata record is one size whatever the filename, even one made

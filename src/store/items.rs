@@ -148,8 +148,13 @@ impl Store {
         for id in items {
             let (item, meta) = self.item_paths(id);
             if exports.streaming.contains_key(id) {
-                let mut moved = [None, None];
+                // Recorded as each blob moves, so a failure half-way (or a retried
+                // deletion) never hides a moved blob from the export.
+                let moved = exports.parked.entry(id.clone()).or_default();
                 for (slot, path) in moved.iter_mut().zip([item, meta]) {
+                    if slot.is_some() {
+                        continue;
+                    }
                     let parked = self.tmp.join(format!("{}.tmp", random::hex_id(ID_BYTES)));
                     match fs::rename(&path, &parked) {
                         Ok(()) => *slot = Some(parked),
@@ -157,7 +162,6 @@ impl Store {
                         Err(e) => return Err(io_error("move a deleted blob aside", &path)(e)),
                     }
                 }
-                exports.parked.insert(id.clone(), moved);
             } else {
                 unlink(&item)?;
                 unlink(&meta)?;

@@ -111,7 +111,7 @@ pub enum StoreError {
     BlobsMissing {
         /// The blob directory.
         dir: PathBuf,
-        /// Item rows whose blobs are absent.
+        /// Item and reply rows, none of whose blobs are there.
         rows: usize,
     },
 }
@@ -146,7 +146,7 @@ impl fmt::Display for StoreError {
             StoreError::NoRoom => write!(f, "too little disk space or too few inodes left"),
             StoreError::BlobsMissing { dir, rows } => write!(
                 f,
-                "{} holds none of the blobs of the {rows} stored items: is its volume mounted? \
+                "{} holds none of the blobs of the {rows} stored items and replies: is its volume mounted? \
                  Refusing to start, so that no item is dropped; nothing was changed",
                 dir.display()
             ),
@@ -197,6 +197,18 @@ pub(crate) fn io_error<'a>(
 /// For `map_err`: encrypting for `action` failed.
 pub(crate) fn encrypt_error(action: &'static str) -> impl FnOnce(io::Error) -> StoreError {
     move |source| StoreError::Encrypt { action, source }
+}
+
+impl FreeSpace {
+    /// From `statvfs`: available blocks and their size, total and available inodes.
+    /// A filesystem without a fixed inode table (btrfs, and overlayfs on it) reports 0
+    /// inodes in all; it never runs out of them, so it counts as unlimited.
+    pub fn from_statvfs(blocks: u64, block_size: u64, files: u64, free_files: u64) -> Self {
+        FreeSpace {
+            bytes: blocks.saturating_mul(block_size),
+            inodes: if files == 0 { u64::MAX } else { free_files },
+        }
+    }
 }
 
 /// Free space on the data directory's filesystem.
@@ -347,10 +359,12 @@ impl Store {
             path: self.dir.clone(),
             source: e.into(),
         })?;
-        Ok(FreeSpace {
-            bytes: stat.f_bavail.saturating_mul(stat.f_frsize),
-            inodes: stat.f_favail,
-        })
+        Ok(FreeSpace::from_statvfs(
+            stat.f_bavail,
+            stat.f_frsize,
+            stat.f_files,
+            stat.f_favail,
+        ))
     }
 }
 
@@ -360,4 +374,18 @@ impl Store {
 fn checkpoint_and_truncate(db: &Connection) -> Result<bool, StoreError> {
     let busy: i64 = db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
     Ok(busy == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FreeSpace;
+
+    #[test]
+    fn a_filesystem_without_an_inode_table_never_runs_out_of_inodes() {
+        let btrfs = FreeSpace::from_statvfs(10, 4096, 0, 0);
+        assert_eq!(btrfs.inodes, u64::MAX);
+        assert_eq!(btrfs.bytes, 40960);
+        let ext4 = FreeSpace::from_statvfs(10, 4096, 65536, 12);
+        assert_eq!(ext4.inodes, 12);
+    }
 }

@@ -70,16 +70,26 @@ impl Store {
             .prepare("SELECT id FROM items")?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        let whole = ids
+        let replies: Vec<String> = tx
+            .prepare("SELECT id FROM replies")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let present = ids
             .iter()
             .filter(|id| on_disk.contains(&format!("{id}{ITEM_SUFFIX}")))
+            .chain(
+                replies
+                    .iter()
+                    .filter(|id| on_disk.contains(&format!("{id}{REPLY_SUFFIX}"))),
+            )
             .count();
-        if !ids.is_empty() && whole == 0 {
+        let rows = ids.len() + replies.len();
+        if rows > 0 && present == 0 {
             // A crash drops at most the rows of deletions in progress, never all of
             // them: an empty blobs/ is an unmounted or lost volume, not a crash.
             return Err(StoreError::BlobsMissing {
                 dir: self.blobs.clone(),
-                rows: ids.len(),
+                rows,
             });
         }
         for id in ids {
@@ -97,10 +107,6 @@ impl Store {
                 dropped = true;
             }
         }
-        let replies: Vec<String> = tx
-            .prepare("SELECT id FROM replies")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
         for id in replies {
             if !on_disk.remove(&format!("{id}{REPLY_SUFFIX}")) {
                 tx.execute("DELETE FROM replies WHERE id = ?1", [&id])?;

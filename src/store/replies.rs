@@ -74,8 +74,9 @@ impl Store {
     /// A source's replies, newest first.
     pub fn replies(&self, source_id: &str) -> Result<Vec<ReplyRecord>, StoreError> {
         let db = self.db();
-        let mut stmt =
-            db.prepare("SELECT id, day FROM replies WHERE source_id = ?1 ORDER BY rowid DESC")?;
+        let mut stmt = db.prepare(
+            "SELECT id, day FROM replies WHERE source_id = ?1 AND deleting = 0 ORDER BY rowid DESC",
+        )?;
         let replies = stmt
             .query_map([source_id], |r| {
                 Ok(ReplyRecord {

@@ -166,12 +166,19 @@ impl Sessions {
         Some(Zeroizing::new(rotation.code.expose().to_owned()))
     }
 
-    /// Takes the pending rotation out of the request's session (the source confirmed
-    /// the new code): its lookup id.
-    pub fn take_rotation(&self, headers: &HeaderMap) -> Option<[u8; 32]> {
+    /// The lookup id of the request's session's pending new code.
+    pub fn rotation_lookup(&self, headers: &HeaderMap) -> Option<[u8; 32]> {
         let id = session_id(headers)?;
-        let rotation = self.map().get_mut(&id)?.rotation.take()?;
-        Some(rotation.lookup_id)
+        Some(self.map().get(&id)?.rotation.as_ref()?.lookup_id)
+    }
+
+    /// Forgets the session's pending new code: the source confirmed it and it is stored.
+    pub fn clear_rotation(&self, headers: &HeaderMap) {
+        if let Some(id) = session_id(headers) {
+            if let Some(entry) = self.map().get_mut(&id) {
+                entry.rotation = None;
+            }
+        }
     }
 
     /// Ends the request's session.

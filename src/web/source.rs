@@ -377,6 +377,16 @@ fn retry_later(mut response: Response) -> Response {
 }
 
 fn server_error(site: &SourceSite, headers: &HeaderMap, err: &StoreError) -> Response {
+    if err.is_disk_full() {
+        site.incidents.no_space();
+        return error(
+            site,
+            headers,
+            StatusCode::INSUFFICIENT_STORAGE,
+            "Out of space",
+            "The server is short of disk space right now. Please try again later.",
+        );
+    }
     site.incidents.store_error(err);
     error(
         site,
@@ -740,6 +750,9 @@ async fn login(
     if let Some(rotation) = logged_in.rotation {
         site.sessions.set_rotation(&session_id, rotation);
     }
+    if let Some(err) = &logged_in.deferred {
+        site.incidents.store_error(err);
+    }
     debug!("source logged in");
     with_cookie(redirect("/inbox"), &session::cookie(&session_id))
 }
@@ -757,7 +770,8 @@ async fn confirm_code(
     let Some(session) = site.sessions.get(&headers) else {
         return redirect("/login");
     };
-    if let Some(lookup_id) = site.sessions.take_rotation(&headers) {
+    if let Some(lookup_id) = site.sessions.rotation_lookup(&headers) {
+        // Forgotten only once stored: on failure the inbox keeps showing the new code.
         if let Err(err) = site
             .sources
             .confirm_rotation(&session.source_id, lookup_id)
@@ -765,6 +779,7 @@ async fn confirm_code(
         {
             return server_error(&site, &headers, &err);
         }
+        site.sessions.clear_rotation(&headers);
     }
     redirect("/inbox")
 }
