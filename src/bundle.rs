@@ -211,11 +211,17 @@ impl Manifest {
             ));
         }
         let mut sources = std::collections::HashSet::new();
+        let mut labels = std::collections::HashSet::new();
         for source in &self.sources {
             if !is_id(&source.id) {
                 return Err(BundleError::Refused("a source id is malformed".into()));
             }
-            sources.insert(source.id.as_str());
+            // Two sources under one name would share a directory offline.
+            if !sources.insert(source.id.as_str()) || !labels.insert(source.label.as_str()) {
+                return Err(BundleError::Refused(
+                    "two sources share an id or a label".into(),
+                ));
+            }
         }
         for item in &self.items {
             if !is_id(&item.id)

@@ -64,6 +64,9 @@ pub enum ClientError {
     /// TLS options with an `http://` server: they would not be used, and the token
     /// would travel without the TLS the user asked for.
     TlsOptionsWithoutHttps,
+    /// `http://` to a server that is neither an onion service (Tor encrypts that path)
+    /// nor on this machine: the token would cross the network in clear.
+    PlainHttpOverNetwork,
     /// The token file could not be read.
     TokenUnreadable(PathBuf, io::Error),
     /// The token file holds more than one line of visible characters.
@@ -83,6 +86,12 @@ impl fmt::Display for ClientError {
             ClientError::OnionWithoutProxy => write!(
                 f,
                 "an .onion server needs --proxy socks5h://127.0.0.1:9050 (Tor's SOCKS port)"
+            ),
+            ClientError::PlainHttpOverNetwork => write!(
+                f,
+                "refusing to send the token over plain http:// to a server that is neither \
+                 an .onion address nor on this machine; use https:// (with --ca-cert) or \
+                 the journalist API's onion address"
             ),
             ClientError::TlsOptionsWithoutHttps => write!(
                 f,
@@ -256,6 +265,9 @@ impl Client {
         if !https && tls_options {
             return Err(ClientError::TlsOptionsWithoutHttps);
         }
+        if !https && !is_onion(&host) && !is_this_machine(&host) {
+            return Err(ClientError::PlainHttpOverNetwork);
+        }
         let config = Agent::config_builder()
             // Always set: the default would come from ALL_PROXY and friends.
             .proxy(proxy)
@@ -396,6 +408,17 @@ impl<R: Read> Read for ExactLength<R> {
 
 /// True for a name that ends in `.onion`, however it is spelt: `X.ONION` and the
 /// fully qualified `x.onion.` are the same name to a resolver.
+/// `localhost` or a loopback address: a connection that never leaves the machine.
+fn is_this_machine(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn is_onion(host: &str) -> bool {
     host.trim_end_matches('.')
         .to_ascii_lowercase()

@@ -21,7 +21,12 @@ pub enum LogFormat {
 /// Installs the global subscriber. Timestamps are left out: the journal or the log
 /// collector adds its own, and we need not write exact times of source actions.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        // ureq's trace output dumps whole requests, the journalist's token included:
+        // never, at any level (SECURITY.md, "Logs").
+        .add_directive("ureq_proto=off".parse().expect("a valid directive"))
+        .add_directive("ureq=warn".parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -154,7 +154,7 @@ pub fn open(
     let dirs: HashMap<&str, PathBuf> = manifest
         .sources
         .iter()
-        .map(|s| (s.id.as_str(), out.join(safe_label(&s.label, &s.id))))
+        .map(|s| (s.id.as_str(), source_dir_path(out, &s.label, &s.id)))
         .collect();
     let mut seen = HashSet::new();
     let mut metas: HashMap<String, ItemRecord> = HashMap::new();
@@ -511,6 +511,36 @@ fn printable(text: &str) -> String {
 }
 
 /// A directory name for a source: its label if it looks like one we make, else its id.
+/// Where a source's files go: `OUT/LABEL`, unless a directory of that name already
+/// holds another source (the server gives a deleted source's label to new ones), then
+/// `OUT/LABEL-ID` with the first 12 digits of the id. Whose a directory is, its
+/// `index.txt` says on its first line.
+fn source_dir_path(out: &Path, label: &str, id: &str) -> PathBuf {
+    let name = safe_label(label, id);
+    let plain = out.join(&name);
+    let index = plain.join("index.txt");
+    let ours = match fs::symlink_metadata(&index) {
+        Err(_) => true,
+        // Not a plain file (a planted link, say): `open` refuses it there, loudly.
+        Ok(meta) if !meta.file_type().is_file() => true,
+        Ok(_) => {
+            let mut head = Vec::new();
+            let read = File::open(&index).and_then(|f| f.take(512).read_to_end(&mut head));
+            let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+            read.is_ok() && contains(first, format!("(id {id})").as_bytes())
+        }
+    };
+    if ours {
+        plain
+    } else {
+        out.join(format!("{name}-{}", &id[..12]))
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 fn safe_label(label: &str, id: &str) -> String {
     let ok = !label.is_empty()
         && label.len() <= 64

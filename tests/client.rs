@@ -362,6 +362,27 @@ fn tls_options_with_plain_http_are_refused_before_connecting() {
     assert_eq!(desk.names(), ["alice.token", "ca.pem"]);
 }
 
+/// Plain `http://` is for onion services (Tor encrypts the path) and this machine
+/// only: to any other server the token would cross the network in clear.
+#[test]
+fn plain_http_to_a_server_elsewhere_is_refused_before_connecting() {
+    let desk = Desk::new();
+    for server in [
+        "http://drop.example.org",
+        "http://192.0.2.7:8081",
+        "http://[2001:db8::1]:8081",
+    ] {
+        let out = desk.pull(server, "b.tar", &[]);
+        assert_refused(
+            &out,
+            "refusing to send the token over plain http:// to a server that is neither \
+             an .onion address nor on this machine; use https:// (with --ca-cert) or the \
+             journalist API's onion address",
+        );
+    }
+    assert_eq!(desk.names(), ["alice.token"]);
+}
+
 /// A DNS server stand-in: `agedrop` runs in its own mount namespace whose
 /// /etc/resolv.conf names 127.84.0.1, where this socket listens, so a name lookup is
 /// seen here and never reaches a real resolver. Needs root (as the tmpfs tests do).
@@ -428,11 +449,14 @@ fn onion_names_need_the_proxy_however_they_are_spelt_and_are_never_resolved() {
     let probe = ResolverProbe::new();
     let desk = Desk::new();
     // The probe sees a lookup: a plain name without --proxy is resolved locally.
+    test_ca(desk.dir.path(), "probe-ca");
     let out = probe.agedrop(
         &[
             "pull",
             "--server",
-            "http://leak-probe.example:8081",
+            "https://leak-probe.example:8081",
+            "--ca-cert",
+            "probe-ca.pem",
             "--token-file",
             "alice.token",
             "-o",
@@ -474,7 +498,7 @@ fn onion_names_need_the_proxy_however_they_are_spelt_and_are_never_resolved() {
             );
         }
     }
-    assert_eq!(desk.names(), ["alice.token"]);
+    assert_eq!(desk.names(), ["alice.token", "probe-ca.pem"]);
 }
 
 #[test]

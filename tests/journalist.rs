@@ -912,3 +912,71 @@ fn open_with_an_identity_the_items_were_not_encrypted_to_reports_each_item() {
         );
     }
 }
+
+/// The server gives a deleted source's label to new sources. A later bundle whose
+/// source has an old label but another id opens into `LABEL-ID…`, never into the old
+/// source's directory; one manifest with two sources of one label is refused.
+#[test]
+fn a_reused_label_never_merges_two_sources_offline() {
+    let server = Server::start();
+    let token = server.add_journalist_file("ines");
+    let page = submit(server.addr, vec![Part::text("message", b"from the first")]);
+    assert_eq!(page.status, 200);
+    let work = server.dir.path();
+    let first = work.join("first.tar");
+    ok(&pull(&server, &token, &first));
+    let entries = untar(&std::fs::read(&first).unwrap());
+    let manifest: serde_json::Value = serde_json::from_slice(&entries[0].1).unwrap();
+    let old_id = manifest["sources"][0]["id"].as_str().unwrap().to_owned();
+    let label = manifest["sources"][0]["label"].as_str().unwrap().to_owned();
+    let out = work.join("desk");
+    ok(&open(&server, &first, &out));
+
+    // The same label for another source, as after a deletion.
+    let new_id = "f".repeat(32);
+    let relabelled = |manifest: &serde_json::Value| {
+        let text = serde_json::to_string(manifest)
+            .unwrap()
+            .replace(&old_id, &new_id);
+        let mut parts: Vec<(&str, &[u8])> = vec![("manifest.json", text.as_bytes())];
+        for (name, data) in &entries[1..] {
+            parts.push((name, data));
+        }
+        tar(&parts)
+    };
+    let second = work.join("second.tar");
+    std::fs::write(&second, relabelled(&manifest)).unwrap();
+    ok(&open(&server, &second, &out));
+    let old_dir = out.join(&label);
+    let new_dir = out.join(format!("{label}-{}", &new_id[..12]));
+    let old_index = std::fs::read_to_string(old_dir.join("index.txt")).unwrap();
+    assert!(
+        old_index.contains(&old_id) && !old_index.contains(&new_id),
+        "{old_index}"
+    );
+    let new_index = std::fs::read_to_string(new_dir.join("index.txt")).unwrap();
+    assert!(
+        new_index.starts_with(&format!("Source {label}  (id {new_id})")),
+        "{new_index}"
+    );
+
+    // Two sources of one label in one manifest: refused before anything is written.
+    let mut twice = manifest.clone();
+    let mut other = twice["sources"][0].clone();
+    other["id"] = serde_json::Value::from("e".repeat(32));
+    twice["sources"].as_array_mut().unwrap().push(other);
+    let text = serde_json::to_string(&twice).unwrap();
+    let mut parts: Vec<(&str, &[u8])> = vec![("manifest.json", text.as_bytes())];
+    for (name, data) in &entries[1..] {
+        parts.push((name, data));
+    }
+    let bad = work.join("twice.tar");
+    std::fs::write(&bad, tar(&parts)).unwrap();
+    let refused = open(&server, &bad, &work.join("twice-out"));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("two sources share an id or a label"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
