@@ -1026,3 +1026,51 @@ fn a_bundle_cut_short_in_transit_is_refused_and_nothing_is_kept() {
         assert_eq!(desk.names(), ["alice.token"], "no bundle, no cursor");
     }
 }
+
+/// ureq's trace output would print the whole request, the bearer token included: it
+/// stays off whatever `RUST_LOG` asks for.
+#[test]
+fn the_token_never_reaches_the_log_even_at_trace_level() {
+    let desk = Desk::new();
+    let server = FakeServer::answering(http_response(
+        "200 OK",
+        "application/x-tar",
+        &empty_bundle("0", "1"),
+    ));
+    let out = agedrop_command(
+        &[
+            "pull",
+            "--server",
+            &server.url(),
+            "--token-file",
+            "alice.token",
+            "-o",
+            "b.tar",
+        ],
+        desk.dir.path(),
+    )
+    .env("RUST_LOG", "trace")
+    .output()
+    .unwrap();
+    let requests = server.stop();
+    assert!(
+        requests
+            .iter()
+            .any(|r| contains(r.as_bytes(), TOKEN.as_bytes())),
+        "the request carried the token: {requests:?}"
+    );
+    let secret = TOKEN.rsplit('-').next().unwrap();
+    assert!(
+        !contains(&out.stderr, secret.as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A hex dump shows 16 bytes a row, wherever they fall: no 8 digits of it in a row.
+    for piece in secret.as_bytes().windows(8) {
+        assert!(
+            !contains(&out.stderr, piece),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
