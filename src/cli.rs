@@ -363,8 +363,7 @@ fn server_words(text: &str) -> String {
     text.chars()
         .take(200)
         .map(|c| {
-            let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-            if c.is_control() || invisible {
+            if c.is_control() || offline::is_invisible(c) {
                 '?'
             } else {
                 c

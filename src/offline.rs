@@ -506,8 +506,28 @@ impl Drop for WriterThread {
 fn printable(text: &str) -> String {
     text.chars()
         .take(200)
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| {
+            if c.is_control() || is_invisible(c) {
+                '?'
+            } else {
+                c
+            }
+        })
         .collect()
+}
+
+/// Characters that show nothing but can hide or reorder what is shown: zero-width
+/// and joiner marks, bidirectional controls, the soft hyphen, the byte-order mark and
+/// the interlinear annotation marks. Removed from names and replaced in printed text.
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{061c}' | '\u{180e}'
+        | '\u{200b}'..='\u{200f}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206f}'
+        | '\u{feff}'
+        | '\u{fff9}'..='\u{fffb}')
 }
 
 /// A directory name for a source: its label if it looks like one we make, else its id.
@@ -561,7 +581,7 @@ pub fn safe_file_name(name: &str) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        .filter(|&c| !c.is_control() && !is_invisible(c))
         .collect();
     let trimmed = cleaned.trim().trim_start_matches(['.', ' ']);
     let mut end = trimmed.len().min(MAX_NAME_BYTES);
@@ -702,6 +722,12 @@ mod tests {
         assert_eq!(safe_file_name(".bashrc"), "bashrc");
         assert_eq!(safe_file_name("a\u{0}b\nc"), "abc");
         assert_eq!(safe_file_name("evil\u{202e}fdp.exe"), "evilfdp.exe");
+        for hidden in [
+            '\u{61c}', '\u{ad}', '\u{2060}', '\u{2064}', '\u{206a}', '\u{feff}', '\u{fffb}',
+        ] {
+            assert_eq!(safe_file_name(&format!("a{hidden}b.txt")), "ab.txt");
+            assert_eq!(printable(&format!("a{hidden}b")), "a?b");
+        }
         assert_eq!(safe_file_name(""), "file");
         assert_eq!(safe_file_name("..."), "file");
         assert!(safe_file_name(&"é".repeat(500)).len() <= MAX_NAME_BYTES);
