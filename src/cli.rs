@@ -430,12 +430,38 @@ fn pull(args: &ServerArgs, output: &Path, all: bool) -> CliResult {
 fn push(args: &ServerArgs, reply: &Path) -> CliResult {
     let mut file =
         fs::File::open(reply).map_err(|e| format!("cannot read {}: {e}", reply.display()))?;
+    // A mistyped path (a decrypted document, the token file) must never leave the
+    // machine: only a reply bundle is sent.
+    if !is_reply_bundle(&mut file) {
+        return Err(format!(
+            "{} is not a reply bundle made by `agedrop reply`; nothing was sent",
+            reply.display()
+        )
+        .into());
+    }
+    std::io::Seek::rewind(&mut file)?;
     let len = file.metadata()?.len();
     let client = args.client()?;
     let response = client.push_reply(&mut file, len)?;
     expect_status(response, 201)?;
     eprintln!("Reply delivered.");
     Ok(())
+}
+
+/// Whether `file` starts with a reply manifest of our format.
+fn is_reply_bundle(file: &mut fs::File) -> bool {
+    use crate::bundle::{self, ReplyManifest, TarReader};
+    let mut tar = TarReader::new(&mut *file);
+    let Ok(Some(first)) = tar.next_entry() else {
+        return false;
+    };
+    if first.name != bundle::REPLY_MANIFEST {
+        return false;
+    }
+    bundle::read_small(&mut tar, &first, 1024 * 1024)
+        .ok()
+        .and_then(|json| serde_json::from_slice::<ReplyManifest>(&json).ok())
+        .is_some_and(|m| m.format == bundle::REPLY_FORMAT && m.version == bundle::VERSION)
 }
 
 fn delete(args: &ServerArgs, item: Option<&str>, source: Option<&str>) -> CliResult {

@@ -1074,3 +1074,30 @@ fn the_token_never_reaches_the_log_even_at_trace_level() {
         );
     }
 }
+
+/// `push` sends only a reply bundle: a mistyped path (a decrypted document, the token
+/// file) never leaves the machine.
+#[test]
+fn push_sends_nothing_but_a_reply_bundle() {
+    let desk = Desk::new();
+    std::fs::write(desk.path("document.pdf"), b"%PDF-1.7 a source's document").unwrap();
+    let server = FakeServer::answering(http_response("201 Created", "application/json", b"{}"));
+    for file in ["document.pdf", "alice.token"] {
+        let out = agedrop(
+            &[
+                "push",
+                "--server",
+                &server.url(),
+                "--token-file",
+                "alice.token",
+                file,
+            ],
+            desk.dir.path(),
+        );
+        assert_refused(
+            &out,
+            &format!("{file} is not a reply bundle made by `agedrop reply`; nothing was sent"),
+        );
+    }
+    assert!(server.stop().is_empty(), "nothing reached the server");
+}
