@@ -399,13 +399,22 @@ fn pull(args: &ServerArgs, output: &Path, all: bool) -> CliResult {
             ),
             _ => format!("cannot create {}: {e}", partial.display()),
         })?;
+    let mut placed = false;
     let fetched = (|| -> Result<offline::CheckedBundle, Box<dyn Error>> {
         let response = expect_status(client.export(since)?, 200)?;
         let mut body = response.body;
         std::io::copy(&mut body, &mut file)?;
         file.sync_all()?;
         let checked = offline::check_whole(&partial)?;
-        fs::rename(&partial, output)?;
+        // Never over a file that appeared at OUTPUT while the bundle was fetched.
+        crate::nofollow::rename_noreplace(&partial, output).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => format!(
+                "{} appeared while the bundle was fetched; not overwriting it",
+                output.display()
+            ),
+            _ => format!("cannot move the bundle to {}: {e}", output.display()),
+        })?;
+        placed = true;
         // The bundle (and then the cursor) must survive a power loss together.
         crate::fsync::sync_parent(output)?;
         Ok(checked)
@@ -413,8 +422,11 @@ fn pull(args: &ServerArgs, output: &Path, all: bool) -> CliResult {
     let checked = match fetched {
         Ok(checked) => checked,
         Err(err) => {
-            // This run created the partial file (create_new above): only it goes.
-            let _ = fs::remove_file(&partial);
+            // This run created the partial file (create_new above): only it goes, and
+            // only while it still has that name.
+            if !placed {
+                let _ = fs::remove_file(&partial);
+            }
             return Err(err);
         }
     };

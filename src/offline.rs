@@ -246,20 +246,22 @@ pub fn open(
         };
         // A name the output filesystem refuses (a FAT stick and `:`, say) falls back
         // to a plain one; if even that fails the item is skipped, not the whole run.
-        let mut target = unused_path(dir, &wanted);
-        if fs::rename(&body.path, &target).is_err() {
-            target = unused_path(
-                dir,
-                &format!("{:03}-file-{}.bin", item.order, &item.id[..8]),
-            );
-            if let Err(err) = fs::rename(&body.path, &target) {
-                report
-                    .skipped
-                    .push(format!("item {}: cannot write it: {err}", item.id));
-                skipped_ids.insert(item.id.clone());
-                continue;
+        let target = match place_new(&body.path, dir, &wanted) {
+            Ok(target) => target,
+            Err(_) => {
+                let plain = format!("{:03}-file-{}.bin", item.order, &item.id[..8]);
+                match place_new(&body.path, dir, &plain) {
+                    Ok(target) => target,
+                    Err(err) => {
+                        report
+                            .skipped
+                            .push(format!("item {}: cannot write it: {err}", item.id));
+                        skipped_ids.insert(item.id.clone());
+                        continue;
+                    }
+                }
             }
-        }
+        };
         let size = body.size;
         body.keep();
         let name = target
@@ -597,19 +599,23 @@ pub fn safe_file_name(name: &str) -> String {
 }
 
 /// `dir/name`, or `dir/stem (2).ext` and so on if taken.
-fn unused_path(dir: &Path, name: &str) -> PathBuf {
-    let first = dir.join(name);
-    if fs::symlink_metadata(&first).is_err() {
-        return first;
-    }
+/// Moves `from` into `dir` as `name`, or `stem (2).ext` and so on if taken, never
+/// over anything (another run's file, a link planted meanwhile). Returns where.
+fn place_new(from: &Path, dir: &Path, name: &str) -> io::Result<PathBuf> {
     let (stem, ext) = match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
         _ => (name, String::new()),
     };
-    (2..)
-        .map(|n| dir.join(format!("{stem} ({n}){ext}")))
-        .find(|p| fs::symlink_metadata(p).is_err())
-        .expect("some numbered name is free")
+    let candidates = std::iter::once(dir.join(name))
+        .chain((2..).map(|n| dir.join(format!("{stem} ({n}){ext}"))));
+    for target in candidates {
+        match nofollow::rename_noreplace(from, &target) {
+            Ok(()) => return Ok(target),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    unreachable!("the numbered names never run out")
 }
 
 /// Writes a reply bundle: `message` encrypted to the source labelled `source` in
@@ -669,14 +675,13 @@ pub fn reply(
         w.flush()?;
         w.get_ref().sync_all()
     };
-    let durable = |()| {
-        fs::rename(&tmp, out)?;
-        crate::fsync::sync_parent(out)
-    };
-    if let Err(err) = write(&mut writer).and_then(durable) {
+    if let Err(err) = write(&mut writer).and_then(|()| nofollow::rename_noreplace(&tmp, out)) {
+        // Ours (create_new) and not yet renamed: never over a file that appeared at
+        // `out` meanwhile.
         let _ = fs::remove_file(&tmp);
         return Err(err.into());
     }
+    crate::fsync::sync_parent(out)?;
     Ok(())
 }
 
