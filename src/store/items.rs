@@ -6,11 +6,11 @@ use std::io;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, TransactionBehavior};
 
 use super::blobs::{sync_dir, unlink, SealedItem};
 use super::sources::{unused_label, SourceKeyRecord};
-use super::{io_error, Store, StoreError, ID_BYTES, ITEM_SUFFIX, META_SUFFIX};
+use super::{io_error, source_row, Store, StoreError, ID_BYTES, ITEM_SUFFIX, META_SUFFIX};
 use crate::{random, time};
 
 /// Whose items these are.
@@ -79,10 +79,7 @@ impl Store {
                 id
             }
             Owner::Source(id) => {
-                let exists: Option<i64> = tx
-                    .query_row("SELECT 1 FROM sources WHERE id = ?1", [&id], |r| r.get(0))
-                    .optional()?;
-                if exists.is_none() {
+                if !source_row(&tx, &id)? {
                     return Err(StoreError::UnknownSource);
                 }
                 id

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use tracing::warn;
 
 pub use blobs::{BlobWriter, SealedItem, TempBlob, FLUSH_EVERY};
@@ -366,6 +366,22 @@ impl Store {
             stat.f_favail,
         ))
     }
+}
+
+/// Whether the source `id` has a row (a connection or an open transaction).
+fn source_row(db: &Connection, id: &str) -> Result<bool, StoreError> {
+    Ok(db
+        .query_row("SELECT 1 FROM sources WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The `id` column of every row a query selects.
+fn query_ids(db: &Connection, sql: &str) -> Result<Vec<String>, StoreError> {
+    Ok(db
+        .prepare(sql)?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
 }
 
 /// Checkpoints the WAL into the database and truncates it to zero bytes. `Ok(false)`

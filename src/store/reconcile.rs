@@ -9,7 +9,9 @@ use std::os::unix::fs::DirBuilderExt;
 use rusqlite::TransactionBehavior;
 
 use super::blobs::unlink;
-use super::{io_error, Store, StoreError, ITEM_SUFFIX, META_SUFFIX, ORPHANS, REPLY_SUFFIX};
+use super::{
+    io_error, query_ids, Store, StoreError, ITEM_SUFFIX, META_SUFFIX, ORPHANS, REPLY_SUFFIX,
+};
 
 /// What start-up found and repaired (counts only: see SECURITY.md on logging).
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -44,14 +46,8 @@ impl Store {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Deletions a crash cut short are finished first: their blobs go, not to orphans/.
-        let unfinished: Vec<String> = tx
-            .prepare("SELECT id FROM items WHERE deleting = 1")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let unfinished_replies: Vec<String> = tx
-            .prepare("SELECT id FROM replies WHERE deleting = 1")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        let unfinished = query_ids(&tx, "SELECT id FROM items WHERE deleting = 1")?;
+        let unfinished_replies = query_ids(&tx, "SELECT id FROM replies WHERE deleting = 1")?;
         for id in &unfinished {
             let (item, meta) = self.item_paths(id);
             unlink(&item)?;
@@ -66,14 +62,8 @@ impl Store {
             tx.execute("DELETE FROM replies WHERE id = ?1", [id])?;
         }
         let mut dropped = !unfinished.is_empty() || !unfinished_replies.is_empty();
-        let ids: Vec<String> = tx
-            .prepare("SELECT id FROM items")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let replies: Vec<String> = tx
-            .prepare("SELECT id FROM replies")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        let ids = query_ids(&tx, "SELECT id FROM items")?;
+        let replies = query_ids(&tx, "SELECT id FROM replies")?;
         let present = ids
             .iter()
             .filter(|id| on_disk.contains(&format!("{id}{ITEM_SUFFIX}")))

@@ -5,10 +5,10 @@ use std::fs;
 use std::io;
 use std::time::SystemTime;
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 use super::blobs::{open_for_reading, sync_dir};
-use super::{io_error, Store, StoreError, ID_BYTES};
+use super::{io_error, source_row, Store, StoreError, ID_BYTES};
 use crate::{random, time};
 
 /// Inodes and bytes no reply may take: what the WAL, a temp file and a restart need
@@ -50,12 +50,7 @@ impl Store {
         blob.place(&target)?;
         let recorded = sync_dir(&self.blobs).and_then(|()| {
             let db = self.db();
-            let exists: Option<i64> = db
-                .query_row("SELECT 1 FROM sources WHERE id = ?1", [source_id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            if exists.is_none() {
+            if !source_row(&db, source_id)? {
                 return Err(StoreError::UnknownSource);
             }
             db.execute(

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::{Store, StoreError};
+use super::{source_row, Store, StoreError};
 use crate::{label, random};
 
 /// What the database keeps of a source's keys: nothing that opens anything without
@@ -40,13 +40,7 @@ pub struct FoundSource {
 impl Store {
     /// Whether a source exists.
     pub fn source_exists(&self, source_id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .db()
-            .query_row("SELECT 1 FROM sources WHERE id = ?1", [source_id], |_| {
-                Ok(())
-            })
-            .optional()?
-            .is_some())
+        source_row(&self.db(), source_id)
     }
 
     /// The source a code opens: the one whose current lookup id (derived with `kdf`)
@@ -164,13 +158,7 @@ impl Store {
     pub fn delete_source(&self, source_id: &str) -> Result<bool, StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let exists = tx
-            .query_row("SELECT 1 FROM sources WHERE id = ?1", [source_id], |_| {
-                Ok(())
-            })
-            .optional()?
-            .is_some();
-        if !exists {
+        if !source_row(&tx, source_id)? {
             return Ok(false);
         }
         tx.execute(
