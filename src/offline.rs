@@ -547,7 +547,11 @@ fn source_dir_path(out: &Path, label: &str, id: &str) -> PathBuf {
         Ok(meta) if !meta.file_type().is_file() => true,
         Ok(_) => {
             let mut head = Vec::new();
-            let read = File::open(&index).and_then(|f| f.take(512).read_to_end(&mut head));
+            let read = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nofollow::flag())
+                .open(&index)
+                .and_then(|f| f.take(512).read_to_end(&mut head));
             let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
             read.is_ok() && contains(first, format!("(id {id})").as_bytes())
         }
