@@ -111,8 +111,7 @@ fn rotation_and_deletions_leave_nothing_of_the_old_record_on_disk() {
 
     // An item, deleted by a journalist.
     let item = server.items().remove(0);
-    let (status, _) = server.api("DELETE", &format!("/api/v1/items/{}", item.id), &token, b"");
-    assert_eq!(status, 204);
+    assert_eq!(server.delete_item(&token, &item.id), 204);
     assert_eq!(
         found_in(
             &seize(&server, "after-item-delete"),
@@ -270,19 +269,10 @@ fn start_up_refuses_when_blobs_are_missing_instead_of_dropping_rows() {
         );
         assert_eq!(page.status, 200);
     }
-    server.kill9();
-    let blobs = server.data().join("blobs");
-    let away = server.dir.path().join("blobs-on-the-unmounted-volume");
-    std::fs::rename(&blobs, &away).unwrap();
-    std::fs::create_dir(&blobs).unwrap();
-    assert_refused(
-        &server.refused(),
-        &format!(
-            "config key `data_dir`: {} holds none of the blobs of the 3 stored items and replies: is its volume mounted? Refusing to start, so that no item is dropped; nothing was changed",
-            blobs.display()
-        ),
-    );
+    let away = server.hide_blobs();
+    server.assert_refuses_missing_blobs(3);
     assert_eq!(server.items().len(), 3, "no row was dropped");
+    let blobs = server.data().join("blobs");
     std::fs::remove_dir(&blobs).unwrap();
     std::fs::rename(&away, &blobs).unwrap();
     server.restart();
@@ -299,20 +289,9 @@ fn start_up_refuses_an_empty_blobs_directory_when_only_replies_are_stored() {
     assert_eq!(page.status, 200);
     assert_eq!(server.push_reply(&token, b"a reply"), 201);
     let item = server.items().remove(0);
-    let (status, _) = server.api("DELETE", &format!("/api/v1/items/{}", item.id), &token, b"");
-    assert_eq!(status, 204);
-    server.kill9();
-    let blobs = server.data().join("blobs");
-    let away = server.dir.path().join("blobs-on-the-unmounted-volume");
-    std::fs::rename(&blobs, &away).unwrap();
-    std::fs::create_dir(&blobs).unwrap();
-    assert_refused(
-        &server.refused(),
-        &format!(
-            "config key `data_dir`: {} holds none of the blobs of the 1 stored items and replies: is its volume mounted? Refusing to start, so that no item is dropped; nothing was changed",
-            blobs.display()
-        ),
-    );
+    assert_eq!(server.delete_item(&token, &item.id), 204);
+    server.hide_blobs();
+    server.assert_refuses_missing_blobs(1);
     let db = rusqlite::Connection::open(server.data().join("agedrop.sqlite")).unwrap();
     let replies: i64 = db
         .query_row("SELECT COUNT(*) FROM replies", [], |r| r.get(0))
@@ -511,13 +490,7 @@ fn item_numbers_are_never_reused_after_a_deletion() {
     );
     let newest = server.items().into_iter().max_by_key(|i| i.seq).unwrap();
     assert_eq!(newest.seq, 2);
-    let (status, _) = server.api(
-        "DELETE",
-        &format!("/api/v1/items/{}", newest.id),
-        &token,
-        b"",
-    );
-    assert_eq!(status, 204);
+    assert_eq!(server.delete_item(&token, &newest.id), 204);
     source.get("/inbox");
     assert_eq!(
         source.submit(vec![Part::text("message", b"three")]).status,
@@ -558,8 +531,7 @@ fn a_deletion_during_an_export_never_cuts_the_bundle_short() {
     let n = std::io::Read::read(&mut stream, &mut first).unwrap();
     assert!(n > 0);
     for item in &items {
-        let (status, _) = server.api("DELETE", &format!("/api/v1/items/{}", item.id), &token, b"");
-        assert_eq!(status, 204);
+        assert_eq!(server.delete_item(&token, &item.id), 204);
     }
     assert!(server.items().is_empty());
     let mut rest = Vec::new();

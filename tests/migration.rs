@@ -68,13 +68,7 @@ fn a_schema_4_data_directory_migrates_without_loss() {
     assert_eq!(seqs, vec![1, 2, 3]);
     // From now on numbers only grow.
     let newest = server.items().into_iter().max_by_key(|i| i.seq).unwrap();
-    let (status, _) = server.api(
-        "DELETE",
-        &format!("/api/v1/items/{}", newest.id),
-        &token,
-        b"",
-    );
-    assert_eq!(status, 204);
+    assert_eq!(server.delete_item(&token, &newest.id), 204);
     a.get("/inbox");
     assert_eq!(a.submit(vec![Part::text("message", b"later")]).status, 303);
     let newest = server.items().into_iter().max_by_key(|i| i.seq).unwrap();

@@ -556,6 +556,34 @@ impl Server {
         path
     }
 
+    /// `DELETE /api/v1/items/ID` with a bearer token: the status.
+    pub fn delete_item(&self, token: &str, id: &str) -> u16 {
+        self.api("DELETE", &format!("/api/v1/items/{id}"), token, b"")
+            .0
+    }
+
+    /// Stops the server (SIGKILL) and swaps `blobs/` for an empty directory, as an
+    /// unmounted volume looks: the directory with the blobs, to put back.
+    pub fn hide_blobs(&mut self) -> PathBuf {
+        self.kill9();
+        let blobs = self.data().join("blobs");
+        let away = self.dir.path().join("blobs-on-the-unmounted-volume");
+        std::fs::rename(&blobs, &away).unwrap();
+        std::fs::create_dir(&blobs).unwrap();
+        away
+    }
+
+    /// The refusal `serve` gives when `blobs/` holds none of `rows` stored rows.
+    pub fn assert_refuses_missing_blobs(&self, rows: usize) {
+        assert_refused(
+            &self.refused(),
+            &format!(
+                "config key `data_dir`: {} holds none of the blobs of the {rows} stored items and replies: is its volume mounted? Refusing to start, so that no item is dropped; nothing was changed",
+                self.data().join("blobs").display()
+            ),
+        );
+    }
+
     /// One journalist API request with a bearer token: status and raw body.
     pub fn api(&self, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, Vec<u8>) {
         let bearer = format!("Bearer {token}");
