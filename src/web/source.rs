@@ -702,6 +702,19 @@ fn checked<T: CsrfForm>(
     Ok(fields)
 }
 
+/// A csrf-only form posted from a live session: the session, or the page to send
+/// (the csrf refusal, or the login page when the session has ended).
+fn session_form(
+    site: &SourceSite,
+    headers: &HeaderMap,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Result<Session, Box<Response>> {
+    checked(site, headers, form)?;
+    site.sessions
+        .get(headers)
+        .ok_or_else(|| Box::new(redirect("/login")))
+}
+
 fn bad_form(site: &SourceSite, headers: &HeaderMap) -> Response {
     error(
         site,
@@ -764,11 +777,9 @@ async fn confirm_code(
     headers: HeaderMap,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Response {
-    if let Err(page) = checked(&site, &headers, form) {
-        return *page;
-    }
-    let Some(session) = site.sessions.get(&headers) else {
-        return redirect("/login");
+    let session = match session_form(&site, &headers, form) {
+        Ok(session) => session,
+        Err(page) => return *page,
     };
     if let Some(lookup_id) = site.sessions.rotation_lookup(&headers) {
         // Forgotten only once stored: on failure the inbox keeps showing the new code.
@@ -842,11 +853,9 @@ async fn delete_reply(
     headers: HeaderMap,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Response {
-    if let Err(page) = checked(&site, &headers, form) {
-        return *page;
-    }
-    let Some(session) = site.sessions.get(&headers) else {
-        return redirect("/login");
+    let session = match session_form(&site, &headers, form) {
+        Ok(session) => session,
+        Err(page) => return *page,
     };
     let well_formed = reply_id.len() == 32 && reply_id.bytes().all(|b| b.is_ascii_hexdigit());
     let store = Arc::clone(&site.store);
