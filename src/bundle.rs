@@ -7,6 +7,7 @@
 //!   manifest.json                       reply-manifest.json
 //!   items/ID.age       (item)           replies/N.age
 //!   items/ID.meta.age  (its metadata)
+//!   replies/ID.age     (the newsroom's replies, version 2)
 //! ```
 //!
 //! The writer here is used by the server; the reader is used by the offline machine
@@ -29,8 +30,15 @@ pub const REPLY_MANIFEST: &str = "reply-manifest.json";
 pub const EXPORT_FORMAT: &str = "agedrop-export";
 /// `format` of a reply manifest.
 pub const REPLY_FORMAT: &str = "agedrop-reply";
-/// The only version of both formats so far.
-pub const VERSION: u32 = 1;
+/// The export format's version this agedrop writes: 2 added the newsroom's replies.
+pub const EXPORT_VERSION: u32 = 2;
+/// The oldest export format version this agedrop still reads.
+pub const OLDEST_EXPORT_VERSION: u32 = 1;
+/// The reply format's version (the only one so far).
+pub const REPLY_VERSION: u32 = 1;
+/// Largest reply entry a reader accepts (the server's `max_reply_bytes` is capped
+/// at this).
+pub const MAX_REPLY_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest entry an octal ustar size field can state (11 digits): 8 GiB - 1.
 pub const MAX_ENTRY_BYTES: u64 = 8 * 1024 * 1024 * 1024 - 1;
 /// Largest manifest a reader accepts.
@@ -44,7 +52,7 @@ pub const MAX_ENTRIES: usize = 100_000;
 pub struct Manifest {
     /// Always [`EXPORT_FORMAT`].
     pub format: String,
-    /// Always [`VERSION`].
+    /// [`OLDEST_EXPORT_VERSION`] to [`EXPORT_VERSION`].
     pub version: u32,
     /// The cursor this export started after (`0`: from the beginning).
     pub since: String,
@@ -54,6 +62,9 @@ pub struct Manifest {
     pub sources: Vec<ManifestSource>,
     /// The items, oldest first.
     pub items: Vec<ManifestItem>,
+    /// The newsroom's replies stored or deleted since `since` (version 2; absent in 1).
+    #[serde(default)]
+    pub replies: Vec<ManifestReply>,
 }
 
 /// A source as the manifest names it.
@@ -153,13 +164,35 @@ pub struct ManifestItem {
     pub meta: String,
 }
 
+/// A reply the newsroom sent a source, as an export lists it. Replies share the
+/// source's order with its items, so a thread reads in the order things happened.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestReply {
+    /// Random id (32 hex digits).
+    pub id: String,
+    /// The source it was sent to.
+    pub source_id: String,
+    /// Order within the source, from 1 (shared with the source's items).
+    pub order: i64,
+    /// The UTC day it was stored.
+    pub day: String,
+    /// True once the source deleted it: the export then carries only that fact
+    /// (no ciphertext; `size` 0, no `blob`).
+    pub deleted: bool,
+    /// Bytes of the ciphertext entry.
+    pub size: u64,
+    /// Entry name of the ciphertext, `replies/ID.age`; absent when deleted.
+    pub blob: Option<String>,
+}
+
 /// The manifest of a reply bundle.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyManifest {
     /// Always [`REPLY_FORMAT`].
     pub format: String,
-    /// Always [`VERSION`].
+    /// Always [`REPLY_VERSION`].
     pub version: u32,
     /// The replies.
     pub replies: Vec<ReplyEntry>,
@@ -180,6 +213,11 @@ pub fn item_entry(id: &str) -> String {
     format!("items/{id}.age")
 }
 
+/// Entry name of a reply's ciphertext in an export.
+pub fn reply_entry(id: &str) -> String {
+    format!("replies/{id}.age")
+}
+
 /// Entry name of an item's metadata.
 pub fn meta_entry(id: &str) -> String {
     format!("items/{id}.meta.age")
@@ -195,9 +233,19 @@ impl Manifest {
     /// bounded counts, ids and entry names of the expected shape, every item's source
     /// listed.
     pub fn validate(&self) -> Result<(), BundleError> {
-        if self.format != EXPORT_FORMAT || self.version != VERSION {
+        if self.format != EXPORT_FORMAT {
+            return Err(BundleError::Refused("not an agedrop export".into()));
+        }
+        if !(OLDEST_EXPORT_VERSION..=EXPORT_VERSION).contains(&self.version) {
+            return Err(BundleError::Refused(format!(
+                "the bundle's format version is {}; this agedrop reads versions \
+                 {OLDEST_EXPORT_VERSION} to {EXPORT_VERSION} (update agedrop on this machine)",
+                self.version
+            )));
+        }
+        if self.version < 2 && !self.replies.is_empty() {
             return Err(BundleError::Refused(
-                "not an agedrop export (format or version)".into(),
+                "a version 1 bundle cannot hold replies".into(),
             ));
         }
         // `pull` sends next_cursor back to the server: only a number may come through.
@@ -205,13 +253,18 @@ impl Manifest {
             return Err(not_a_cursor());
         }
         self.next_cursor()?;
-        if self.items.len() > MAX_ENTRIES || self.sources.len() > MAX_ENTRIES {
+        if self.items.len() > MAX_ENTRIES
+            || self.sources.len() > MAX_ENTRIES
+            || self.replies.len() > MAX_ENTRIES
+        {
             return Err(BundleError::Refused(
                 "too many entries in the manifest".into(),
             ));
         }
         let mut sources = std::collections::HashSet::new();
         let mut labels = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
+        let mut orders = std::collections::HashSet::new();
         for source in &self.sources {
             if !is_id(&source.id) {
                 return Err(BundleError::Refused("a source id is malformed".into()));
@@ -237,28 +290,82 @@ impl Manifest {
                     "an item names a source the manifest lacks".into(),
                 ));
             }
-            // These reach the index the journalist reads: no room for escape sequences.
-            let day_ok = item.day.len() == 10
-                && item.day.bytes().enumerate().all(|(i, b)| {
-                    if i == 4 || i == 7 {
-                        b == b'-'
-                    } else {
-                        b.is_ascii_digit()
-                    }
-                });
-            if !day_ok || item.order < 1 {
+            if !is_day(&item.day) || item.order < 1 {
                 return Err(BundleError::Refused(
                     "an item's day or order is malformed".into(),
+                ));
+            }
+            if !ids.insert(item.id.as_str())
+                || !orders.insert((item.source_id.as_str(), item.order))
+            {
+                return Err(BundleError::Refused(
+                    "two entries share an id, or an order within one source".into(),
+                ));
+            }
+        }
+        for reply in &self.replies {
+            let blob_ok = if reply.deleted {
+                reply.blob.is_none() && reply.size == 0
+            } else {
+                reply.blob.as_deref() == Some(reply_entry(&reply.id).as_str())
+                    && reply.size <= MAX_REPLY_BYTES
+            };
+            if !is_id(&reply.id) || !blob_ok {
+                return Err(BundleError::Refused(
+                    "a reply id or entry name is malformed".into(),
+                ));
+            }
+            if !sources.contains(reply.source_id.as_str()) {
+                return Err(BundleError::Refused(
+                    "a reply names a source the manifest lacks".into(),
+                ));
+            }
+            if !is_day(&reply.day) || reply.order < 1 {
+                return Err(BundleError::Refused(
+                    "a reply's day or order is malformed".into(),
+                ));
+            }
+            if !ids.insert(reply.id.as_str())
+                || !orders.insert((reply.source_id.as_str(), reply.order))
+            {
+                return Err(BundleError::Refused(
+                    "two entries share an id, or an order within one source".into(),
                 ));
             }
         }
         Ok(())
     }
 
+    /// Every entry name the manifest lists with the size it must have, in no order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, u64)> {
+        let items = self
+            .items
+            .iter()
+            .flat_map(|i| [(i.blob.as_str(), i.size), (i.meta.as_str(), i.meta_size)]);
+        let replies = self
+            .replies
+            .iter()
+            .filter_map(|r| r.blob.as_deref().map(|blob| (blob, r.size)));
+        items.chain(replies)
+    }
+
     /// The cursor to pull from next.
     pub fn next_cursor(&self) -> Result<Cursor, BundleError> {
         Cursor::parse(&self.next_cursor).ok_or_else(not_a_cursor)
     }
+}
+
+/// `YYYY-MM-DD` and nothing else: days reach what the journalist reads, so no room
+/// for escape sequences.
+fn is_day(day: &str) -> bool {
+    day.len() == 10
+        && day.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
 }
 
 fn not_a_cursor() -> BundleError {
@@ -556,7 +663,7 @@ mod tests {
         let id = "0123456789abcdef0123456789abcdef".to_owned();
         let good = Manifest {
             format: EXPORT_FORMAT.into(),
-            version: VERSION,
+            version: EXPORT_VERSION,
             since: "0".into(),
             next_cursor: "1".into(),
             sources: vec![ManifestSource {
@@ -575,6 +682,7 @@ mod tests {
                 blob: item_entry(&id),
                 meta: meta_entry(&id),
             }],
+            replies: Vec::new(),
         };
         assert!(good.validate().is_ok());
         let mut bad = good.clone();

@@ -473,7 +473,7 @@ fn is_reply_bundle(file: &mut fs::File) -> bool {
     bundle::read_small(&mut tar, &first, 1024 * 1024)
         .ok()
         .and_then(|json| serde_json::from_slice::<ReplyManifest>(&json).ok())
-        .is_some_and(|m| m.format == bundle::REPLY_FORMAT && m.version == bundle::VERSION)
+        .is_some_and(|m| m.format == bundle::REPLY_FORMAT && m.version == bundle::REPLY_VERSION)
 }
 
 fn delete(args: &ServerArgs, item: Option<&str>, source: Option<&str>) -> CliResult {

@@ -656,7 +656,7 @@ pub fn reply(
     let entry_name = "replies/1.age";
     let manifest = ReplyManifest {
         format: bundle::REPLY_FORMAT.into(),
-        version: bundle::VERSION,
+        version: bundle::REPLY_VERSION,
         replies: vec![ReplyEntry {
             source_id: target.id.clone(),
             file: entry_name.into(),

@@ -221,7 +221,7 @@ async fn export(State(api): State<Arc<Api>>, Query(query): Query<ExportQuery>) -
     };
     let manifest = Manifest {
         format: bundle::EXPORT_FORMAT.into(),
-        version: bundle::VERSION,
+        version: bundle::EXPORT_VERSION,
         since: since.to_string(),
         next_cursor: export.next_cursor.to_string(),
         sources: export
@@ -248,6 +248,7 @@ async fn export(State(api): State<Arc<Api>>, Query(query): Query<ExportQuery>) -
                 meta: bundle::meta_entry(&i.id),
             })
             .collect(),
+        replies: Vec::new(),
     };
     info!(items = manifest.items.len(), "export");
     let manifest_json = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
@@ -376,7 +377,7 @@ fn parse_replies(body: &[u8], max_reply: u64) -> Result<Vec<(String, Vec<u8>)>, 
     let json = bundle::read_small(&mut tar, &first, 1024 * 1024).map_err(|e| e.to_string())?;
     let manifest: ReplyManifest = serde_json::from_slice(&json)
         .map_err(|_| "reply-manifest.json is not valid".to_string())?;
-    if manifest.format != bundle::REPLY_FORMAT || manifest.version != bundle::VERSION {
+    if manifest.format != bundle::REPLY_FORMAT || manifest.version != bundle::REPLY_VERSION {
         return Err("not an agedrop reply bundle (format or version)".into());
     }
     if manifest.replies.is_empty() || manifest.replies.len() > MAX_REPLIES {

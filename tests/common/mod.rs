@@ -253,7 +253,7 @@ pub fn untar(data: &[u8]) -> Vec<(String, Vec<u8>)> {
 pub fn reply_manifest(replies: &[(&str, &str)]) -> String {
     serde_json::json!({
         "format": agedrop::bundle::REPLY_FORMAT,
-        "version": agedrop::bundle::VERSION,
+        "version": agedrop::bundle::REPLY_VERSION,
         "replies": replies.iter().map(|(source, file)| {
             serde_json::json!({ "source_id": source, "file": file })
         }).collect::<Vec<_>>(),
