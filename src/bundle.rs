@@ -62,9 +62,12 @@ pub struct Manifest {
     pub sources: Vec<ManifestSource>,
     /// The items, oldest first.
     pub items: Vec<ManifestItem>,
-    /// The newsroom's replies stored or deleted since `since` (version 2; absent in 1).
+    /// The newsroom's replies stored since `since` (version 2; absent in 1).
     #[serde(default)]
     pub replies: Vec<ManifestReply>,
+    /// Replies their source deleted since `since` (version 2; absent in 1).
+    #[serde(default)]
+    pub deleted_replies: Vec<ManifestDeletedReply>,
 }
 
 /// A source as the manifest names it.
@@ -177,13 +180,21 @@ pub struct ManifestReply {
     pub order: i64,
     /// The UTC day it was stored.
     pub day: String,
-    /// True once the source deleted it: the export then carries only that fact
-    /// (no ciphertext; `size` 0, no `blob`).
-    pub deleted: bool,
     /// Bytes of the ciphertext entry.
     pub size: u64,
-    /// Entry name of the ciphertext, `replies/ID.age`; absent when deleted.
-    pub blob: Option<String>,
+    /// Entry name of the ciphertext: `replies/ID.age`.
+    pub blob: String,
+}
+
+/// The fact that a source deleted a reply: where it stood in the thread, nothing else
+/// (the server keeps no id, day or content of a deleted reply; SECURITY.md).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestDeletedReply {
+    /// The source that deleted it.
+    pub source_id: String,
+    /// The reply's order within the source.
+    pub order: i64,
 }
 
 /// The manifest of a reply bundle.
@@ -243,7 +254,7 @@ impl Manifest {
                 self.version
             )));
         }
-        if self.version < 2 && !self.replies.is_empty() {
+        if self.version < 2 && !(self.replies.is_empty() && self.deleted_replies.is_empty()) {
             return Err(BundleError::Refused(
                 "a version 1 bundle cannot hold replies".into(),
             ));
@@ -256,6 +267,7 @@ impl Manifest {
         if self.items.len() > MAX_ENTRIES
             || self.sources.len() > MAX_ENTRIES
             || self.replies.len() > MAX_ENTRIES
+            || self.deleted_replies.len() > MAX_ENTRIES
         {
             return Err(BundleError::Refused(
                 "too many entries in the manifest".into(),
@@ -304,32 +316,42 @@ impl Manifest {
             }
         }
         for reply in &self.replies {
-            let blob_ok = if reply.deleted {
-                reply.blob.is_none() && reply.size == 0
-            } else {
-                reply.blob.as_deref() == Some(reply_entry(&reply.id).as_str())
-                    && reply.size <= MAX_REPLY_BYTES
-            };
-            if !is_id(&reply.id) || !blob_ok {
+            if !is_id(&reply.id)
+                || reply.blob != reply_entry(&reply.id)
+                || reply.size > MAX_REPLY_BYTES
+            {
                 return Err(BundleError::Refused(
                     "a reply id or entry name is malformed".into(),
                 ));
             }
-            if !sources.contains(reply.source_id.as_str()) {
+            if !is_day(&reply.day) {
+                return Err(BundleError::Refused("a reply's day is malformed".into()));
+            }
+            if !ids.insert(reply.id.as_str()) {
+                return Err(BundleError::Refused("two entries share an id".into()));
+            }
+        }
+        let orders_of_replies = self
+            .replies
+            .iter()
+            .map(|r| (r.source_id.as_str(), r.order))
+            .chain(
+                self.deleted_replies
+                    .iter()
+                    .map(|d| (d.source_id.as_str(), d.order)),
+            );
+        for (source_id, order) in orders_of_replies {
+            if !sources.contains(source_id) {
                 return Err(BundleError::Refused(
                     "a reply names a source the manifest lacks".into(),
                 ));
             }
-            if !is_day(&reply.day) || reply.order < 1 {
-                return Err(BundleError::Refused(
-                    "a reply's day or order is malformed".into(),
-                ));
+            if order < 1 {
+                return Err(BundleError::Refused("a reply's order is malformed".into()));
             }
-            if !ids.insert(reply.id.as_str())
-                || !orders.insert((reply.source_id.as_str(), reply.order))
-            {
+            if !orders.insert((source_id, order)) {
                 return Err(BundleError::Refused(
-                    "two entries share an id, or an order within one source".into(),
+                    "two entries share an order within one source".into(),
                 ));
             }
         }
@@ -342,10 +364,7 @@ impl Manifest {
             .items
             .iter()
             .flat_map(|i| [(i.blob.as_str(), i.size), (i.meta.as_str(), i.meta_size)]);
-        let replies = self
-            .replies
-            .iter()
-            .filter_map(|r| r.blob.as_deref().map(|blob| (blob, r.size)));
+        let replies = self.replies.iter().map(|r| (r.blob.as_str(), r.size));
         items.chain(replies)
     }
 
@@ -683,6 +702,7 @@ mod tests {
                 meta: meta_entry(&id),
             }],
             replies: Vec::new(),
+            deleted_replies: Vec::new(),
         };
         assert!(good.validate().is_ok());
         let mut bad = good.clone();

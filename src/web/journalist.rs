@@ -249,6 +249,7 @@ async fn export(State(api): State<Arc<Api>>, Query(query): Query<ExportQuery>) -
             })
             .collect(),
         replies: Vec::new(),
+        deleted_replies: Vec::new(),
     };
     info!(items = manifest.items.len(), "export");
     let manifest_json = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
