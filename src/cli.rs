@@ -15,6 +15,7 @@ use crate::client::{ApiToken, Client, ClientError, Deletion, TlsFiles};
 use crate::config::{Config, Limits, Listen};
 use crate::crypto::{self, Identities, NewsroomIdentity, Recipients};
 use crate::cursor::{Cursor, CursorFile};
+use crate::desk::{self, Desk};
 use crate::logging::{self, LogFormat};
 use crate::store::Store;
 use crate::{offline, server};
@@ -71,12 +72,18 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Upload a reply bundle made by `agedrop reply` (online workstation).
+    /// Upload replies (online workstation): one reply bundle made by `agedrop reply`,
+    /// or every reply waiting in a desk's outbox.
     Push {
         #[command(flatten)]
         server: ServerArgs,
         /// The reply bundle.
-        reply: PathBuf,
+        #[arg(required_unless_present = "outbox", conflicts_with = "outbox")]
+        reply: Option<PathBuf>,
+        /// A desk directory or its `outbox/` (carried over from the offline machine):
+        /// sends every reply waiting there and moves each into `outbox/sent/`.
+        #[arg(long)]
+        outbox: Option<PathBuf>,
     },
     /// Delete an item or a whole source on the server (online workstation).
     Delete {
@@ -89,16 +96,33 @@ enum Command {
         #[arg(long)]
         source: Option<String>,
     },
-    /// Offline: decrypt a bundle into DIR/<source label>/.
+    /// Offline: import bundles into the desk (default ~/agedrop-desk), or with -o
+    /// decrypt them into plain directories for scripts.
     Open {
-        /// The bundle from `agedrop pull`.
-        bundle: PathBuf,
+        /// Bundles from `agedrop pull`, in any order.
+        #[arg(required = true)]
+        bundles: Vec<PathBuf>,
         /// Identity file (plain or passphrase-protected); repeat for several.
         #[arg(short, long = "identity", required = true)]
         identities: Vec<PathBuf>,
-        /// Where to write the decrypted files.
+        /// The desk directory to import into.
+        #[arg(long, conflicts_with = "output")]
+        desk: Option<PathBuf>,
+        /// Instead of a desk: write the decrypted files into DIR/<source label>/.
         #[arg(short, long)]
-        output: PathBuf,
+        output: Option<PathBuf>,
+        /// The newsroom's age1… recipients, which desk replies are encrypted to; only
+        /// needed when the identity files are passphrase-protected.
+        #[arg(long = "recipient", conflicts_with = "output")]
+        recipients: Vec<String>,
+    },
+    /// Offline: serve the desk's inbox on 127.0.0.1 and print the URL to open.
+    Desk {
+        /// The desk directory (default ~/agedrop-desk).
+        dir: Option<PathBuf>,
+        /// Port on 127.0.0.1 (default: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
     },
     /// Offline: encrypt a reply to a source and the newsroom.
     Reply {
@@ -216,17 +240,31 @@ pub fn main() -> ExitCode {
             output,
             all,
         } => pull(&server, &output, all),
-        Command::Push { server, reply } => push(&server, &reply),
+        Command::Push {
+            server,
+            reply,
+            outbox,
+        } => match (reply, outbox) {
+            (_, Some(outbox)) => push_outbox(&server, &outbox),
+            (Some(reply), None) => push(&server, &reply),
+            (None, None) => Err("give a reply bundle or --outbox DIR".into()),
+        },
         Command::Delete {
             server,
             item,
             source,
         } => delete(&server, item.as_deref(), source.as_deref()),
         Command::Open {
-            bundle,
+            bundles,
             identities,
+            desk,
             output,
-        } => open(&bundle, &identities, &output),
+            recipients,
+        } => match output {
+            Some(output) => open(&bundles, &identities, &output),
+            None => import(&bundles, &identities, desk, &recipients),
+        },
+        Command::Desk { dir, port } => serve_desk(dir, port),
         Command::Reply {
             bundle,
             identities,
@@ -440,6 +478,13 @@ fn pull(args: &ServerArgs, output: &Path, all: bool) -> CliResult {
 }
 
 fn push(args: &ServerArgs, reply: &Path) -> CliResult {
+    send_reply(&args.client()?, reply)?;
+    eprintln!("Reply delivered.");
+    Ok(())
+}
+
+/// Sends one reply bundle; refuses anything else before connecting.
+fn send_reply(client: &Client, reply: &Path) -> CliResult {
     let mut file =
         fs::File::open(reply).map_err(|e| format!("cannot read {}: {e}", reply.display()))?;
     // A mistyped path (a decrypted document, the token file) must never leave the
@@ -453,10 +498,38 @@ fn push(args: &ServerArgs, reply: &Path) -> CliResult {
     }
     std::io::Seek::rewind(&mut file)?;
     let len = file.metadata()?.len();
-    let client = args.client()?;
     let response = client.push_reply(&mut file, len)?;
     expect_status(response, 201)?;
-    eprintln!("Reply delivered.");
+    Ok(())
+}
+
+/// Sends every reply waiting in a desk's outbox, oldest first, moving each into
+/// `sent/` once the server has stored it; stops at the first failure (what was sent
+/// stays moved, the rest stays waiting).
+fn push_outbox(args: &ServerArgs, dir: &Path) -> CliResult {
+    let (outbox, pending) = desk::pending_replies(dir)?;
+    if pending.is_empty() {
+        eprintln!("No replies waiting in {}.", outbox.display());
+        return Ok(());
+    }
+    let client = args.client()?;
+    for (sent, reply) in pending.iter().enumerate() {
+        if let Err(err) = send_reply(&client, reply) {
+            return Err(format!(
+                "{sent} of {} replies delivered; stopped at {}: {err}",
+                pending.len(),
+                reply.display()
+            )
+            .into());
+        }
+        desk::mark_sent(&outbox, reply).map_err(|e| {
+            format!(
+                "delivered {}, but cannot move it into sent/: {e}",
+                reply.display()
+            )
+        })?;
+    }
+    eprintln!("{} replies delivered.", pending.len());
     Ok(())
 }
 
@@ -492,26 +565,115 @@ fn delete(args: &ServerArgs, item: Option<&str>, source: Option<&str>) -> CliRes
     Ok(())
 }
 
-fn open(bundle: &Path, identities: &[PathBuf], output: &Path) -> CliResult {
+fn open(bundles: &[PathBuf], identities: &[PathBuf], output: &Path) -> CliResult {
     let identities = Identities::read(identities)?;
-    let report = offline::open(bundle, &identities, output)?;
-    for line in &report.skipped {
-        eprintln!("agedrop: skipped: {line}");
+    let mut problems = 0;
+    for bundle in bundles {
+        let report = offline::open(bundle, &identities, output)?;
+        for line in &report.skipped {
+            eprintln!("agedrop: skipped: {line}");
+        }
+        eprintln!(
+            "{} item(s) written under {}.",
+            report.written,
+            output.display()
+        );
+        problems += report.skipped.len();
     }
-    eprintln!(
-        "{} item(s) written under {}.",
-        report.written,
-        output.display()
-    );
-    if report.skipped.is_empty() {
+    if problems == 0 {
         Ok(())
     } else {
-        Err(format!(
-            "{} problem(s) with this bundle; see above",
-            report.skipped.len()
-        )
-        .into())
+        Err(format!("{problems} problem(s) with the bundle(s); see above").into())
     }
+}
+
+fn desk_dir(dir: Option<PathBuf>) -> Result<PathBuf, Box<dyn Error>> {
+    dir.or_else(desk::default_dir)
+        .ok_or_else(|| "no desk directory given and HOME is not set: pass --desk DIR".into())
+}
+
+/// Imports bundles into the desk, each whole or not at all; goes on with the next
+/// bundle after a refusal and reports every one.
+fn import(
+    bundles: &[PathBuf],
+    identities: &[PathBuf],
+    dir: Option<PathBuf>,
+    recipients: &[String],
+) -> CliResult {
+    let dir = desk_dir(dir)?;
+    let newsroom = if recipients.is_empty() {
+        crypto::recipients_of_identity_files(identities).ok()
+    } else {
+        Some(Recipients::parse(recipients)?)
+    };
+    let identities = Identities::read(identities)?;
+    let desk = Desk::open(&dir)?;
+    let mut refused = 0;
+    for bundle in bundles {
+        match desk::import(&desk, bundle, &identities, newsroom.as_ref()) {
+            Ok(report) => {
+                eprintln!(
+                    "{}: {} new, {} already on the desk{}{}.",
+                    bundle.display(),
+                    report.new_entries,
+                    report.known,
+                    match report.repaired {
+                        0 => String::new(),
+                        n => format!(", {n} damaged file(s) written again"),
+                    },
+                    match report.unreadable_replies {
+                        0 => String::new(),
+                        n => format!(", {n} reply(ies) these identities cannot read"),
+                    },
+                );
+            }
+            Err(err) => {
+                refused += 1;
+                eprintln!("agedrop: {}: {err}", bundle.display());
+            }
+        }
+    }
+    if newsroom.is_none() && desk::newsroom_keys(&desk)?.is_empty() {
+        eprintln!(
+            "Note: the identity files are passphrase-protected, so the desk cannot learn the \
+             newsroom's public keys for replies; import once with --recipient age1…"
+        );
+    }
+    if refused > 0 {
+        return Err(format!(
+            "{refused} of {} bundle(s) refused; see above",
+            bundles.len()
+        )
+        .into());
+    }
+    eprintln!(
+        "Desk: {}. Read it with: agedrop desk {}",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Serves the desk until Ctrl-C.
+fn serve_desk(dir: Option<PathBuf>, port: u16) -> CliResult {
+    let dir = desk_dir(dir)?;
+    let desk = Desk::open(&dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let server = desk::serve(desk, port).await?;
+        println!(
+            "Desk {} open at {} (this machine only; Ctrl-C stops it)",
+            dir.display(),
+            server.url
+        );
+        use std::io::Write as _;
+        std::io::stdout().flush()?;
+        server.run(server::shutdown_signal()).await;
+        Ok::<(), Box<dyn Error>>(())
+    })
 }
 
 fn reply(

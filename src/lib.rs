@@ -20,6 +20,7 @@ pub mod code;
 pub mod config;
 pub mod crypto;
 mod cursor;
+pub mod desk;
 mod fsync;
 mod hardening;
 mod label;

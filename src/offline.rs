@@ -109,7 +109,7 @@ pub struct OpenReport {
 }
 
 /// Reads the manifest, which must be the first entry.
-fn read_manifest<R: Read>(tar: &mut TarReader<R>) -> Result<Manifest, OfflineError> {
+pub(crate) fn read_manifest<R: Read>(tar: &mut TarReader<R>) -> Result<Manifest, OfflineError> {
     let first = tar
         .next_entry()?
         .ok_or_else(|| BundleError::Refused("the bundle is empty".into()))?;
@@ -331,7 +331,7 @@ pub fn open(
 
 /// Refuses a directory that is a link, not a directory, not the user's, or writable by
 /// group or others.
-fn check_private_dir(dir: &Path, meta: &fs::Metadata) -> Result<(), OfflineError> {
+pub(crate) fn check_private_dir(dir: &Path, meta: &fs::Metadata) -> Result<(), OfflineError> {
     if meta.file_type().is_symlink() {
         return Err(OfflineError::LinkInOutput(dir.to_owned()));
     }
@@ -425,7 +425,7 @@ fn decrypt_item<R: Read>(
 
 /// Writes on its own thread, so decryption (CPU) and writing (the kernel's page cache)
 /// overlap on two cores. Plaintext buffers are wiped once written.
-struct WriterThread {
+pub(crate) struct WriterThread {
     buffer: Vec<u8>,
     tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     thread: Option<std::thread::JoinHandle<io::Result<()>>>,
@@ -434,7 +434,7 @@ struct WriterThread {
 const WRITE_BUFFER: usize = 1024 * 1024;
 
 impl WriterThread {
-    fn spawn(mut file: File) -> Self {
+    pub(crate) fn spawn(mut file: File) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
         let thread = std::thread::spawn(move || -> io::Result<()> {
             for mut buffer in rx {
@@ -473,7 +473,7 @@ impl WriterThread {
     }
 
     /// Writes what is buffered and waits for the thread.
-    fn finish(mut self) -> io::Result<()> {
+    pub(crate) fn finish(mut self) -> io::Result<()> {
         if !self.buffer.is_empty() {
             self.send()?;
         }
@@ -505,7 +505,7 @@ impl Drop for WriterThread {
 
 /// Text from a bundle as it may go into the index: control characters (terminal escape
 /// sequences, say) replaced, length bounded.
-fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     text.chars()
         .take(200)
         .map(|c| {
@@ -518,18 +518,38 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
-/// Characters that show nothing but can hide or reorder what is shown: zero-width
-/// and joiner marks, bidirectional controls, the soft hyphen, the byte-order mark and
-/// the interlinear annotation marks. Removed from names and replaced in printed text.
+/// Characters that show nothing but can hide or reorder what is shown: every format
+/// character (Unicode category Cf: zero-width and joiner marks, bidirectional
+/// controls, the soft hyphen, the byte-order mark, tags, the interlinear annotation
+/// marks…), the line and paragraph separators (Zl, Zp) and the blank Hangul fillers.
+/// Removed from names and replaced in printed text; control characters (Cc) are
+/// handled beside this by `char::is_control`.
 pub(crate) fn is_invisible(c: char) -> bool {
     matches!(c,
-        '\u{00ad}' | '\u{061c}' | '\u{180e}'
+        '\u{00ad}'
+        | '\u{0600}'..='\u{0605}'
+        | '\u{061c}'
+        | '\u{06dd}'
+        | '\u{070f}'
+        | '\u{0890}'..='\u{0891}'
+        | '\u{08e2}'
+        | '\u{115f}'..='\u{1160}'
+        | '\u{180e}'
         | '\u{200b}'..='\u{200f}'
-        | '\u{202a}'..='\u{202e}'
+        | '\u{2028}'..='\u{202e}'
         | '\u{2060}'..='\u{2064}'
         | '\u{2066}'..='\u{206f}'
+        | '\u{3164}'
         | '\u{feff}'
-        | '\u{fff9}'..='\u{fffb}')
+        | '\u{ffa0}'
+        | '\u{fff9}'..='\u{fffb}'
+        | '\u{110bd}'
+        | '\u{110cd}'
+        | '\u{13430}'..='\u{1343f}'
+        | '\u{1bca0}'..='\u{1bca3}'
+        | '\u{1d173}'..='\u{1d17a}'
+        | '\u{e0001}'
+        | '\u{e0020}'..='\u{e007f}')
 }
 
 /// A directory name for a source: its label if it looks like one we make, else its id.
@@ -567,7 +587,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn safe_label(label: &str, id: &str) -> String {
+pub(crate) fn safe_label(label: &str, id: &str) -> String {
     let ok = !label.is_empty()
         && label.len() <= 64
         && label
@@ -643,8 +663,23 @@ pub fn reply(
         .iter()
         .find(|s| s.label == source || s.id == source)
         .ok_or_else(|| OfflineError::UnknownSource(source.to_owned()))?;
+    write_reply_bundle(&target.id, &target.recipient, message, newsroom, out)?;
+    Ok(())
+}
+
+/// Writes a reply bundle for the source `source_id` whose key is `source_recipient`:
+/// `message` encrypted to that key and to `newsroom`, written to a temp file, fsynced
+/// and renamed to `out` (never over anything). Returns the SHA-256 of the reply's
+/// ciphertext, by which the desk recognises it when an export brings it back.
+pub(crate) fn write_reply_bundle(
+    source_id: &str,
+    source_recipient: &str,
+    message: &[u8],
+    newsroom: &Recipients,
+    out: &Path,
+) -> Result<[u8; 32], OfflineError> {
     let mut to = newsroom.to_strings();
-    to.push(target.recipient.clone());
+    to.push(source_recipient.to_owned());
     let recipients = Recipients::parse(&to).map_err(|e| {
         OfflineError::Bundle(BundleError::Refused(format!(
             "the source's recipient is not usable: {e}"
@@ -658,7 +693,7 @@ pub fn reply(
         format: bundle::REPLY_FORMAT.into(),
         version: bundle::REPLY_VERSION,
         replies: vec![ReplyEntry {
-            source_id: target.id.clone(),
+            source_id: source_id.to_owned(),
             file: entry_name.into(),
         }],
     };
@@ -686,7 +721,7 @@ pub fn reply(
         return Err(err.into());
     }
     crate::fsync::sync_parent(out)?;
-    Ok(())
+    Ok(sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&ciphertext)).into())
 }
 
 /// What [`check_whole`] found in a whole bundle.
@@ -732,7 +767,19 @@ mod tests {
         assert_eq!(safe_file_name("a\u{0}b\nc"), "abc");
         assert_eq!(safe_file_name("evil\u{202e}fdp.exe"), "evilfdp.exe");
         for hidden in [
-            '\u{61c}', '\u{ad}', '\u{2060}', '\u{2064}', '\u{206a}', '\u{feff}', '\u{fffb}',
+            '\u{61c}',
+            '\u{ad}',
+            '\u{2060}',
+            '\u{2064}',
+            '\u{206a}',
+            '\u{feff}',
+            '\u{fffb}',
+            '\u{600}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{e0041}',
+            '\u{1d173}',
+            '\u{3164}',
         ] {
             assert_eq!(safe_file_name(&format!("a{hidden}b.txt")), "ab.txt");
             assert_eq!(printable(&format!("a{hidden}b")), "a?b");

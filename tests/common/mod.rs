@@ -4,9 +4,12 @@
 //! the CLI through the real binary; bounded waits.
 #![allow(dead_code)]
 
+mod driver;
 mod http;
 mod server;
 
+#[allow(unused_imports)]
+pub use driver::Driver;
 #[allow(unused_imports)]
 pub use http::*;
 #[allow(unused_imports)]
