@@ -307,11 +307,12 @@ impl Manifest {
                     "an item's day or order is malformed".into(),
                 ));
             }
-            if !ids.insert(item.id.as_str())
-                || !orders.insert((item.source_id.as_str(), item.order))
-            {
+            if !ids.insert(item.id.as_str()) {
+                return Err(BundleError::Refused("two entries share an id".into()));
+            }
+            if !orders.insert((item.source_id.as_str(), item.order)) {
                 return Err(BundleError::Refused(
-                    "two entries share an id, or an order within one source".into(),
+                    "two entries share an order within one source".into(),
                 ));
             }
         }
@@ -717,9 +718,74 @@ mod tests {
         let mut bad = good.clone();
         bad.items[0].source_id = "f".repeat(32);
         assert!(bad.validate().is_err(), "unknown source");
-        let mut bad = good;
+        let mut bad = good.clone();
         bad.items[0].blob = "items/../x.age".into();
         assert!(bad.validate().is_err());
+
+        // Repeats: a label, a source id, an item id, an order within a source.
+        let other = "fedcba9876543210fedcba9876543210".to_owned();
+        let mut twice = good.clone();
+        twice.sources.push(ManifestSource {
+            id: other.clone(),
+            ..good.sources[0].clone()
+        });
+        assert!(refusal(&twice).contains("share an id or a label"));
+        let mut twice = good.clone();
+        twice.sources.push(ManifestSource {
+            label: "other-label".into(),
+            ..good.sources[0].clone()
+        });
+        assert!(refusal(&twice).contains("share an id or a label"));
+        let mut twice = good.clone();
+        twice.items.push(ManifestItem {
+            order: 2,
+            ..good.items[0].clone()
+        });
+        assert_eq!(refusal(&twice), "refused: two entries share an id");
+        let mut twice = good.clone();
+        twice.replies.push(ManifestReply {
+            id: other.clone(),
+            source_id: id.clone(),
+            order: 1,
+            day: "2026-11-28".into(),
+            size: 10,
+            blob: reply_entry(&other),
+        });
+        assert_eq!(
+            refusal(&twice),
+            "refused: two entries share an order within one source"
+        );
+        let mut deleted_twice = good.clone();
+        deleted_twice.deleted_replies.push(ManifestDeletedReply {
+            source_id: id.clone(),
+            order: 1,
+        });
+        assert_eq!(
+            refusal(&deleted_twice),
+            "refused: two entries share an order within one source"
+        );
+
+        // Versions: 1 without replies is read; 1 with replies, and 3, are refused.
+        let mut old = good.clone();
+        old.version = 1;
+        assert!(old.validate().is_ok());
+        old.deleted_replies = deleted_twice.deleted_replies.clone();
+        old.deleted_replies[0].order = 2;
+        assert_eq!(
+            refusal(&old),
+            "refused: a version 1 bundle cannot hold replies"
+        );
+        let mut newer = good;
+        newer.version = 3;
+        assert_eq!(
+            refusal(&newer),
+            "refused: the bundle's format version is 3; this agedrop reads versions 1 to 2 \
+             (update agedrop on this machine)"
+        );
+    }
+
+    fn refusal(manifest: &Manifest) -> String {
+        manifest.validate().unwrap_err().to_string()
     }
 
     #[test]

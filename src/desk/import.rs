@@ -72,6 +72,13 @@ struct StagedItem {
     size: Option<u64>,
 }
 
+/// What an import decrypted, by item or reply id.
+#[derive(Default)]
+struct Decrypted<'a> {
+    items: HashMap<&'a str, StagedItem>,
+    replies: HashMap<&'a str, StagedReply>,
+}
+
 /// A reply as the import found it.
 struct StagedReply {
     digest: [u8; 32],
@@ -97,8 +104,7 @@ pub fn import(
     let plans = plan(desk, &manifest, &mut report)?;
 
     let mut staged = Staged { paths: Vec::new() };
-    let mut items: HashMap<&str, StagedItem> = HashMap::new();
-    let mut replies: HashMap<&str, StagedReply> = HashMap::new();
+    let mut decrypted = Decrypted::default();
     let expected: HashMap<&str, u64> = manifest.entries().collect();
     let by_entry: HashMap<String, Target<'_>> = manifest
         .items
@@ -130,7 +136,8 @@ pub fn import(
         match by_entry[entry.name.as_str()] {
             Target::Meta(item) if wanted(&plans.by_id, &item.id) => {
                 let record = decrypt_meta(&mut tar, identities, item)?;
-                items
+                decrypted
+                    .items
                     .entry(&item.id)
                     .or_insert(StagedItem {
                         record: None,
@@ -143,7 +150,8 @@ pub fn import(
                 staged.paths.push(path.clone());
                 let size = decrypt_to(&mut tar, identities, &path, item.size)
                     .map_err(|cause| item_error(&mut tar, &item.id, cause))?;
-                items
+                decrypted
+                    .items
                     .entry(&item.id)
                     .or_insert(StagedItem {
                         record: None,
@@ -163,7 +171,9 @@ pub fn import(
                     staged.paths.push(path.clone());
                     write_new(&path, &plain).map_err(io_error("stage a reply", &path))?;
                 }
-                replies.insert(&reply.id, StagedReply { digest, readable });
+                decrypted
+                    .replies
+                    .insert(&reply.id, StagedReply { digest, readable });
             }
             _ => {} // known: skipped unread
         }
@@ -172,9 +182,9 @@ pub fn import(
         if matches!(plan, Plan::Known) {
             continue;
         }
-        let whole = match items.get(id.as_str()) {
+        let whole = match decrypted.items.get(id.as_str()) {
             Some(item) => item.size.is_some() && item.record.is_some(),
-            None => replies.contains_key(id.as_str()),
+            None => decrypted.replies.contains_key(id.as_str()),
         };
         if !whole {
             return Err(refused(
@@ -192,8 +202,7 @@ pub fn import(
         &manifest,
         &bundle_name,
         &plans,
-        &items,
-        &replies,
+        &decrypted,
         newsroom,
         &mut report,
     )?;
@@ -441,14 +450,12 @@ fn file_name(order: i64, kind: EntryKind, filename: Option<&str>) -> String {
 
 /// Records the import in one transaction. Returns the staged files to move (id,
 /// source directory, name) and the files to remove (paths under the desk).
-#[allow(clippy::too_many_arguments)]
 fn commit(
     desk: &Desk,
     manifest: &Manifest,
     bundle_name: &str,
     plans: &Plans,
-    items: &HashMap<&str, StagedItem>,
-    replies: &HashMap<&str, StagedReply>,
+    decrypted: &Decrypted<'_>,
     newsroom: Option<&Recipients>,
     report: &mut ImportReport,
 ) -> Result<Committed, DeskError> {
@@ -508,7 +515,7 @@ fn commit(
                 report.known += 1;
             }
             Plan::New => {
-                let staged = &items[item.id.as_str()];
+                let staged = &decrypted.items[item.id.as_str()];
                 let record = staged
                     .record
                     .as_ref()
@@ -548,7 +555,7 @@ fn commit(
             report.known += 1;
             continue;
         }
-        let staged = &replies[reply.id.as_str()];
+        let staged = &decrypted.replies[reply.id.as_str()];
         let file = staged
             .readable
             .then(|| file_name(reply.order, EntryKind::Reply, None));

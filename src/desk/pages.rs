@@ -413,3 +413,24 @@ pub fn refusal(explanation: &str) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_bundles_shows_what_hides() {
+        assert_eq!(
+            shown("a\u{202e}b\u{200b}c\u{1b}[2J\nd\te"),
+            "a\u{fffd}b\u{fffd}c\u{fffd}[2J\nd\te"
+        );
+        assert_eq!(shown("tag\u{e0041}\u{2028}"), "tag\u{fffd}\u{fffd}");
+    }
+
+    #[test]
+    fn sizes_read_as_people_read_them() {
+        assert_eq!(size(999), "999 bytes");
+        assert_eq!(size(2_400_000), "2.4 MB (2400000 bytes)");
+        assert_eq!(size(2 * 1024 * 1024 * 1024), "2.1 GB (2147483648 bytes)");
+    }
+}
