@@ -645,3 +645,75 @@ fn page_csrf(page: &Response) -> String {
         .expect("a form");
     after.split('"').next().unwrap().to_owned()
 }
+
+#[test]
+fn a_reply_the_source_deleted_is_shown_as_deleted_in_any_import_order() {
+    let server = Server::start();
+    let token = server.add_journalist_file("alice");
+    let work = server.dir.path();
+    let (mut source, _code) = source_submits(&server, "hello", ("a.txt", b"alpha".to_vec()));
+    let first = work.join("b1.tar");
+    pull(&server, &token, &first);
+    let manifest = manifest_of(&first);
+    let label = manifest["sources"][0]["label"].as_str().unwrap().to_owned();
+    let source_id = manifest["sources"][0]["id"].as_str().unwrap().to_owned();
+    reply_and_push(&server, &token, &first, &label, "Please call us.");
+    let with_reply = work.join("b2.tar");
+    pull(&server, &token, &with_reply);
+
+    // The source deletes it; the next bundle carries only the fact.
+    let reply_id = {
+        let db = rusqlite::Connection::open(server.data().join("agedrop.sqlite")).unwrap();
+        db.query_row("SELECT id FROM replies", [], |r| r.get::<_, String>(0))
+            .unwrap()
+    };
+    assert_eq!(source.get("/inbox").status, 200);
+    let deleted = source.post_form(&format!("/replies/{reply_id}/delete"), &[]);
+    assert_eq!(deleted.status, 303);
+    let after = work.join("b3.tar");
+    pull(&server, &token, &after);
+    let deletions = manifest_of(&after)["deleted_replies"].clone();
+    assert_eq!(
+        deletions,
+        serde_json::json!([{"source_id": source_id, "order": 3}])
+    );
+
+    // In order: the reply is read, then its text removed.
+    let desk = work.join("desk");
+    ok(&import(&server, &desk, &[&first, &with_reply]));
+    let reply_file = desk.join("sources").join(&label).join("0003-reply.txt");
+    assert_eq!(
+        std::fs::read_to_string(&reply_file).unwrap(),
+        "Please call us."
+    );
+    ok(&import(&server, &desk, &[&after]));
+    assert!(
+        !reply_file.exists(),
+        "the desk drops the text the source deleted"
+    );
+    // Out of order: the deletion first, then the bundle with the reply adds nothing.
+    let other = work.join("desk-2");
+    ok(&import(&server, &other, &[&after, &first, &with_reply]));
+    assert!(!other
+        .join("sources")
+        .join(&label)
+        .join("0003-reply.txt")
+        .exists());
+
+    for desk in [&desk, &other] {
+        let process = DeskProcess::start(desk);
+        let host = format!("127.0.0.1:{}", process.port);
+        let thread = request_with_host(
+            process.addr(),
+            "GET",
+            &format!("{}sources/{source_id}", process.prefix()),
+            &[("Host", &host)],
+            b"",
+        );
+        assert_eq!(thread.status, 200);
+        assert!(thread
+            .body
+            .contains("A reply from the newsroom, deleted by the source."));
+        assert!(!thread.body.contains("Please call us."), "{}", thread.body);
+    }
+}

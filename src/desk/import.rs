@@ -593,7 +593,7 @@ fn commit(
                 params![deleted.source_id, deleted.order],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .ok();
+            .optional()?;
         match known {
             Some((_, true, _)) => report.known += 1,
             Some((file, false, digest)) => {

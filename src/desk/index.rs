@@ -309,6 +309,19 @@ pub fn newsroom(db: &Connection) -> Result<Vec<String>, DeskError> {
 /// Every source, most recent activity first; `filter` keeps only those with unread
 /// items or only starred ones.
 pub fn sources(db: &Connection, filter: Filter) -> Result<Vec<SourceSummary>, DeskError> {
+    summaries(db, filter, None)
+}
+
+/// One source's summary.
+pub fn summary(db: &Connection, source_id: &str) -> Result<Option<SourceSummary>, DeskError> {
+    Ok(summaries(db, Filter::All, Some(source_id))?.pop())
+}
+
+fn summaries(
+    db: &Connection,
+    filter: Filter,
+    only: Option<&str>,
+) -> Result<Vec<SourceSummary>, DeskError> {
     let having = match filter {
         Filter::All => "",
         Filter::Unread => "HAVING unread > 0",
@@ -319,11 +332,12 @@ pub fn sources(db: &Connection, filter: Filter) -> Result<Vec<SourceSummary>, De
                 COALESCE(SUM(e.kind != 'reply' AND e.read = 0), 0) AS unread,
                 COALESCE(SUM(e.kind != 'reply'), 0)
          FROM sources s LEFT JOIN entries e ON e.source_id = s.id
+         WHERE ?1 IS NULL OR s.id = ?1
          GROUP BY s.id {having}
          ORDER BY MAX(e.day) DESC, s.label"
     ))?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map([only], |r| {
             Ok(SourceSummary {
                 id: r.get(0)?,
                 label: r.get(1)?,
@@ -349,13 +363,6 @@ pub enum Filter {
     Unread,
     /// Starred ones.
     Starred,
-}
-
-/// One source's summary.
-pub fn summary(db: &Connection, source_id: &str) -> Result<Option<SourceSummary>, DeskError> {
-    Ok(sources(db, Filter::All)?
-        .into_iter()
-        .find(|s| s.id == source_id))
 }
 
 /// A source's thread, in order.

@@ -279,40 +279,44 @@ async fn css() -> Response {
 }
 
 async fn thread(State(site): State<Arc<Site>>, UrlPath(id): UrlPath<String>) -> Response {
-    let shown = (|| -> Result<Option<Response>, DeskError> {
-        let db = site.desk.db();
-        let Some(source) = index::summary(&db, &id)? else {
-            return Ok(None);
-        };
-        let known = index::source(&db, &id)?.ok_or(DeskError::UnknownSource)?;
-        let entries = index::thread(&db, &id)?;
-        let pending = index::outbox(&db, Some(&id))?;
-        let can_reply = !index::newsroom(&db)?.is_empty();
-        drop(db);
-        let dir = site.desk.source_dir(&known.dir);
-        let entries: Vec<(Entry, Content)> = entries
-            .into_iter()
-            .map(|entry| {
-                let content = content(&dir, &entry);
-                (entry, content)
-            })
-            .collect();
-        Ok(Some(
-            html(pages::thread(
-                &site.ctx(),
-                &source,
-                &entries,
-                &pending,
-                can_reply,
-            ))
-            .into_response(),
-        ))
-    })();
+    // Reads every message's file: blocking work, off the runtime.
+    let page = Arc::clone(&site);
+    let shown = tokio::task::spawn_blocking(move || thread_page(&page, &id)).await;
     match shown {
-        Ok(Some(page)) => page,
-        Ok(None) => site.failed(&DeskError::UnknownSource),
-        Err(err) => site.failed(&err),
+        Ok(Ok(page)) => page,
+        Ok(Err(err)) => site.failed(&err),
+        Err(_) => site.failed(&DeskError::Io {
+            action: "render a thread",
+            path: site.desk.dir.clone(),
+            source: std::io::Error::other("the renderer panicked"),
+        }),
     }
+}
+
+fn thread_page(site: &Site, id: &str) -> Result<Response, DeskError> {
+    let db = site.desk.db();
+    let source = index::summary(&db, id)?.ok_or(DeskError::UnknownSource)?;
+    let known = index::source(&db, id)?.ok_or(DeskError::UnknownSource)?;
+    let entries = index::thread(&db, id)?;
+    let pending = index::outbox(&db, Some(id))?;
+    let can_reply = !index::newsroom(&db)?.is_empty();
+    drop(db);
+    let dir = site.desk.source_dir(&known.dir);
+    let entries: Vec<(Entry, Content)> = entries
+        .into_iter()
+        .map(|entry| {
+            let content = content(&dir, &entry);
+            (entry, content)
+        })
+        .collect();
+    Ok(html(pages::thread(
+        &site.ctx(),
+        &source,
+        &entries,
+        &pending,
+        can_reply,
+    ))
+    .into_response())
 }
 
 /// What the thread shows of an entry: text read from its file (bounded), or that the
