@@ -793,28 +793,43 @@ pub fn reply(
 pub struct CheckedBundle {
     /// How many items it holds.
     pub items: usize,
+    /// How many of the newsroom's replies it holds.
+    pub replies: usize,
     /// The cursor it continues from (its manifest's `next_cursor`), for the next `pull`.
     pub next_cursor: Cursor,
 }
 
 /// Checks that a downloaded bundle is whole: a valid manifest (its cursors numbers),
-/// every entry present and the end marker there. `pull` keeps only bundles that pass.
+/// then exactly the entries it lists (each once, each of the size it lists, nothing
+/// else), then the end marker. `pull` keeps only bundles that pass.
 pub fn check_whole(bundle_path: &Path) -> Result<CheckedBundle, OfflineError> {
     let file = File::open(bundle_path)?;
-    let len = file.metadata()?.len();
     let mut tar = TarReader::new(BufReader::new(file));
     let manifest = read_manifest(&mut tar)?;
-    let mut entries = 0;
+    let mut missing: HashMap<&str, u64> = manifest.entries().collect();
+    let mut seen = HashSet::new();
     while let Some(entry) = tar.next_entry()? {
+        let refusal = match missing.remove(entry.name.as_str()) {
+            Some(size) if size == entry.size => None,
+            Some(_) => Some("an entry's size differs from the manifest's"),
+            None if seen.contains(&entry.name) => Some("an entry appears twice"),
+            None => Some("the bundle holds an entry its manifest does not list"),
+        };
+        if let Some(why) = refusal {
+            return Err(BundleError::Refused(why.into()).into());
+        }
         io::copy(&mut tar.entry(), &mut io::sink())?;
-        let _ = entry;
-        entries += 1;
+        seen.insert(entry.name);
     }
-    if entries != manifest.items.len() * 2 || len % 512 != 0 {
-        return Err(BundleError::Refused("the bundle is incomplete".into()).into());
+    // An archive cut between entries reads as one that ended there: only the end
+    // marker tells them apart.
+    tar.finish()?;
+    if !missing.is_empty() {
+        return Err(BundleError::Refused("an entry the manifest lists is missing".into()).into());
     }
     Ok(CheckedBundle {
         items: manifest.items.len(),
+        replies: manifest.replies.len(),
         next_cursor: manifest.next_cursor()?,
     })
 }
