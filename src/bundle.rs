@@ -497,6 +497,8 @@ pub struct TarReader<R: Read> {
     /// Bytes of the current entry not yet read, then its padding.
     left: u64,
     padding: usize,
+    /// The first end block was read (not just the end of the input).
+    end_block: bool,
 }
 
 /// An entry's header, as far as we accept it.
@@ -515,6 +517,7 @@ impl<R: Read> TarReader<R> {
             inner,
             left: 0,
             padding: 0,
+            end_block: false,
         }
     }
 
@@ -527,6 +530,7 @@ impl<R: Read> TarReader<R> {
             return Ok(None); // EOF without end blocks: accept as the end
         }
         if header.iter().all(|&b| b == 0) {
+            self.end_block = true;
             return Ok(None);
         }
         let stored =
@@ -560,6 +564,30 @@ impl<R: Read> TarReader<R> {
             name: name.to_owned(),
             size,
         }))
+    }
+
+    /// Once [`TarReader::next_entry`] has returned `None`: checks that the archive
+    /// ended with its two zero blocks and nothing follows them. `next_entry` takes the
+    /// end of the input for the end of the archive, so an archive cut at an entry's
+    /// boundary passes it; a reader that must know it has it all calls this.
+    pub fn finish(mut self) -> Result<(), BundleError> {
+        let cut_short = || refused("the archive has no end marker: it was cut short");
+        if !self.end_block {
+            return Err(cut_short());
+        }
+        let mut second = [0u8; BLOCK];
+        match read_block(&mut self.inner, &mut second) {
+            Ok(true) if second.iter().all(|&b| b == 0) => {}
+            Ok(true) => return Err(refused("the archive's end marker is malformed")),
+            Ok(false) => return Err(cut_short()),
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Err(cut_short()),
+            Err(err) => return Err(err.into()),
+        }
+        let mut more = [0u8; 1];
+        if self.inner.read(&mut more)? != 0 {
+            return Err(refused("data follows the archive's end marker"));
+        }
+        Ok(())
     }
 
     /// Reads the current entry's data (up to its size).
@@ -830,6 +858,40 @@ mod tests {
             TarReader::new(&corrupt[..]).next_entry(),
             Err(BundleError::Refused(_))
         ));
+
+        let whole = archive(&[("a", &[1u8; 600])]);
+        let finish = |bytes: &[u8]| {
+            let mut tar = TarReader::new(bytes);
+            while tar.next_entry().unwrap().is_some() {}
+            tar.finish()
+        };
+        assert!(finish(&whole).is_ok());
+        let entries_end = whole.len() - TAR_END.len();
+        for (cut, why) in [
+            (
+                &whole[..entries_end],
+                "the archive has no end marker: it was cut short",
+            ),
+            (
+                &whole[..entries_end + 512],
+                "the archive has no end marker: it was cut short",
+            ),
+            (
+                &whole[..entries_end + 700],
+                "the archive has no end marker: it was cut short",
+            ),
+        ] {
+            assert_eq!(
+                finish(cut).unwrap_err().to_string(),
+                format!("refused: {why}")
+            );
+        }
+        let mut trailing = whole.clone();
+        trailing.push(0);
+        assert_eq!(
+            finish(&trailing).unwrap_err().to_string(),
+            "refused: data follows the archive's end marker"
+        );
 
         let truncated = &archive(&[("a", &[1u8; 600])])[..700];
         let mut tar = TarReader::new(truncated);

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroize;
 
 use crate::bundle::{
-    self, BundleError, ItemKind, ItemRecord, Manifest, ManifestItem, ReplyEntry, ReplyManifest,
-    TarReader, TarWriter,
+    self, BundleError, ItemKind, ItemRecord, Manifest, ManifestItem, ManifestReply, ReplyEntry,
+    ReplyManifest, TarReader, TarWriter,
 };
 use crate::crypto::{Identities, OpenError, Recipients};
 use crate::cursor::Cursor;
@@ -104,8 +104,21 @@ impl From<io::Error> for OfflineError {
 pub struct OpenReport {
     /// Items written whole.
     pub written: usize,
+    /// The newsroom's replies written whole (`NNN-reply.txt`).
+    pub replies: usize,
     /// What was skipped, and why (one line each; no item content).
     pub skipped: Vec<String>,
+}
+
+/// What the manifest says an entry of the bundle is.
+#[derive(Clone, Copy)]
+enum Listed<'a> {
+    /// An item's ciphertext.
+    Item(&'a ManifestItem),
+    /// An item's encrypted metadata record.
+    Meta(&'a ManifestItem),
+    /// A reply's ciphertext.
+    Reply(&'a ManifestReply),
 }
 
 /// Reads the manifest, which must be the first entry.
@@ -123,8 +136,9 @@ pub(crate) fn read_manifest<R: Read>(tar: &mut TarReader<R>) -> Result<Manifest,
     Ok(manifest)
 }
 
-/// Decrypts every item of `bundle` into `out/<source label>/`, with an `index.txt` per
-/// source. Nothing is written outside `out`; an item that fails to decrypt or
+/// Decrypts every item and reply of `bundle` into `out/<source label>/` (a reply as
+/// `NNN-reply.txt`), with an `index.txt` per source that also lists the replies the
+/// source deleted. Nothing is written outside `out`; an item that fails to decrypt or
 /// authenticate is reported and never left half-written.
 ///
 /// `out` must be a directory of the user's own that nobody else can write to (it is
@@ -146,10 +160,21 @@ pub fn open(
     check_private_dir(out, &fs::metadata(out)?)?;
 
     let mut report = OpenReport::default();
-    let by_entry: HashMap<&str, &ManifestItem> = manifest
+    let by_entry: HashMap<&str, Listed> = manifest
         .items
         .iter()
-        .flat_map(|i| [(i.blob.as_str(), i), (i.meta.as_str(), i)])
+        .flat_map(|i| {
+            [
+                (i.blob.as_str(), Listed::Item(i)),
+                (i.meta.as_str(), Listed::Meta(i)),
+            ]
+        })
+        .chain(
+            manifest
+                .replies
+                .iter()
+                .map(|r| (r.blob.as_str(), Listed::Reply(r))),
+        )
         .collect();
     let dirs: HashMap<&str, PathBuf> = manifest
         .sources
@@ -159,6 +184,9 @@ pub fn open(
     let mut seen = HashSet::new();
     let mut metas: HashMap<String, ItemRecord> = HashMap::new();
     let mut bodies: HashMap<String, Decrypted> = HashMap::new();
+    let mut replies: HashMap<&str, Decrypted> = HashMap::new();
+    // Reply entries already reported as skipped, so a reply gets one line.
+    let mut replies_reported: HashSet<&str> = HashSet::new();
 
     loop {
         let entry = match tar.next_entry() {
@@ -171,7 +199,7 @@ pub fn open(
                 break;
             }
         };
-        let Some(item) = by_entry.get(entry.name.as_str()) else {
+        let Some(&listed) = by_entry.get(entry.name.as_str()) else {
             report.skipped.push(format!(
                 "entry {} is not in the manifest: ignored",
                 entry.name
@@ -184,15 +212,39 @@ pub fn open(
                 .push(format!("entry {} appears twice: ignored", entry.name));
             continue;
         }
-        let is_meta = entry.name == item.meta;
-        let expected = if is_meta { item.meta_size } else { item.size };
+        // The manifest bounds a reply's size by `bundle::MAX_REPLY_BYTES` (`validate`),
+        // so an entry of the listed size is bounded too.
+        let (item, expected) = match listed {
+            Listed::Item(item) => (item, item.size),
+            Listed::Meta(item) => (item, item.meta_size),
+            Listed::Reply(reply) => {
+                let result = if entry.size == reply.size {
+                    let dir = &dirs[reply.source_id.as_str()];
+                    source_dir(dir)?;
+                    decrypt_item(&mut tar, identities, dir, &reply.id, reply.size)
+                        .map_err(|err| format!("reply {}: {err}", reply.id))
+                } else {
+                    Err(format!("entry {} has the wrong size: ignored", entry.name))
+                };
+                match result {
+                    Ok(decrypted) => {
+                        replies.insert(reply.id.as_str(), decrypted);
+                    }
+                    Err(line) => {
+                        report.skipped.push(line);
+                        replies_reported.insert(reply.id.as_str());
+                    }
+                }
+                continue;
+            }
+        };
         if entry.size != expected {
             report
                 .skipped
                 .push(format!("entry {} has the wrong size: ignored", entry.name));
             continue;
         }
-        if is_meta {
+        if matches!(listed, Listed::Meta(_)) {
             let mut plain = Vec::new();
             match identities.decrypt(tar.entry(), &mut plain, MAX_META_BYTES) {
                 Ok(_) => match serde_json::from_slice::<ItemRecord>(&plain) {
@@ -211,7 +263,7 @@ pub fn open(
         } else {
             let dir = &dirs[item.source_id.as_str()];
             source_dir(dir)?;
-            match decrypt_item(&mut tar, identities, dir, item) {
+            match decrypt_item(&mut tar, identities, dir, &item.id, item.size) {
                 Ok(decrypted) => {
                     bodies.insert(item.id.clone(), decrypted);
                 }
@@ -220,7 +272,8 @@ pub fn open(
         }
     }
 
-    let mut indexes: HashMap<&str, Vec<String>> = HashMap::new();
+    // Per source: (order, line), sorted by order before they are written.
+    let mut indexes: HashMap<&str, Vec<(i64, String)>> = HashMap::new();
     let mut skipped_ids: HashSet<String> = report
         .skipped
         .iter()
@@ -229,7 +282,7 @@ pub fn open(
         .map(str::to_owned)
         .collect();
     for item in &manifest.items {
-        let Some(body) = bodies.remove(&item.id) else {
+        let Some(mut body) = bodies.remove(&item.id) else {
             if !report.skipped.iter().any(|s| s.contains(&item.id)) {
                 report
                     .skipped
@@ -246,28 +299,21 @@ pub fn open(
         };
         // A name the output filesystem refuses (a FAT stick and `:`, say) falls back
         // to a plain one; if even that fails the item is skipped, not the whole run.
-        let target = match place_new(&body.path, dir, &wanted) {
-            Ok(target) => target,
-            Err(_) => {
-                let plain = format!("{:03}-file-{}.bin", item.order, &item.id[..8]);
-                match place_new(&body.path, dir, &plain) {
-                    Ok(target) => target,
-                    Err(err) => {
-                        report
-                            .skipped
-                            .push(format!("item {}: cannot write it: {err}", item.id));
-                        skipped_ids.insert(item.id.clone());
-                        continue;
-                    }
-                }
+        let plain = format!("{:03}-file-{}.bin", item.order, &item.id[..8]);
+        let name = match body
+            .place(dir, &wanted)
+            .or_else(|_| body.place(dir, &plain))
+        {
+            Ok(name) => name,
+            Err(err) => {
+                report
+                    .skipped
+                    .push(format!("item {}: cannot write it: {err}", item.id));
+                skipped_ids.insert(item.id.clone());
+                continue;
             }
         };
         let size = body.size;
-        body.keep();
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let line = match meta {
             Some(meta) => format!(
                 "{:>4}  {}  {:<8} {:>12} bytes  {}  (received {}, type {}, id {})",
@@ -288,14 +334,57 @@ pub fn open(
         indexes
             .entry(item.source_id.as_str())
             .or_default()
-            .push(line);
+            .push((item.order, line));
         report.written += 1;
     }
-    for source in &manifest.sources {
-        let Some(lines) = indexes.get(source.id.as_str()) else {
+    for reply in &manifest.replies {
+        let Some(mut body) = replies.remove(reply.id.as_str()) else {
+            if !replies_reported.contains(reply.id.as_str()) {
+                report
+                    .skipped
+                    .push(format!("reply {}: missing from the bundle", reply.id));
+            }
             continue;
         };
-        let path = dirs[source.id.as_str()].join("index.txt");
+        let dir = &dirs[reply.source_id.as_str()];
+        let name = match body.place(dir, &format!("{:03}-reply.txt", reply.order)) {
+            Ok(name) => name,
+            Err(err) => {
+                report
+                    .skipped
+                    .push(format!("reply {}: cannot write it: {err}", reply.id));
+                continue;
+            }
+        };
+        let line = format!(
+            "{:>4}  {}  {:<8} {:>12} bytes  {}  (reply from the newsroom, id {})",
+            reply.order, reply.day, "reply", body.size, name, reply.id
+        );
+        indexes
+            .entry(reply.source_id.as_str())
+            .or_default()
+            .push((reply.order, line));
+        report.replies += 1;
+    }
+    for deleted in &manifest.deleted_replies {
+        let line = format!(
+            "{:>4}  reply {:03} deleted by the source",
+            deleted.order, deleted.order
+        );
+        indexes
+            .entry(deleted.source_id.as_str())
+            .or_default()
+            .push((deleted.order, line));
+    }
+    for source in &manifest.sources {
+        let Some(lines) = indexes.get_mut(source.id.as_str()) else {
+            continue;
+        };
+        lines.sort_by_key(|(order, _)| *order);
+        let dir = &dirs[source.id.as_str()];
+        // A source with only a deleted reply in this bundle has no directory yet.
+        source_dir(dir)?;
+        let path = dir.join("index.txt");
         let opened = OpenOptions::new()
             .create(true)
             .append(true)
@@ -321,7 +410,7 @@ pub fn open(
             printable(&manifest.since),
             printable(&manifest.next_cursor)
         )?;
-        for line in lines {
+        for (_, line) in lines.iter() {
             writeln!(index, "{line}")?;
         }
         index.sync_all()?;
@@ -370,8 +459,15 @@ struct Decrypted {
 }
 
 impl Decrypted {
-    fn keep(mut self) {
+    /// Moves the file into `dir` as `name`, or the next free numbered name (see
+    /// [`place_new`]), and keeps it there: the name it got.
+    fn place(&mut self, dir: &Path, name: &str) -> io::Result<String> {
+        let target = place_new(&self.path, dir, name)?;
         self.kept = true;
+        Ok(target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default())
     }
 }
 
@@ -383,13 +479,16 @@ impl Drop for Decrypted {
     }
 }
 
+/// Decrypts the current entry (an item's or a reply's ciphertext of `size` bytes)
+/// into a hidden temp file in `dir`.
 fn decrypt_item<R: Read>(
     tar: &mut TarReader<R>,
     identities: &Identities,
     dir: &Path,
-    item: &ManifestItem,
+    id: &str,
+    size: u64,
 ) -> Result<Decrypted, OpenError> {
-    let path = dir.join(format!(".incoming-{}", item.id));
+    let path = dir.join(format!(".incoming-{id}"));
     // A run that was interrupted may have left this temp file: a plain file of ours is
     // removed (never followed if it is anything else).
     if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
@@ -407,8 +506,8 @@ fn decrypt_item<R: Read>(
         kept: false,
     };
     let mut out = WriterThread::spawn(file);
-    let size = if item.size >= PROGRESS_FROM && io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(item.size);
+    let size = if size >= PROGRESS_FROM && io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(size);
         let size = identities.decrypt(bar.wrap_read(tar.entry()), &mut out, u64::MAX)?;
         bar.finish_and_clear();
         size
@@ -729,28 +828,43 @@ pub(crate) fn write_reply_bundle(
 pub struct CheckedBundle {
     /// How many items it holds.
     pub items: usize,
+    /// How many of the newsroom's replies it holds.
+    pub replies: usize,
     /// The cursor it continues from (its manifest's `next_cursor`), for the next `pull`.
     pub next_cursor: Cursor,
 }
 
 /// Checks that a downloaded bundle is whole: a valid manifest (its cursors numbers),
-/// every entry present and the end marker there. `pull` keeps only bundles that pass.
+/// then exactly the entries it lists (each once, each of the size it lists, nothing
+/// else), then the end marker. `pull` keeps only bundles that pass.
 pub fn check_whole(bundle_path: &Path) -> Result<CheckedBundle, OfflineError> {
     let file = File::open(bundle_path)?;
-    let len = file.metadata()?.len();
     let mut tar = TarReader::new(BufReader::new(file));
     let manifest = read_manifest(&mut tar)?;
-    let mut entries = 0;
+    let mut missing: HashMap<&str, u64> = manifest.entries().collect();
+    let mut seen = HashSet::new();
     while let Some(entry) = tar.next_entry()? {
+        let refusal = match missing.remove(entry.name.as_str()) {
+            Some(size) if size == entry.size => None,
+            Some(_) => Some("an entry's size differs from the manifest's"),
+            None if seen.contains(&entry.name) => Some("an entry appears twice"),
+            None => Some("the bundle holds an entry its manifest does not list"),
+        };
+        if let Some(why) = refusal {
+            return Err(BundleError::Refused(why.into()).into());
+        }
         io::copy(&mut tar.entry(), &mut io::sink())?;
-        let _ = entry;
-        entries += 1;
+        seen.insert(entry.name);
     }
-    if entries != manifest.items.len() * 2 || len % 512 != 0 {
-        return Err(BundleError::Refused("the bundle is incomplete".into()).into());
+    // An archive cut between entries reads as one that ended there: only the end
+    // marker tells them apart.
+    tar.finish()?;
+    if !missing.is_empty() {
+        return Err(BundleError::Refused("an entry the manifest lists is missing".into()).into());
     }
     Ok(CheckedBundle {
         items: manifest.items.len(),
+        replies: manifest.replies.len(),
         next_cursor: manifest.next_cursor()?,
     })
 }

@@ -1101,3 +1101,92 @@ fn push_sends_nothing_but_a_reply_bundle() {
     }
     assert!(server.stop().is_empty(), "nothing reached the server");
 }
+
+/// `pull` keeps a bundle only if it holds exactly what its manifest lists, each entry
+/// once and of the listed size, and ends with the tar end marker: a bundle cut at an
+/// entry's boundary, or with an entry renamed, resized, doubled or missing, is refused
+/// with its reason, and neither it nor a cursor is kept.
+#[test]
+fn pull_refuses_a_bundle_whose_entries_are_not_exactly_its_manifests() {
+    let (source, item, reply) = ("a".repeat(32), "b".repeat(32), "c".repeat(32));
+    let manifest = serde_json::json!({
+        "format": "agedrop-export",
+        "version": 2,
+        "since": "0",
+        "next_cursor": "3",
+        "sources": [{ "id": source, "label": "amber-falcon", "recipient": "age1x" }],
+        "items": [{
+            "id": item, "source_id": source, "kind": "message", "order": 1,
+            "day": "2026-11-28", "size": 600, "meta_size": 100,
+            "blob": format!("items/{item}.age"), "meta": format!("items/{item}.meta.age"),
+        }],
+        "replies": [{
+            "id": reply, "source_id": source, "order": 2, "day": "2026-11-29",
+            "size": 50, "blob": format!("replies/{reply}.age"),
+        }],
+        "deleted_replies": [{ "source_id": source, "order": 3 }],
+    })
+    .to_string();
+    let blob = format!("items/{item}.age");
+    let meta = format!("items/{item}.meta.age");
+    let reply_blob = format!("replies/{reply}.age");
+    let bundle = |entries: &[(&str, &[u8])]| {
+        let mut all: Vec<(&str, &[u8])> = vec![("manifest.json", manifest.as_bytes())];
+        all.extend_from_slice(entries);
+        tar(&all)
+    };
+    let whole = [
+        (blob.as_str(), &[1u8; 600][..]),
+        (meta.as_str(), &[2u8; 100][..]),
+        (reply_blob.as_str(), &[3u8; 50][..]),
+    ];
+    let renamed = format!("replies/{}.age", "d".repeat(32));
+    let good = bundle(&whole);
+    let end = good.len() - agedrop::bundle::TAR_END.len();
+    let after_first = bundle(&whole[..1]);
+    let after_first = after_first[..after_first.len() - agedrop::bundle::TAR_END.len()].to_vec();
+    let no_end = "bundle refused: the archive has no end marker: it was cut short";
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (good[..end].to_vec(), no_end),
+        (good[..end + 512].to_vec(), no_end),
+        (after_first, no_end),
+        (
+            bundle(&[whole[0], whole[1], (&renamed, &[3u8; 50])]),
+            "bundle refused: the bundle holds an entry its manifest does not list",
+        ),
+        (
+            bundle(&[whole[0], whole[1], (&reply_blob, &[3u8; 51])]),
+            "bundle refused: an entry's size differs from the manifest's",
+        ),
+        (
+            bundle(&[whole[0], whole[1], whole[2], whole[1]]),
+            "bundle refused: an entry appears twice",
+        ),
+        (
+            bundle(&whole[..2]),
+            "bundle refused: an entry the manifest lists is missing",
+        ),
+        (
+            [good.clone(), vec![0u8; 512]].concat(),
+            "bundle refused: data follows the archive's end marker",
+        ),
+    ];
+    let desk = Desk::new();
+    for (body, refusal) in cases {
+        let server = FakeServer::answering(http_response("200 OK", "application/x-tar", &body));
+        let out = desk.pull(&server.url(), "b.tar", &[]);
+        assert_eq!(server.stop().len(), 1);
+        assert_refused(&out, refusal);
+        assert_eq!(
+            desk.names(),
+            ["alice.token"],
+            "no bundle, no partial file, no cursor"
+        );
+    }
+    // The whole bundle is kept, with its cursor.
+    let server = FakeServer::answering(http_response("200 OK", "application/x-tar", &good));
+    ok(&desk.pull(&server.url(), "b.tar", &[]));
+    server.stop();
+    assert_eq!(std::fs::read(desk.path("b.tar")).unwrap(), good);
+    assert_eq!(std::fs::read_to_string(desk.cursor()).unwrap().trim(), "3");
+}

@@ -424,7 +424,7 @@ fn inbox_and_export_reads_leave_access_times_alone() {
     assert!(source.get("/inbox").body.contains("reply-canary-text"));
     let (status, bundle) = server.api("GET", "/api/v1/export", &token, b"");
     assert_eq!(status, 200);
-    assert_eq!(untar(&bundle).len(), 3, "manifest, item, metadata");
+    assert_eq!(untar(&bundle).len(), 4, "manifest, item, metadata, reply");
     assert!(
         atimes(&blobs).iter().all(|&t| t == old),
         "a read moved an access time"
@@ -500,13 +500,9 @@ fn item_numbers_are_never_reused_after_a_deletion() {
     assert_eq!(seqs, vec![1, 3]);
 }
 
-/// Finding 11: a deletion while an export streams never cuts the bundle short; the
-/// deleted item's files are gone once the export ends.
-#[test]
-fn a_deletion_during_an_export_never_cuts_the_bundle_short() {
-    let server = Server::start();
-    let token = server.add_journalist("ana");
-    // Large items, so the export is still streaming when the deletion comes.
+/// Four 8 MiB items from new sources: an export is still streaming them a while after
+/// its first bytes.
+fn submit_big_items(server: &Server) {
     for n in 0..4 {
         let page = submit(
             server.addr,
@@ -514,35 +510,60 @@ fn a_deletion_during_an_export_never_cuts_the_bundle_short() {
         );
         assert_eq!(page.status, 200);
     }
+}
+
+/// An export whose response has begun: the head and a little have been read (the
+/// manifest has gone out, the blobs have not).
+struct Export {
+    stream: std::net::TcpStream,
+    first: Vec<u8>,
+}
+
+impl Export {
+    fn begin(server: &Server, token: &str) -> Self {
+        let mut stream = connect(server.journalist);
+        let bearer = format!("Bearer {token}");
+        std::io::Write::write_all(
+            &mut stream,
+            &request_head(
+                "GET",
+                "/api/v1/export",
+                &[("Host", "x"), ("Authorization", &bearer)],
+            ),
+        )
+        .unwrap();
+        let mut first = vec![0u8; 4096];
+        let n = std::io::Read::read(&mut stream, &mut first).unwrap();
+        assert!(n > 0);
+        first.truncate(n);
+        Export { stream, first }
+    }
+
+    /// Reads the rest: the bundle's entries, which must be whole (end blocks).
+    fn finish(mut self) -> Vec<(String, Vec<u8>)> {
+        let mut raw = self.first;
+        std::io::Read::read_to_end(&mut self.stream, &mut raw).unwrap();
+        // A chunked body must end with its last chunk, or parsing fails.
+        let response = parse_response(&raw);
+        assert_eq!(response.status, 200, "{}", response.body);
+        untar(&response.bytes)
+    }
+}
+
+/// Finding 11: a deletion while an export streams never cuts the bundle short; the
+/// deleted item's files are gone once the export ends.
+#[test]
+fn a_deletion_during_an_export_never_cuts_the_bundle_short() {
+    let server = Server::start();
+    let token = server.add_journalist("ana");
+    submit_big_items(&server);
     let items = server.items();
-    let mut stream = connect(server.journalist);
-    let bearer = format!("Bearer {token}");
-    std::io::Write::write_all(
-        &mut stream,
-        &request_head(
-            "GET",
-            "/api/v1/export",
-            &[("Host", "x"), ("Authorization", &bearer)],
-        ),
-    )
-    .unwrap();
-    // Read the head and a little: the manifest has gone out, the items have not.
-    let mut first = vec![0u8; 4096];
-    let n = std::io::Read::read(&mut stream, &mut first).unwrap();
-    assert!(n > 0);
+    let export = Export::begin(&server, &token);
     for item in &items {
         assert_eq!(server.delete_item(&token, &item.id), 204);
     }
     assert!(server.items().is_empty());
-    let mut rest = Vec::new();
-    std::io::Read::read_to_end(&mut stream, &mut rest).unwrap();
-    let mut raw = first[..n].to_vec();
-    raw.extend_from_slice(&rest);
-    // A chunked body must end with its last chunk, or parsing fails.
-    let response = parse_response(&raw);
-    assert_eq!(response.status, 200, "{}", response.body);
-    let body = response.bytes;
-    let entries = untar(&body);
+    let entries = export.finish();
     assert_eq!(
         entries.len(),
         1 + 2 * items.len(),
@@ -558,6 +579,51 @@ fn a_deletion_during_an_export_never_cuts_the_bundle_short() {
     eventually("the deleted blobs are removed", SOON, || {
         server.blobs().is_empty() && server.temp_files() == 0
     });
+}
+
+/// The same for a reply its source deletes while an export streams it: the bundle
+/// still holds it whole, the deletion is exported next time, and its blob is gone once
+/// the export ends.
+#[test]
+fn a_reply_deleted_during_an_export_still_arrives_whole() {
+    let server = Server::start();
+    let token = server.add_journalist("ana");
+    let mut source = Browser::new(server.addr);
+    first_submission(&mut source, "hello");
+    // The items come before the reply in the export.
+    submit_big_items(&server);
+    assert_eq!(server.push_reply(&token, b"a reply"), 201);
+    let (reply_id, reply_size): (String, i64) = {
+        let db = rusqlite::Connection::open(server.data().join("agedrop.sqlite")).unwrap();
+        db.query_row("SELECT id, size FROM replies", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+    };
+    let export = Export::begin(&server, &token);
+    assert_eq!(source.get("/inbox").status, 200);
+    let deleted = source.post_form(&format!("/replies/{reply_id}/delete"), &[]);
+    assert_eq!(deleted.status, 303);
+    let reply_blob = server
+        .data()
+        .join("blobs")
+        .join(format!("{reply_id}.reply.age"));
+    assert!(!reply_blob.exists(), "the blob left blobs/ at once");
+    let entries = export.finish();
+    assert_eq!(entries.len(), 1 + 2 * 5 + 1, "the whole bundle arrived");
+    let (name, data) = entries.last().unwrap();
+    assert_eq!(name, &format!("replies/{reply_id}.age"));
+    assert_eq!(data.len() as i64, reply_size);
+    eventually("the deleted reply's blob is removed", SOON, || {
+        server.temp_files() == 0
+    });
+    assert_eq!(server.blobs().len(), 2 * 5, "the items' blobs, no reply");
+
+    // The next export says the reply was deleted, and holds nothing of it.
+    let manifest = untar(&server.api("GET", "/api/v1/export", &token, b"").1).remove(0);
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest.1).unwrap();
+    assert_eq!(manifest["replies"], serde_json::json!([]));
+    assert_eq!(manifest["deleted_replies"][0]["order"], 2);
 }
 
 /// Finding 14: `serve` as root is refused unless asked for, and a source site on a

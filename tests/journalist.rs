@@ -13,19 +13,17 @@ fn url(addr: std::net::SocketAddr) -> String {
     format!("http://{addr}")
 }
 
+/// `agedrop COMMAND --server URL --token-file TOKEN ARGS…`, to completion.
+fn with_server(server: &Server, token: &Path, command: &str, args: &[&str]) -> Output {
+    let url = url(server.journalist);
+    let mut all = vec![command, "--server", &url, "--token-file"];
+    all.push(token.to_str().unwrap());
+    all.extend_from_slice(args);
+    agedrop(&all, server.dir.path())
+}
+
 fn pull(server: &Server, token: &Path, out: &Path) -> Output {
-    agedrop(
-        &[
-            "pull",
-            "--server",
-            &url(server.journalist),
-            "--token-file",
-            token.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        server.dir.path(),
-    )
+    with_server(server, token, "pull", &["-o", out.to_str().unwrap()])
 }
 
 fn open(server: &Server, bundle: &Path, out: &Path) -> Output {
@@ -63,6 +61,19 @@ fn write_reply(server: &Server, bundle: &Path, label: &str, text: &str, work: &P
         work,
     ));
     reply
+}
+
+fn push(server: &Server, token: &Path, reply: &Path) -> Output {
+    with_server(server, token, "push", &[reply.to_str().unwrap()])
+}
+
+/// A pulled bundle: its manifest, and the names of the entries after it.
+fn pulled(bundle: &Path) -> (serde_json::Value, Vec<String>) {
+    let entries = untar(&std::fs::read(bundle).unwrap());
+    assert_eq!(entries[0].0, "manifest.json");
+    let manifest = serde_json::from_slice(&entries[0].1).unwrap();
+    let names = entries[1..].iter().map(|(name, _)| name.clone()).collect();
+    (manifest, names)
 }
 
 fn label_dirs(out: &Path) -> Vec<PathBuf> {
@@ -166,10 +177,14 @@ fn submission_to_pull_open_reply_push_and_delete() {
         inbox.body
     );
 
-    // A second pull brings only what is new.
+    // A second pull brings only what is new: the reply, which took order 4.
     let second = work.join("b2.tar");
     ok(&pull(&server, &token, &second));
     assert!(ok(&open(&server, &second, &work.join("second"))).contains("0 item(s)"));
+    assert_eq!(
+        std::fs::read(work.join("second").join(&label).join("004-reply.txt")).unwrap(),
+        b"Thank you. Please send page 4."
+    );
     source.get("/inbox");
     let follow_up = source.submit(vec![Part::text("message", b"page 4")]);
     assert_eq!(follow_up.status, 303);
@@ -178,7 +193,7 @@ fn submission_to_pull_open_reply_push_and_delete() {
     let third_out = work.join("third");
     assert!(ok(&open(&server, &third, &third_out)).contains("1 item(s)"));
     assert_eq!(
-        std::fs::read(third_out.join(&label).join("004-message.txt")).unwrap(),
+        std::fs::read(third_out.join(&label).join("005-message.txt")).unwrap(),
         b"page 4"
     );
 
@@ -979,4 +994,180 @@ fn a_reused_label_never_merges_two_sources_offline() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+}
+
+/// Export format 2: the newsroom's reply comes back in the next pull, after the item it
+/// answers in its source's order; stock age opens it with the newsroom's identity and
+/// `open` writes it as `NNN-reply.txt`. Once the source deletes it, the next pull (and
+/// `pull --all`) says only which source and which order: no entry, no id.
+#[test]
+fn replies_and_their_deletions_travel_in_export_bundles() {
+    let server = Server::start();
+    let token = server.add_journalist_file("rosa");
+    let work = server.dir.path();
+    let mut source = Browser::new(server.addr);
+    source.get("/submit");
+    let page = source.submit(vec![Part::text("message", b"first message")]);
+    assert_eq!(page.status, 200);
+    let code = code_from(&page);
+    let (source_id, label, recipient) = server.source_rows().remove(0);
+    let listed_source = serde_json::json!([
+        { "id": source_id, "label": label, "recipient": recipient }
+    ]);
+    let first = work.join("b1.tar");
+    ok(&pull(&server, &token, &first));
+    let (manifest, _) = pulled(&first);
+    assert_eq!(manifest["items"][0]["order"], 1);
+    assert_eq!(manifest["replies"], serde_json::json!([]));
+
+    let text = "We read it. Can you call?";
+    ok(&push(
+        &server,
+        &token,
+        &write_reply(&server, &first, &label, text, work),
+    ));
+    let second = work.join("b2.tar");
+    ok(&pull(&server, &token, &second));
+    let (manifest, names) = pulled(&second);
+    assert_eq!(manifest["version"], 2);
+    assert_eq!(manifest["items"], serde_json::json!([]));
+    assert_eq!(manifest["sources"], listed_source);
+    assert_eq!(manifest["deleted_replies"], serde_json::json!([]));
+    let reply_id = manifest["replies"][0]["id"].as_str().unwrap().to_owned();
+    let entry = format!("replies/{reply_id}.age");
+    assert_eq!(names, std::slice::from_ref(&entry));
+    let ciphertext = untar(&std::fs::read(&second).unwrap()).remove(1).1;
+    let day = manifest["replies"][0]["day"].as_str().unwrap().to_owned();
+    assert_eq!(
+        manifest["replies"],
+        serde_json::json!([{
+            "id": reply_id,
+            "source_id": source_id,
+            "order": 2,
+            "day": day,
+            "size": ciphertext.len(),
+            "blob": entry,
+        }])
+    );
+    let extracted = work.join("reply.age");
+    std::fs::write(&extracted, &ciphertext).unwrap();
+    assert_eq!(
+        server.newsroom.decrypt_with_cli(&extracted),
+        text.as_bytes()
+    );
+
+    let out = work.join("desk");
+    ok(&open(&server, &first, &out));
+    ok(&open(&server, &second, &out));
+    let dir = out.join(&label);
+    assert_eq!(
+        std::fs::read(dir.join("002-reply.txt")).unwrap(),
+        text.as_bytes()
+    );
+    let index = std::fs::read_to_string(dir.join("index.txt")).unwrap();
+    let reply_line = format!(
+        "   2  {day}  reply              25 bytes  002-reply.txt  (reply from the newsroom, id {reply_id})"
+    );
+    assert!(index.lines().any(|line| line == reply_line), "{index}");
+
+    // The source deletes it from its inbox.
+    let mut returning = Browser::new(server.addr);
+    assert_eq!(returning.login(&code).status, 303);
+    assert!(returning.get("/inbox").body.contains(text));
+    let deleted = returning.post_form(&format!("/replies/{reply_id}/delete"), &[]);
+    assert_eq!(deleted.status, 303);
+    let third = work.join("b3.tar");
+    ok(&pull(&server, &token, &third));
+    let (manifest, names) = pulled(&third);
+    assert_eq!(
+        names,
+        Vec::<String>::new(),
+        "no entry for the deleted reply"
+    );
+    assert_eq!(manifest["items"], serde_json::json!([]));
+    assert_eq!(manifest["replies"], serde_json::json!([]));
+    assert_eq!(manifest["sources"], listed_source);
+    assert_eq!(
+        manifest["deleted_replies"],
+        serde_json::json!([{ "source_id": source_id, "order": 2 }])
+    );
+    assert!(!contains(
+        &std::fs::read(&third).unwrap(),
+        reply_id.as_bytes()
+    ));
+    ok(&open(&server, &third, &out));
+    let index = std::fs::read_to_string(dir.join("index.txt")).unwrap();
+    assert_eq!(
+        index.lines().last(),
+        Some("   2  reply 002 deleted by the source"),
+        "{index}"
+    );
+
+    // Numbers only grow: the next item is 3. From the start, the deletion is listed
+    // in the reply's place, and the reply is not.
+    returning.get("/inbox");
+    assert_eq!(
+        returning
+            .submit(vec![Part::text("message", b"second message")])
+            .status,
+        303
+    );
+    let all = work.join("all.tar");
+    ok(&with_server(
+        &server,
+        &token,
+        "pull",
+        &["--all", "-o", all.to_str().unwrap()],
+    ));
+    let (manifest, names) = pulled(&all);
+    let orders: Vec<&serde_json::Value> = manifest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| &item["order"])
+        .collect();
+    assert_eq!(orders, [1, 3]);
+    assert_eq!(manifest["replies"], serde_json::json!([]));
+    assert_eq!(
+        manifest["deleted_replies"],
+        serde_json::json!([{ "source_id": source_id, "order": 2 }])
+    );
+    assert!(
+        names.iter().all(|name| name.starts_with("items/")),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), 4);
+}
+
+/// A reply the newsroom's identity cannot open (here one encrypted to the source
+/// alone) is reported like such an item: skipped with its id, nothing written.
+#[test]
+fn a_reply_the_identity_cannot_decrypt_is_reported_and_nothing_is_written() {
+    let server = Server::start();
+    let token = server.add_journalist_file("rosa");
+    let work = server.dir.path();
+    let page = submit(server.addr, vec![Part::text("message", b"hello")]);
+    assert_eq!(page.status, 200);
+    let api_token = server.add_journalist("tom");
+    assert_eq!(server.push_reply(&api_token, b"for the source only"), 201);
+    let bundle = work.join("b.tar");
+    ok(&pull(&server, &token, &bundle));
+    let (manifest, _) = pulled(&bundle);
+    let reply_id = manifest["replies"][0]["id"].as_str().unwrap().to_owned();
+    let out = work.join("desk");
+    let opened = open(&server, &bundle, &out);
+    assert_eq!(opened.status.code(), Some(1));
+    assert_eq!(
+        stderr(&opened),
+        format!(
+            "agedrop: skipped: reply {reply_id}: cannot decrypt\n1 item(s) written under {}.\nagedrop: error: 1 problem(s) with this bundle; see above\n",
+            out.display()
+        )
+    );
+    let mut names: Vec<String> = files_under(&out)
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["001-message.txt", "index.txt"]);
 }

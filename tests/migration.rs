@@ -19,7 +19,7 @@ fn a_schema_4_data_directory_migrates_without_loss() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     drop(db);
 
     // Every item is still exported and decrypts to what was sent.
@@ -30,7 +30,7 @@ fn a_schema_4_data_directory_migrates_without_loss() {
     let manifest: serde_json::Value = serde_json::from_slice(&entries[0].1).unwrap();
     let mut plaintexts: Vec<String> = entries[1..]
         .iter()
-        .filter(|(name, _)| !name.ends_with(".meta.age"))
+        .filter(|(name, _)| name.starts_with("items/") && !name.ends_with(".meta.age"))
         .map(|(_, data)| String::from_utf8(server.newsroom.decrypt(data)).unwrap())
         .collect();
     plaintexts.sort();
@@ -39,6 +39,28 @@ fn a_schema_4_data_directory_migrates_without_loss() {
         ["first document\n", "message from A", "message from B"]
     );
     assert_eq!(manifest["sources"].as_array().unwrap().len(), 2);
+
+    // The reply stored before the migration is exported after it: numbered after its
+    // source's items (A kept 1 and 2) and placed after every item in the export order.
+    let reply = "b75723fbda46df2a874fa27fbbcd7e64";
+    assert_eq!(
+        manifest["replies"],
+        serde_json::json!([{
+            "id": reply,
+            "source_id": "4aa9245fca7e13c335d1041280b1162d",
+            "order": 3,
+            "day": "2026-11-29",
+            "size": 424,
+            "blob": format!("replies/{reply}.age"),
+        }])
+    );
+    assert_eq!(manifest["next_cursor"], "5");
+    let (last, data) = entries.last().unwrap();
+    assert_eq!(last, &format!("replies/{reply}.age"));
+    assert_eq!(
+        server.newsroom.decrypt(data),
+        b"a reply from the newsroom\n"
+    );
 
     // Both codes still open their inboxes; A's reply is still readable.
     let code = |name: &str| {
@@ -54,9 +76,9 @@ fn a_schema_4_data_directory_migrates_without_loss() {
     assert_eq!(b.login(&code("code-b.txt")).status, 303);
     assert_eq!(b.get("/inbox").status, 200);
 
-    // A follow-up continues A's numbering from its highest remaining item. (Schema 4
-    // kept no counter, so the number of an item deleted while newest, here 3, cannot
-    // be known and is given once more: see docs/RELIABILITY.md.)
+    // A follow-up continues A's numbering after the reply. (Schema 4 kept no counter,
+    // so the number of an item deleted while newest, here 3, cannot be known and is
+    // given once more, here to the reply: see docs/RELIABILITY.md.)
     assert_eq!(a.submit(vec![Part::text("message", b"after")]).status, 303);
     let mut seqs: Vec<i64> = server
         .items()
@@ -65,12 +87,12 @@ fn a_schema_4_data_directory_migrates_without_loss() {
         .map(|i| i.seq)
         .collect();
     seqs.sort();
-    assert_eq!(seqs, vec![1, 2, 3]);
+    assert_eq!(seqs, vec![1, 2, 4]);
     // From now on numbers only grow.
     let newest = server.items().into_iter().max_by_key(|i| i.seq).unwrap();
     assert_eq!(server.delete_item(&token, &newest.id), 204);
     a.get("/inbox");
     assert_eq!(a.submit(vec![Part::text("message", b"later")]).status, 303);
     let newest = server.items().into_iter().max_by_key(|i| i.seq).unwrap();
-    assert_eq!(newest.seq, 4);
+    assert_eq!(newest.seq, 5);
 }

@@ -201,6 +201,37 @@ impl Store {
     pub(super) fn reply_path(&self, reply_id: &str) -> PathBuf {
         self.blobs.join(format!("{reply_id}{REPLY_SUFFIX}"))
     }
+
+    /// Every blob of these items (ciphertext and metadata) and replies.
+    pub(super) fn blob_paths<'a>(
+        &'a self,
+        items: impl IntoIterator<Item = &'a str> + 'a,
+        replies: impl IntoIterator<Item = &'a str> + 'a,
+    ) -> impl Iterator<Item = PathBuf> + 'a {
+        items
+            .into_iter()
+            .flat_map(|id| {
+                let (item, meta) = self.item_paths(id);
+                [item, meta]
+            })
+            .chain(replies.into_iter().map(|id| self.reply_path(id)))
+    }
+}
+
+/// Runs `place`, which renames files into `blobs/` and records each in the list it is
+/// given; if it fails, those files are removed again, so a commit that did not happen
+/// leaves no blob behind.
+pub(super) fn placing<T>(
+    place: impl FnOnce(&mut Vec<PathBuf>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut placed = Vec::new();
+    let result = place(&mut placed);
+    if result.is_err() {
+        for path in &placed {
+            let _ = fs::remove_file(path);
+        }
+    }
+    result
 }
 
 /// Removes a file; one that is already gone is fine.

@@ -1,5 +1,6 @@
-//! Exports: the items after a cursor with their sources, for `pull`, and the
-//! bookkeeping that keeps an export's blobs readable while a journalist deletes them.
+//! Exports: the items, replies and deletions of replies after a cursor with their
+//! sources, for `pull`, and the bookkeeping that keeps an export's blobs readable while
+//! they are deleted.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -7,7 +8,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 
 use super::blobs::open_for_reading;
 use super::ItemKind;
@@ -45,15 +46,49 @@ pub struct ExportSource {
     pub recipient: String,
 }
 
-/// What an export holds. While it lives, its items can be read even if a journalist
-/// deletes them meanwhile (their blobs are removed when the last export ends).
+/// A reply the newsroom sent, in an export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportReply {
+    /// Its position in the export order.
+    pub position: i64,
+    /// Random id.
+    pub id: String,
+    /// The source it was sent to.
+    pub source_id: String,
+    /// Order within the source, shared with the source's items.
+    pub seq: i64,
+    /// UTC day stored.
+    pub day: String,
+    /// Ciphertext bytes.
+    pub size: u64,
+}
+
+/// A reply its source deleted, in an export: all the server keeps of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportDeletedReply {
+    /// The position of the deletion in the export order.
+    pub position: i64,
+    /// The source that deleted it.
+    pub source_id: String,
+    /// The reply's order within the source.
+    pub seq: i64,
+}
+
+/// What an export holds. While it lives, its items and replies can be read even if
+/// they are deleted meanwhile (their blobs are removed when the last export ends).
 pub struct Export {
     /// Items, oldest first.
     pub items: Vec<ExportItem>,
-    /// Their sources.
+    /// The newsroom's replies, oldest first.
+    pub replies: Vec<ExportReply>,
+    /// Replies their sources deleted, oldest first.
+    pub deleted_replies: Vec<ExportDeletedReply>,
+    /// The sources of all of them.
     pub sources: Vec<ExportSource>,
     /// The cursor that asks for what comes after these.
     pub next_cursor: i64,
+    /// The blobs this export registered in [`Exports::streaming`].
+    held: Vec<PathBuf>,
     store: Arc<Store>,
 }
 
@@ -70,22 +105,22 @@ impl Export {
     /// Opens a blob of one of this export's items for reading, without touching its
     /// access time.
     pub fn open(&self, item_id: &str, which: ItemBlob) -> io::Result<File> {
-        let exports = self.store.exports.lock().unwrap_or_else(|p| p.into_inner());
-        let index = match which {
-            ItemBlob::Content => 0,
-            ItemBlob::Meta => 1,
-        };
+        let (item, meta) = self.store.item_paths(item_id);
+        self.open_blob(match which {
+            ItemBlob::Content => item,
+            ItemBlob::Meta => meta,
+        })
+    }
+
+    /// Opens the ciphertext of one of this export's replies, like [`Export::open`].
+    pub fn open_reply(&self, reply_id: &str) -> io::Result<File> {
+        self.open_blob(self.store.reply_path(reply_id))
+    }
+
+    fn open_blob(&self, path: PathBuf) -> io::Result<File> {
         // Looked up and opened under the lock that deletion moves blobs under.
-        let path = match exports.parked.get(item_id) {
-            Some(parked) => parked[index]
-                .clone()
-                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?,
-            None => {
-                let (item, meta) = self.store.item_paths(item_id);
-                [item, meta][index].clone()
-            }
-        };
-        open_for_reading(&path)
+        let exports = self.store.exports.lock().unwrap_or_else(|p| p.into_inner());
+        open_for_reading(exports.parked.get(&path).unwrap_or(&path))
     }
 }
 
@@ -93,14 +128,12 @@ impl Drop for Export {
     fn drop(&mut self) {
         let mut exports = self.store.exports.lock().unwrap_or_else(|p| p.into_inner());
         let mut done = Vec::new();
-        for item in &self.items {
-            if let Some(count) = exports.streaming.get_mut(&item.id) {
+        for path in &self.held {
+            if let Some(count) = exports.streaming.get_mut(path) {
                 *count -= 1;
                 if *count == 0 {
-                    exports.streaming.remove(&item.id);
-                    if let Some(parked) = exports.parked.remove(&item.id) {
-                        done.extend(parked.into_iter().flatten());
-                    }
+                    exports.streaming.remove(path);
+                    done.extend(exports.parked.remove(path));
                 }
             }
         }
@@ -112,28 +145,31 @@ impl Drop for Export {
     }
 }
 
-/// Items exports are streaming, and blobs of those deleted meanwhile.
+/// Blobs exports are streaming, and those deleted meanwhile. Keyed by the blob's path
+/// in `blobs/`, so items and replies share one mechanism.
 #[derive(Default)]
 pub(super) struct Exports {
-    /// Item id → how many running exports hold it.
-    pub(super) streaming: HashMap<String, usize>,
-    /// Item id → its (content, metadata) blobs, moved into `tmp/` by a deletion.
-    pub(super) parked: HashMap<String, [Option<PathBuf>; 2]>,
+    /// Blob → how many running exports hold it.
+    pub(super) streaming: HashMap<PathBuf, usize>,
+    /// Blob → where a deletion moved it in `tmp/`.
+    pub(super) parked: HashMap<PathBuf, PathBuf>,
 }
 
 impl Store {
-    /// Items after `cursor` (an export position, 0 for all), at most `limit`, oldest
-    /// first, with the sources they belong to. Until the returned [`Export`] is
-    /// dropped, its items stay readable through [`Export::open`] even if they are
-    /// deleted meanwhile.
+    /// What came after `cursor` (an export position, 0 for all): items, replies and
+    /// deletions of replies, at most `limit` of them together, oldest first, with the
+    /// sources they belong to. Until the returned [`Export`] is dropped, its items and
+    /// replies stay readable through [`Export::open`] and [`Export::open_reply`] even
+    /// if they are deleted meanwhile.
     pub fn export(self: &Arc<Self>, cursor: i64, limit: usize) -> Result<Export, StoreError> {
         let db = self.db();
-        let mut stmt = db.prepare(
+        let after = params![cursor, limit as i64];
+        let mut items = rows(
+            &db,
             "SELECT position, id, source_id, kind, seq, day, size, meta_size FROM items
              WHERE position > ?1 AND deleting = 0 ORDER BY position LIMIT ?2",
-        )?;
-        let items = stmt
-            .query_map(params![cursor, limit as i64], |r| {
+            after,
+            |r| {
                 Ok(ExportItem {
                     position: r.get(0)?,
                     id: r.get(1)?,
@@ -144,15 +180,72 @@ impl Store {
                     size: r.get::<_, i64>(6)? as u64,
                     meta_size: r.get::<_, i64>(7)? as u64,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+            },
+        )?;
+        let mut replies = rows(
+            &db,
+            "SELECT position, id, source_id, seq, day, size FROM replies
+             WHERE position > ?1 AND deleting = 0 ORDER BY position LIMIT ?2",
+            after,
+            |r| {
+                Ok(ExportReply {
+                    position: r.get(0)?,
+                    id: r.get(1)?,
+                    source_id: r.get(2)?,
+                    seq: r.get(3)?,
+                    day: r.get(4)?,
+                    size: r.get::<_, i64>(5)? as u64,
+                })
+            },
+        )?;
+        let mut deleted_replies = rows(
+            &db,
+            "SELECT position, source_id, seq FROM deleted_replies
+             WHERE position > ?1 ORDER BY position LIMIT ?2",
+            after,
+            |r| {
+                Ok(ExportDeletedReply {
+                    position: r.get(0)?,
+                    source_id: r.get(1)?,
+                    seq: r.get(2)?,
+                })
+            },
+        )?;
+
+        // The `limit` oldest of the three together: each list is sorted, so everything
+        // up to the limit-th smallest position, and nothing after it.
+        let mut positions: Vec<i64> = items
+            .iter()
+            .map(|i| i.position)
+            .chain(replies.iter().map(|r| r.position))
+            .chain(deleted_replies.iter().map(|d| d.position))
+            .collect();
+        positions.sort_unstable();
+        let last = match limit.checked_sub(1) {
+            None => cursor,
+            Some(index) => positions.get(index).copied().unwrap_or(i64::MAX),
+        };
+        items.retain(|i| i.position <= last);
+        replies.retain(|r| r.position <= last);
+        deleted_replies.retain(|d| d.position <= last);
+        let next_cursor = positions
+            .into_iter()
+            .take_while(|&p| p <= last)
+            .last()
+            .unwrap_or(cursor);
+
         let mut sources = Vec::new();
         let mut seen = HashSet::new();
         let mut stmt = db.prepare("SELECT id, label, recipient FROM sources WHERE id = ?1")?;
-        for item in &items {
-            if seen.insert(item.source_id.clone()) {
+        let source_ids = items
+            .iter()
+            .map(|i| &i.source_id)
+            .chain(replies.iter().map(|r| &r.source_id))
+            .chain(deleted_replies.iter().map(|d| &d.source_id));
+        for source_id in source_ids {
+            if seen.insert(source_id.clone()) {
                 if let Some(source) = stmt
-                    .query_row([&item.source_id], |r| {
+                    .query_row([source_id], |r| {
                         Ok(ExportSource {
                             id: r.get(0)?,
                             label: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
@@ -166,18 +259,39 @@ impl Store {
             }
         }
         // Registered while the database lock is held, so no deletion slips in between
-        // listing an item and protecting it.
+        // listing a blob and protecting it.
+        let held: Vec<PathBuf> = self
+            .blob_paths(
+                items.iter().map(|i| i.id.as_str()),
+                replies.iter().map(|r| r.id.as_str()),
+            )
+            .collect();
         let mut exports = self.exports.lock().unwrap_or_else(|p| p.into_inner());
-        for item in &items {
-            *exports.streaming.entry(item.id.clone()).or_default() += 1;
+        for path in &held {
+            *exports.streaming.entry(path.clone()).or_default() += 1;
         }
         drop(exports);
-        let next_cursor = items.last().map_or(cursor, |i| i.position);
         Ok(Export {
             items,
+            replies,
+            deleted_replies,
             sources,
             next_cursor,
+            held,
             store: Arc::clone(self),
         })
     }
+}
+
+/// Every row `sql` selects with `params`, as `row` makes it.
+fn rows<T>(
+    db: &Connection,
+    sql: &str,
+    params: impl Params,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    Ok(db
+        .prepare(sql)?
+        .query_map(params, row)?
+        .collect::<Result<_, _>>()?)
 }

@@ -1,6 +1,7 @@
 //! Items: committing sealed items (and the source a first submission creates) and
 //! deleting them.
 
+use std::collections::hash_map::Entry;
 use std::fs;
 use std::io;
 use std::path::PathBuf;
@@ -8,9 +9,10 @@ use std::time::SystemTime;
 
 use rusqlite::{params, TransactionBehavior};
 
-use super::blobs::{sync_dir, unlink, SealedItem};
+use super::blobs::{placing, sync_dir, unlink, SealedItem};
 use super::sources::{unused_label, SourceKeyRecord};
-use super::{io_error, source_row, Store, StoreError, ID_BYTES, ITEM_SUFFIX, META_SUFFIX};
+use super::{io_error, next_order, source_row, Store, StoreError};
+use super::{ID_BYTES, ITEM_SUFFIX, META_SUFFIX};
 use crate::{random, time};
 
 /// Whose items these are.
@@ -26,14 +28,7 @@ impl Store {
     /// directory, then records them (and, for [`Owner::NewSource`], the new source) in
     /// one transaction. Returns the source id.
     pub fn commit(&self, owner: Owner, items: Vec<SealedItem>) -> Result<String, StoreError> {
-        let mut placed: Vec<PathBuf> = Vec::with_capacity(items.len() * 2);
-        let result = self.place_and_record(owner, items, &mut placed);
-        if result.is_err() {
-            for path in &placed {
-                let _ = fs::remove_file(path);
-            }
-        }
-        result
+        placing(|placed| self.place_and_record(owner, items, placed))
     }
 
     fn place_and_record(
@@ -86,17 +81,7 @@ impl Store {
             }
         };
         for (id, kind, size, meta_size) in rows {
-            // Numbers only grow: a deleted newest item never hands its number on.
-            let seq: i64 = tx.query_row(
-                "UPDATE sources SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
-                [&source_id],
-                |r| r.get(0),
-            )?;
-            let position: i64 = tx.query_row(
-                "UPDATE counters SET value = value + 1 WHERE name = 'export' RETURNING value",
-                [],
-                |r| r.get(0),
-            )?;
+            let (seq, position) = next_order(&tx, &source_id)?;
             tx.execute(
                 "INSERT INTO items (id, source_id, kind, seq, day, size, meta_size, position)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -133,7 +118,7 @@ impl Store {
         Ok(true)
     }
 
-    /// Removes the blobs of these items and replies. An item that an export is
+    /// Removes the blobs of these items and replies. A blob that an export is
     /// streaming is moved to `tmp/` instead and removed when that export ends, so a
     /// bundle is never cut short (start-up empties `tmp/` after a crash).
     pub(super) fn remove_item_blobs(
@@ -141,33 +126,30 @@ impl Store {
         items: &[String],
         replies: &[String],
     ) -> Result<(), StoreError> {
+        let blobs = self.blob_paths(
+            items.iter().map(String::as_str),
+            replies.iter().map(String::as_str),
+        );
         let mut exports = self.exports.lock().unwrap_or_else(|p| p.into_inner());
-        for id in items {
-            let (item, meta) = self.item_paths(id);
-            if exports.streaming.contains_key(id) {
-                // Recorded as each blob moves, so a failure half-way (or a retried
-                // deletion) never hides a moved blob from the export.
-                let moved = exports.parked.entry(id.clone()).or_default();
-                for (slot, path) in moved.iter_mut().zip([item, meta]) {
-                    if slot.is_some() {
-                        continue;
+        for path in blobs {
+            if !exports.streaming.contains_key(&path) {
+                unlink(&path)?;
+                continue;
+            }
+            // Recorded as each blob moves, so a failure half-way (or a retried
+            // deletion) never hides a moved blob from the export.
+            if let Entry::Vacant(slot) = exports.parked.entry(path) {
+                let parked = self.tmp.join(format!("{}.tmp", random::hex_id(ID_BYTES)));
+                match fs::rename(slot.key(), &parked) {
+                    Ok(()) => {
+                        slot.insert(parked);
                     }
-                    let parked = self.tmp.join(format!("{}.tmp", random::hex_id(ID_BYTES)));
-                    match fs::rename(&path, &parked) {
-                        Ok(()) => *slot = Some(parked),
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io_error("move a deleted blob aside", &path)(e)),
-                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error("move a deleted blob aside", slot.key())(e)),
                 }
-            } else {
-                unlink(&item)?;
-                unlink(&meta)?;
             }
         }
         drop(exports);
-        for id in replies {
-            unlink(&self.reply_path(id))?;
-        }
         sync_dir(&self.blobs)
     }
 }

@@ -48,7 +48,7 @@ use rusqlite::{Connection, OptionalExtension};
 use tracing::warn;
 
 pub use blobs::{BlobWriter, SealedItem, TempBlob, FLUSH_EVERY};
-pub use export::{Export, ExportItem, ExportSource, ItemBlob};
+pub use export::{Export, ExportDeletedReply, ExportItem, ExportReply, ExportSource, ItemBlob};
 pub use items::Owner;
 pub use reconcile::Reconciled;
 pub use replies::{ReplyRecord, RESERVED_BYTES, RESERVED_INODES};
@@ -374,6 +374,29 @@ fn source_row(db: &Connection, id: &str) -> Result<bool, StoreError> {
         .query_row("SELECT 1 FROM sources WHERE id = ?1", [id], |_| Ok(()))
         .optional()?
         .is_some())
+}
+
+/// The next export position, from the counter every exported row (item, reply, deleted
+/// reply) shares: numbers only grow, so a deletion never hands its position on and
+/// `pull` never skips a row (schema versions 4 and 6).
+fn next_position(db: &Connection) -> Result<i64, StoreError> {
+    Ok(db.query_row(
+        "UPDATE counters SET value = value + 1 WHERE name = 'export' RETURNING value",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// The next order within a source (shared by its items and the newsroom's replies) and
+/// the next export position. Call inside an IMMEDIATE transaction.
+fn next_order(db: &Connection, source_id: &str) -> Result<(i64, i64), StoreError> {
+    // Numbers only grow: a deleted newest item or reply never hands its number on.
+    let seq = db.query_row(
+        "UPDATE sources SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
+        [source_id],
+        |r| r.get(0),
+    )?;
+    Ok((seq, next_position(db)?))
 }
 
 /// The `id` column of every row a query selects.

@@ -1,14 +1,14 @@
-//! Replies: a journalist's ciphertext for a source, stored atomically like items, and
-//! listed, read and deleted by the source's own session.
+//! Replies: a journalist's ciphertext for a source, stored atomically like items (and
+//! numbered and exported with them), and listed, read and deleted by the source's own
+//! session.
 
-use std::fs;
 use std::io;
 use std::time::SystemTime;
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::blobs::{open_for_reading, sync_dir};
-use super::{io_error, source_row, Store, StoreError, ID_BYTES};
+use super::blobs::{open_for_reading, placing, sync_dir};
+use super::{io_error, next_order, next_position, source_row, Store, StoreError, ID_BYTES};
 use crate::{random, time};
 
 /// Inodes and bytes no reply may take: what the WAL, a temp file and a restart need
@@ -40,30 +40,53 @@ impl Store {
 
     /// Stores a reply's ciphertext for a source, atomically. Returns its id.
     pub fn add_reply(&self, source_id: &str, ciphertext: &[u8]) -> Result<String, StoreError> {
-        self.check_room_for_reply(ciphertext.len() as u64)?;
-        let mut blob = self.temp_blob()?;
-        io::Write::write_all(blob.file(), ciphertext)
-            .map_err(io_error("write a reply", &self.tmp))?;
-        let size = blob.seal()?;
-        let id = random::hex_id(ID_BYTES);
-        let target = self.reply_path(&id);
-        blob.place(&target)?;
-        let recorded = sync_dir(&self.blobs).and_then(|()| {
-            let db = self.db();
-            if !source_row(&db, source_id)? {
-                return Err(StoreError::UnknownSource);
+        let mut ids = self.add_replies(&[(source_id, ciphertext)])?;
+        Ok(ids.remove(0))
+    }
+
+    /// Stores replies (source id, ciphertext), all or none: each is written to `tmp/`
+    /// and fsynced, all are renamed into `blobs/` and the directory fsynced, then one
+    /// transaction records them, each with its source's next order (shared with the
+    /// source's items) and the next export position. Returns their ids, in order.
+    pub fn add_replies(&self, replies: &[(&str, &[u8])]) -> Result<Vec<String>, StoreError> {
+        let total = replies
+            .iter()
+            .map(|(_, ciphertext)| ciphertext.len() as u64)
+            .fold(0, u64::saturating_add);
+        self.check_room_for_reply(total)?;
+        placing(|placed| {
+            let mut rows = Vec::with_capacity(replies.len());
+            for &(source_id, ciphertext) in replies {
+                let mut blob = self.temp_blob()?;
+                io::Write::write_all(blob.file(), ciphertext)
+                    .map_err(io_error("write a reply", &self.tmp))?;
+                let size = blob.seal()?;
+                let id = random::hex_id(ID_BYTES);
+                let target = self.reply_path(&id);
+                blob.place(&target)?;
+                placed.push(target);
+                rows.push((id, source_id, size));
             }
-            db.execute(
-                "INSERT INTO replies (id, source_id, day, size) VALUES (?1, ?2, ?3, ?4)",
-                params![id, source_id, time::day(SystemTime::now()), size as i64],
-            )?;
-            Ok(())
-        });
-        if let Err(err) = recorded {
-            let _ = fs::remove_file(&target);
-            return Err(err);
-        }
-        Ok(id)
+            sync_dir(&self.blobs)?;
+
+            let day = time::day(SystemTime::now());
+            let mut db = self.db();
+            // IMMEDIATE, as for items: it reads the counters before it writes them.
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (id, source_id, size) in &rows {
+                if !source_row(&tx, source_id)? {
+                    return Err(StoreError::UnknownSource);
+                }
+                let (seq, position) = next_order(&tx, source_id)?;
+                tx.execute(
+                    "INSERT INTO replies (id, source_id, day, size, seq, position)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id, source_id, day, *size as i64, seq, position],
+                )?;
+            }
+            tx.commit()?;
+            Ok(rows.into_iter().map(|(id, _, _)| id).collect())
+        })
     }
 
     /// A source's replies, newest first.
@@ -94,17 +117,36 @@ impl Store {
         Ok(bytes)
     }
 
-    /// Deletes a reply if it belongs to `source_id`: marks the row, removes the blob,
-    /// removes the row, scrubs the WAL. Returns whether it did.
+    /// Deletes a reply if it belongs to `source_id` (the source deleting it from its
+    /// inbox). One transaction marks the row and records the deletion for the next
+    /// export: the source, the reply's order and a new export position, nothing else
+    /// (SECURITY.md, "What a seized disk does not give"). Then the blob goes (or waits
+    /// in `tmp/` for an export streaming it), the row goes and the WAL is scrubbed.
+    /// The record is made with the mark, not with the row's removal: from the mark on
+    /// the deletion happens even if a crash cuts it short (start-up finishes it), so the
+    /// newsroom must hear of it either way. Returns whether it did.
     pub fn delete_reply(&self, source_id: &str, reply_id: &str) -> Result<bool, StoreError> {
-        let db = self.db();
-        let marked = db.execute(
-            "UPDATE replies SET deleting = 1 WHERE id = ?1 AND source_id = ?2",
-            params![reply_id, source_id],
-        )?;
-        if marked == 0 {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row: Option<(i64, bool)> = tx
+            .query_row(
+                "SELECT seq, deleting FROM replies WHERE id = ?1 AND source_id = ?2",
+                params![reply_id, source_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((seq, marked)) = row else {
             return Ok(false);
+        };
+        if !marked {
+            // A deletion retried after a failure is recorded once.
+            tx.execute("UPDATE replies SET deleting = 1 WHERE id = ?1", [reply_id])?;
+            tx.execute(
+                "INSERT INTO deleted_replies (source_id, seq, position) VALUES (?1, ?2, ?3)",
+                params![source_id, seq, next_position(&tx)?],
+            )?;
         }
+        tx.commit()?;
         self.remove_item_blobs(&[], &[reply_id.to_owned()])?;
         db.execute("DELETE FROM replies WHERE id = ?1", [reply_id])?;
         self.scrub(&db);

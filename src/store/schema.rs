@@ -91,9 +91,51 @@ ALTER TABLE replies ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
 PRAGMA user_version = 5;
 ";
 
+/// Version 6: replies take their order from the source's counter (`next_seq`, shared
+/// with items, so a thread reads in the order things happened) and an export position
+/// from the same counter as items, so `pull` exports them. Replies stored before get
+/// both in the order they were stored, after their source's items; the table is rebuilt
+/// so that both columns are NOT NULL. A reply its source deletes leaves a row in
+/// `deleted_replies` with only its source, its order and a new export position, so the
+/// newsroom learns of the deletion: no id, day or size (SECURITY.md, "What a seized
+/// disk does not give").
+const SCHEMA_V6: &str = "
+CREATE TABLE replies_v6 (
+    id        TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    day       TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    deleting  INTEGER NOT NULL DEFAULT 0,
+    seq       INTEGER NOT NULL,
+    position  INTEGER NOT NULL UNIQUE,
+    UNIQUE (source_id, seq)
+);
+INSERT INTO replies_v6 (rowid, id, source_id, day, size, deleting, seq, position)
+SELECT rowid, id, source_id, day, size, deleting,
+       (SELECT next_seq FROM sources WHERE sources.id = replies.source_id)
+           + ROW_NUMBER() OVER (PARTITION BY source_id ORDER BY rowid),
+       (SELECT value FROM counters WHERE name = 'export')
+           + ROW_NUMBER() OVER (ORDER BY rowid)
+FROM replies;
+DROP TABLE replies;
+ALTER TABLE replies_v6 RENAME TO replies;
+UPDATE sources SET next_seq = next_seq
+    + (SELECT COUNT(*) FROM replies WHERE replies.source_id = sources.id);
+UPDATE counters SET value = value + (SELECT COUNT(*) FROM replies) WHERE name = 'export';
+CREATE TABLE deleted_replies (
+    source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    seq       INTEGER NOT NULL,
+    position  INTEGER NOT NULL UNIQUE,
+    UNIQUE (source_id, seq)
+);
+PRAGMA user_version = 6;
+";
+
 /// Every schema change in order: a database at `user_version` N gets
 /// `MIGRATIONS[N..]`, each in its own transaction.
-const MIGRATIONS: &[&str] = &[SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+const MIGRATIONS: &[&str] = &[
+    SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+];
 
 /// Opens (or creates) the database and brings its schema up to date.
 pub(super) fn open_database(path: &Path) -> Result<Connection, StoreError> {

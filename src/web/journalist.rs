@@ -18,7 +18,8 @@ use tracing::{info, instrument, warn};
 
 use crate::account;
 use crate::bundle::{
-    self, Manifest, ManifestItem, ManifestSource, ReplyManifest, TarReader, TarWriter,
+    self, Manifest, ManifestDeletedReply, ManifestItem, ManifestReply, ManifestSource,
+    ReplyManifest, TarReader, TarWriter,
 };
 use crate::config::Limits;
 use crate::crypto;
@@ -199,7 +200,8 @@ struct ExportQuery {
     since: Option<String>,
 }
 
-/// Streams a bundle: the manifest, then each item's blobs exactly as stored. A
+/// Streams a bundle: the manifest, then each item's blobs, then each reply's, exactly
+/// as stored. A
 /// blocking thread reads files in 256 KiB chunks into a channel of 4, so a bundle of
 /// any size costs the same memory.
 #[instrument(skip_all)]
@@ -248,10 +250,33 @@ async fn export(State(api): State<Arc<Api>>, Query(query): Query<ExportQuery>) -
                 meta: bundle::meta_entry(&i.id),
             })
             .collect(),
-        replies: Vec::new(),
-        deleted_replies: Vec::new(),
+        replies: export
+            .replies
+            .iter()
+            .map(|r| ManifestReply {
+                id: r.id.clone(),
+                source_id: r.source_id.clone(),
+                order: r.seq,
+                day: r.day.clone(),
+                size: r.size,
+                blob: bundle::reply_entry(&r.id),
+            })
+            .collect(),
+        deleted_replies: export
+            .deleted_replies
+            .iter()
+            .map(|d| ManifestDeletedReply {
+                source_id: d.source_id.clone(),
+                order: d.seq,
+            })
+            .collect(),
     };
-    info!(items = manifest.items.len(), "export");
+    info!(
+        items = manifest.items.len(),
+        replies = manifest.replies.len(),
+        deleted_replies = manifest.deleted_replies.len(),
+        "export"
+    );
     let manifest_json = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
@@ -284,17 +309,27 @@ fn write_bundle(
     // 256 KiB per message on a channel of 4: a bundle of any size costs the same memory.
     let mut tar = TarWriter::new(BufWriter::with_capacity(256 * 1024, ToChannel(tx)));
     tar.entry(bundle::MANIFEST, manifest_json)?;
-    for item in &manifest.items {
-        for (name, which, size) in [
-            (&item.blob, ItemBlob::Content, item.size),
-            (&item.meta, ItemBlob::Meta, item.meta_size),
-        ] {
-            let mut file = export.open(&item.id, which)?;
-            if file.metadata()?.len() != size {
-                return Err(std::io::Error::other("a blob's size differs from its row"));
-            }
-            tar.entry_from(name, size, &mut file)?;
+    let mut copy = |name: &str, size: u64, file: std::io::Result<std::fs::File>| {
+        let mut file = file?;
+        if file.metadata()?.len() != size {
+            return Err(std::io::Error::other("a blob's size differs from its row"));
         }
+        tar.entry_from(name, size, &mut file)
+    };
+    for item in &manifest.items {
+        copy(
+            &item.blob,
+            item.size,
+            export.open(&item.id, ItemBlob::Content),
+        )?;
+        copy(
+            &item.meta,
+            item.meta_size,
+            export.open(&item.id, ItemBlob::Meta),
+        )?;
+    }
+    for reply in &manifest.replies {
+        copy(&reply.blob, reply.size, export.open_reply(&reply.id))?;
     }
     tar.finish()?.flush()
 }
@@ -324,29 +359,17 @@ async fn replies(State(api): State<Arc<Api>>, body: Bytes) -> Response {
         Err(why) => return json_error(StatusCode::BAD_REQUEST, &why),
     };
     let store = Arc::clone(&api.store);
-    let result = blocking(move || -> Result<Result<Vec<String>, String>, StoreError> {
-        for (source_id, _) in &parsed {
-            if !store.source_exists(source_id)? {
-                return Ok(Err("a reply names a source that does not exist".into()));
-            }
-        }
-        let mut stored = Vec::new();
-        for (source_id, ciphertext) in &parsed {
-            match store.add_reply(source_id, ciphertext) {
-                Ok(id) => stored.push((source_id.clone(), id)),
-                Err(err) => {
-                    for (source, id) in &stored {
-                        let _ = store.delete_reply(source, id);
-                    }
-                    return Err(err);
-                }
-            }
-        }
-        Ok(Ok(stored.into_iter().map(|(_, id)| id).collect()))
+    let result = blocking(move || {
+        let replies: Vec<(&str, &[u8])> = parsed
+            .iter()
+            .map(|(source_id, ciphertext)| (source_id.as_str(), ciphertext.as_slice()))
+            .collect();
+        // All or none: a reply naming a deleted source stores none of them.
+        store.add_replies(&replies)
     })
     .await;
     match result {
-        Ok(Ok(ids)) => {
+        Ok(ids) => {
             info!(replies = ids.len(), "replies stored");
             let body = serde_json::json!({ "stored": ids.len() }).to_string();
             (
@@ -356,7 +379,6 @@ async fn replies(State(api): State<Arc<Api>>, body: Bytes) -> Response {
             )
                 .into_response()
         }
-        Ok(Err(why)) => json_error(StatusCode::BAD_REQUEST, &why),
         Err(StoreError::UnknownSource) => json_error(
             StatusCode::BAD_REQUEST,
             "a reply names a source that does not exist",

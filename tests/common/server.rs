@@ -523,12 +523,32 @@ impl Server {
             ciphertext,
         )
         .unwrap();
-        self.db()
-            .execute(
-                "INSERT INTO replies (id, source_id, day, size) VALUES (?1, ?2, '2026-01-01', ?3)",
-                rusqlite::params![id, source_id, ciphertext.len() as i64],
+        // The source's next order and the next export position, as the server takes them.
+        let mut db = self.db();
+        let tx = db
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        let seq: i64 = tx
+            .query_row(
+                "UPDATE sources SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
+                [source_id],
+                |r| r.get(0),
             )
             .unwrap();
+        let position: i64 = tx
+            .query_row(
+                "UPDATE counters SET value = value + 1 WHERE name = 'export' RETURNING value",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        tx.execute(
+            "INSERT INTO replies (id, source_id, day, size, seq, position)
+             VALUES (?1, ?2, '2026-01-01', ?3, ?4, ?5)",
+            rusqlite::params![id, source_id, ciphertext.len() as i64, seq, position],
+        )
+        .unwrap();
+        tx.commit().unwrap();
         id
     }
 
