@@ -470,8 +470,10 @@ fn pull(args: &ServerArgs, output: &Path, all: bool) -> CliResult {
     };
     cursor_file.write(checked.next_cursor)?;
     eprintln!(
-        "{} new item(s) in {}. Carry it to the offline machine and run `agedrop open`.",
+        "{} new item(s) and {} reply(ies) in {}. Carry it to the offline machine and import \
+         it into the desk: agedrop open BUNDLE -i IDENTITY",
         checked.items,
+        checked.replies,
         output.display()
     );
     Ok(())
@@ -574,8 +576,9 @@ fn open(bundles: &[PathBuf], identities: &[PathBuf], output: &Path) -> CliResult
             eprintln!("agedrop: skipped: {line}");
         }
         eprintln!(
-            "{} item(s) written under {}.",
+            "{} item(s) and {} reply(ies) written under {}.",
             report.written,
+            report.replies,
             output.display()
         );
         problems += report.skipped.len();
@@ -583,7 +586,12 @@ fn open(bundles: &[PathBuf], identities: &[PathBuf], output: &Path) -> CliResult
     if problems == 0 {
         Ok(())
     } else {
-        Err(format!("{problems} problem(s) with the bundle(s); see above").into())
+        let which = if bundles.len() == 1 {
+            "this bundle"
+        } else {
+            "these bundles"
+        };
+        Err(format!("{problems} problem(s) with {which}; see above").into())
     }
 }
 

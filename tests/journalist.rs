@@ -617,7 +617,7 @@ fn passphrase_protected_identities_open_bundles() {
     assert_eq!(
         stderr(&wrong),
         format!(
-            "agedrop: skipped: item {item}: cannot decrypt\nagedrop: skipped: item {item}: metadata cannot decrypt\n0 item(s) written under wrong-out.\nagedrop: error: 2 problem(s) with this bundle; see above\n"
+            "agedrop: skipped: item {item}: cannot decrypt\nagedrop: skipped: item {item}: metadata cannot decrypt\n0 item(s) and 0 reply(ies) written under wrong-out.\nagedrop: error: 2 problem(s) with this bundle; see above\n"
         )
     );
     let written = work.join("wrong-out");
@@ -1160,7 +1160,7 @@ fn a_reply_the_identity_cannot_decrypt_is_reported_and_nothing_is_written() {
     assert_eq!(
         stderr(&opened),
         format!(
-            "agedrop: skipped: reply {reply_id}: cannot decrypt\n1 item(s) written under {}.\nagedrop: error: 1 problem(s) with this bundle; see above\n",
+            "agedrop: skipped: reply {reply_id}: cannot decrypt\n1 item(s) and 0 reply(ies) written under {}.\nagedrop: error: 1 problem(s) with this bundle; see above\n",
             out.display()
         )
     );

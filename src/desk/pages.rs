@@ -129,7 +129,7 @@ fn layout(ctx: &Ctx<'_>, title: &str, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " — " (text::SITE) }
                 link rel="stylesheet" href={ (ctx.prefix) "/style.css" };
             }
@@ -183,7 +183,7 @@ pub fn sources(ctx: &Ctx<'_>, filter: Filter, sources: &[SourceSummary]) -> Mark
                     } }
                     tbody {
                         @for source in sources {
-                            tr.source class=[(source.unread > 0).then_some("unread")] {
+                            tr.source.unread[source.unread > 0] {
                                 td { a href={ (ctx.prefix) "/sources/" (source.id) } { (shown(&source.label)) } }
                                 td { (source.last_day.as_deref().unwrap_or("-")) }
                                 td.unread-count { (source.unread) }
@@ -295,7 +295,7 @@ fn entry_box(ctx: &Ctx<'_>, entry: &Entry, content: &Content) -> Markup {
     };
     let unread = entry.kind != EntryKind::Reply && !entry.read;
     html! {
-        section.entry class=[(entry.kind == EntryKind::Reply).then_some("reply")] id={ "e" (entry.seq) } {
+        section.entry.reply[entry.kind == EntryKind::Reply] id={ "e" (entry.seq) } {
             h2 {
                 (entry.seq) ". " (heading)
                 @if unread { " " span.badge { (text::NEW) } }
