@@ -31,6 +31,7 @@ mod random;
 mod rate;
 mod server;
 mod sources;
+mod sqlite;
 pub mod store;
 pub mod submission;
 mod time;

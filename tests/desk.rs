@@ -13,18 +13,7 @@ use common::*;
 use serde_json::Value;
 
 fn pull(server: &Server, token: &Path, out: &Path) {
-    ok(&agedrop(
-        &[
-            "pull",
-            "--server",
-            &format!("http://{}", server.journalist),
-            "--token-file",
-            token.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        server.dir.path(),
-    ));
+    ok(&server.pull(token, out));
 }
 
 fn import(server: &Server, desk: &Path, bundles: &[&Path]) -> Output {
@@ -42,37 +31,8 @@ fn import(server: &Server, desk: &Path, bundles: &[&Path]) -> Output {
 
 /// `agedrop reply` (to the source and the newsroom) and `agedrop push`.
 fn reply_and_push(server: &Server, token: &Path, bundle: &Path, label: &str, text: &str) {
-    let work = server.dir.path();
-    let message = work.join("reply.txt");
-    std::fs::write(&message, text).unwrap();
-    let reply = work.join("reply.tar");
-    let _ = std::fs::remove_file(&reply);
-    ok(&agedrop(
-        &[
-            "reply",
-            bundle.to_str().unwrap(),
-            "-i",
-            server.newsroom.identity_file.to_str().unwrap(),
-            "--source",
-            label,
-            "--message",
-            message.to_str().unwrap(),
-            "-o",
-            reply.to_str().unwrap(),
-        ],
-        work,
-    ));
-    ok(&agedrop(
-        &[
-            "push",
-            "--server",
-            &format!("http://{}", server.journalist),
-            "--token-file",
-            token.to_str().unwrap(),
-            reply.to_str().unwrap(),
-        ],
-        work,
-    ));
+    let reply = server.write_reply(bundle, label, text, server.dir.path());
+    ok(&server.with_token(token, "push", &[reply.to_str().unwrap()]));
 }
 
 /// Every file under the desk with its bytes, but the index (compared by its rows).
@@ -662,11 +622,7 @@ fn a_reply_the_source_deleted_is_shown_as_deleted_in_any_import_order() {
     pull(&server, &token, &with_reply);
 
     // The source deletes it; the next bundle carries only the fact.
-    let reply_id = {
-        let db = rusqlite::Connection::open(server.data().join("agedrop.sqlite")).unwrap();
-        db.query_row("SELECT id FROM replies", [], |r| r.get::<_, String>(0))
-            .unwrap()
-    };
+    let reply_id = server.reply_ids().remove(0);
     assert_eq!(source.get("/inbox").status, 200);
     let deleted = source.post_form(&format!("/replies/{reply_id}/delete"), &[]);
     assert_eq!(deleted.status, 303);

@@ -93,11 +93,7 @@ fn rotation_and_deletions_leave_nothing_of_the_old_record_on_disk() {
 
     // A reply, deleted by the source.
     assert_eq!(server.push_reply(&token, b"a reply"), 201);
-    let reply_id = {
-        let db = rusqlite::Connection::open(server.data().join("agedrop.sqlite")).unwrap();
-        db.query_row("SELECT id FROM replies", [], |r| r.get::<_, String>(0))
-            .unwrap()
-    };
+    let reply_id = server.reply_ids().remove(0);
     assert_eq!(source.get("/inbox").status, 200);
     let deleted = source.post_form(&format!("/replies/{reply_id}/delete"), &[]);
     assert_eq!(deleted.status, 303);

@@ -13,19 +13,6 @@ fn url(addr: std::net::SocketAddr) -> String {
     format!("http://{addr}")
 }
 
-/// `agedrop COMMAND --server URL --token-file TOKEN ARGS…`, to completion.
-fn with_server(server: &Server, token: &Path, command: &str, args: &[&str]) -> Output {
-    let url = url(server.journalist);
-    let mut all = vec![command, "--server", &url, "--token-file"];
-    all.push(token.to_str().unwrap());
-    all.extend_from_slice(args);
-    agedrop(&all, server.dir.path())
-}
-
-fn pull(server: &Server, token: &Path, out: &Path) -> Output {
-    with_server(server, token, "pull", &["-o", out.to_str().unwrap()])
-}
-
 fn open(server: &Server, bundle: &Path, out: &Path) -> Output {
     agedrop(
         &[
@@ -40,31 +27,8 @@ fn open(server: &Server, bundle: &Path, out: &Path) -> Output {
     )
 }
 
-/// `agedrop reply` with `text` for the source labelled `label`: the reply bundle's path.
-fn write_reply(server: &Server, bundle: &Path, label: &str, text: &str, work: &Path) -> PathBuf {
-    let message = work.join("reply.txt");
-    std::fs::write(&message, text).unwrap();
-    let reply = work.join("reply.tar");
-    ok(&agedrop(
-        &[
-            "reply",
-            bundle.to_str().unwrap(),
-            "-i",
-            server.newsroom.identity_file.to_str().unwrap(),
-            "--source",
-            label,
-            "--message",
-            message.to_str().unwrap(),
-            "-o",
-            reply.to_str().unwrap(),
-        ],
-        work,
-    ));
-    reply
-}
-
 fn push(server: &Server, token: &Path, reply: &Path) -> Output {
-    with_server(server, token, "push", &[reply.to_str().unwrap()])
+    server.with_token(token, "push", &[reply.to_str().unwrap()])
 }
 
 /// A pulled bundle: its manifest, and the names of the entries after it.
@@ -104,7 +68,7 @@ fn submission_to_pull_open_reply_push_and_delete() {
 
     // pull → open: the exact bytes, under safe names, with an index.
     let bundle = work.join("b1.tar");
-    ok(&pull(&server, &token, &bundle));
+    ok(&server.pull(&token, &bundle));
     let out = work.join("decrypted");
     ok(&open(&server, &bundle, &out));
     let dirs = label_dirs(&out);
@@ -153,13 +117,7 @@ fn submission_to_pull_open_reply_push_and_delete() {
     assert!(plain.contains(&big) && plain.contains(&b"notes".to_vec()));
 
     // reply → push → the source reads it in the inbox.
-    let reply = write_reply(
-        &server,
-        &bundle,
-        &label,
-        "Thank you. Please send page 4.",
-        work,
-    );
+    let reply = server.write_reply(&bundle, &label, "Thank you. Please send page 4.", work);
     let server_args = [
         "--server",
         &url(server.journalist),
@@ -179,7 +137,7 @@ fn submission_to_pull_open_reply_push_and_delete() {
 
     // A second pull brings only what is new: the reply, which took order 4.
     let second = work.join("b2.tar");
-    ok(&pull(&server, &token, &second));
+    ok(&server.pull(&token, &second));
     assert!(ok(&open(&server, &second, &work.join("second"))).contains("0 item(s)"));
     assert_eq!(
         std::fs::read(work.join("second").join(&label).join("004-reply.txt")).unwrap(),
@@ -189,7 +147,7 @@ fn submission_to_pull_open_reply_push_and_delete() {
     let follow_up = source.submit(vec![Part::text("message", b"page 4")]);
     assert_eq!(follow_up.status, 303);
     let third = work.join("b3.tar");
-    ok(&pull(&server, &token, &third));
+    ok(&server.pull(&token, &third));
     let third_out = work.join("third");
     assert!(ok(&open(&server, &third, &third_out)).contains("1 item(s)"));
     assert_eq!(
@@ -447,7 +405,7 @@ fn hostile_bundles_are_refused_and_nothing_lands_outside_the_output() {
     ]);
     let work = server.dir.path();
     let good = work.join("good.tar");
-    ok(&pull(&server, &token, &good));
+    ok(&server.pull(&token, &good));
     let bytes = std::fs::read(&good).unwrap();
     let (manifest_name, manifest) = untar(&bytes).remove(0);
     assert_eq!(manifest_name, "manifest.json");
@@ -740,7 +698,7 @@ fn a_pull_after_deleting_the_newest_item_still_gets_the_next_one() {
         source.submit(vec![Part::text("message", b"first")]).status,
         200
     );
-    ok(&pull(&server, &token, &work.join("p1.tar")));
+    ok(&server.pull(&token, &work.join("p1.tar")));
     let first = server.items().remove(0);
     // The newest item goes; the next one must not inherit its export position.
     let out = agedrop(
@@ -761,7 +719,7 @@ fn a_pull_after_deleting_the_newest_item_still_gets_the_next_one() {
         source.submit(vec![Part::text("message", b"second")]).status,
         303
     );
-    ok(&pull(&server, &token, &work.join("p2.tar")));
+    ok(&server.pull(&token, &work.join("p2.tar")));
     let opened = work.join("p2-out");
     assert!(ok(&open(&server, &work.join("p2.tar"), &opened)).contains("1 item(s)"));
     let files = files_under(&opened);
@@ -813,9 +771,9 @@ fn canaries_never_leak_through_submit_login_reply_and_follow_up() {
     headers_seen.push(page.headers);
 
     let bundle = work.join("bundle.tar");
-    ok(&pull(&server, &token, &bundle));
+    ok(&server.pull(&token, &bundle));
     let label = server.source_rows()[0].1.clone();
-    let reply = write_reply(&server, &bundle, &label, &format!("reply {marker}"), work);
+    let reply = server.write_reply(&bundle, &label, &format!("reply {marker}"), work);
     ok(&agedrop(
         &[
             "push",
@@ -897,7 +855,7 @@ fn open_with_an_identity_the_items_were_not_encrypted_to_reports_each_item() {
     );
     assert_eq!(page.status, 200);
     let item = server.items().remove(0);
-    ok(&pull(&server, &token, &work.join("b.tar")));
+    ok(&server.pull(&token, &work.join("b.tar")));
     let stranger_dir = work.join("stranger");
     std::fs::create_dir(&stranger_dir).unwrap();
     let stranger = Newsroom::new(&stranger_dir);
@@ -939,7 +897,7 @@ fn a_reused_label_never_merges_two_sources_offline() {
     assert_eq!(page.status, 200);
     let work = server.dir.path();
     let first = work.join("first.tar");
-    ok(&pull(&server, &token, &first));
+    ok(&server.pull(&token, &first));
     let entries = untar(&std::fs::read(&first).unwrap());
     let manifest: serde_json::Value = serde_json::from_slice(&entries[0].1).unwrap();
     let old_id = manifest["sources"][0]["id"].as_str().unwrap().to_owned();
@@ -1015,7 +973,7 @@ fn replies_and_their_deletions_travel_in_export_bundles() {
         { "id": source_id, "label": label, "recipient": recipient }
     ]);
     let first = work.join("b1.tar");
-    ok(&pull(&server, &token, &first));
+    ok(&server.pull(&token, &first));
     let (manifest, _) = pulled(&first);
     assert_eq!(manifest["items"][0]["order"], 1);
     assert_eq!(manifest["replies"], serde_json::json!([]));
@@ -1024,10 +982,10 @@ fn replies_and_their_deletions_travel_in_export_bundles() {
     ok(&push(
         &server,
         &token,
-        &write_reply(&server, &first, &label, text, work),
+        &server.write_reply(&first, &label, text, work),
     ));
     let second = work.join("b2.tar");
-    ok(&pull(&server, &token, &second));
+    ok(&server.pull(&token, &second));
     let (manifest, names) = pulled(&second);
     assert_eq!(manifest["version"], 2);
     assert_eq!(manifest["items"], serde_json::json!([]));
@@ -1077,7 +1035,7 @@ fn replies_and_their_deletions_travel_in_export_bundles() {
     let deleted = returning.post_form(&format!("/replies/{reply_id}/delete"), &[]);
     assert_eq!(deleted.status, 303);
     let third = work.join("b3.tar");
-    ok(&pull(&server, &token, &third));
+    ok(&server.pull(&token, &third));
     let (manifest, names) = pulled(&third);
     assert_eq!(
         names,
@@ -1113,12 +1071,7 @@ fn replies_and_their_deletions_travel_in_export_bundles() {
         303
     );
     let all = work.join("all.tar");
-    ok(&with_server(
-        &server,
-        &token,
-        "pull",
-        &["--all", "-o", all.to_str().unwrap()],
-    ));
+    ok(&server.with_token(&token, "pull", &["--all", "-o", all.to_str().unwrap()]));
     let (manifest, names) = pulled(&all);
     let orders: Vec<&serde_json::Value> = manifest["items"]
         .as_array()
@@ -1151,7 +1104,7 @@ fn a_reply_the_identity_cannot_decrypt_is_reported_and_nothing_is_written() {
     let api_token = server.add_journalist("tom");
     assert_eq!(server.push_reply(&api_token, b"for the source only"), 201);
     let bundle = work.join("b.tar");
-    ok(&pull(&server, &token, &bundle));
+    ok(&server.pull(&token, &bundle));
     let (manifest, _) = pulled(&bundle);
     let reply_id = manifest["replies"][0]["id"].as_str().unwrap().to_owned();
     let out = work.join("desk");

@@ -67,6 +67,7 @@ impl Drop for Staged {
 }
 
 /// An item decrypted into the staging area.
+#[derive(Default)]
 struct StagedItem {
     record: Option<ItemRecord>,
     size: Option<u64>,
@@ -77,6 +78,12 @@ struct StagedItem {
 struct Decrypted<'a> {
     items: HashMap<&'a str, StagedItem>,
     replies: HashMap<&'a str, StagedReply>,
+}
+
+impl<'a> Decrypted<'a> {
+    fn item(&mut self, id: &'a str) -> &mut StagedItem {
+        self.items.entry(id).or_default()
+    }
 }
 
 /// A reply as the import found it.
@@ -136,28 +143,14 @@ pub fn import(
         match by_entry[entry.name.as_str()] {
             Target::Meta(item) if wanted(&plans.by_id, &item.id) => {
                 let record = decrypt_meta(&mut tar, identities, item)?;
-                decrypted
-                    .items
-                    .entry(&item.id)
-                    .or_insert(StagedItem {
-                        record: None,
-                        size: None,
-                    })
-                    .record = Some(record);
+                decrypted.item(&item.id).record = Some(record);
             }
             Target::Item(item) if wanted(&plans.by_id, &item.id) => {
                 let path = desk.staged(&item.id);
                 staged.paths.push(path.clone());
                 let size = decrypt_to(&mut tar, identities, &path, item.size)
                     .map_err(|cause| item_error(&mut tar, &item.id, cause))?;
-                decrypted
-                    .items
-                    .entry(&item.id)
-                    .or_insert(StagedItem {
-                        record: None,
-                        size: None,
-                    })
-                    .size = Some(size);
+                decrypted.item(&item.id).size = Some(size);
             }
             Target::Reply(reply) if wanted(&plans.by_id, &reply.id) => {
                 let ciphertext = bundle::read_small(&mut tar, &entry, bundle::MAX_REPLY_BYTES)?;

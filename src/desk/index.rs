@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::DeskError;
 use crate::bundle::ItemKind;
+use crate::sqlite::OpenDbError;
 
 const SCHEMA: &str = "
 CREATE TABLE newsroom (
@@ -67,31 +68,13 @@ const MIGRATIONS: &[&str] = &[SCHEMA];
 
 /// Opens (or creates) the index.
 pub(super) fn open(path: &Path) -> Result<Connection, DeskError> {
-    let db = Connection::open(path)?;
-    db.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA secure_delete = ON;",
-    )?;
-    db.busy_timeout(std::time::Duration::from_secs(10))?;
-    let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let applied = usize::try_from(version)
-        .ok()
-        .filter(|&v| v <= MIGRATIONS.len())
-        .ok_or(DeskError::UnknownSchema(version))?;
-    for migration in &MIGRATIONS[applied..] {
-        db.execute_batch(&format!("BEGIN IMMEDIATE; {migration} COMMIT;"))?;
-    }
-    for suffix in ["", "-wal", "-shm"] {
-        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
-        if file.exists() {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
-                .map_err(super::io_error("restrict the index's permissions", &file))?;
+    crate::sqlite::open(path, "", MIGRATIONS).map_err(|err| match err {
+        OpenDbError::Sqlite(err) => DeskError::Database(err),
+        OpenDbError::UnknownSchema(version) => DeskError::UnknownSchema(version),
+        OpenDbError::Restrict(file, err) => {
+            super::io_error("restrict the index's permissions", &file)(err)
         }
-    }
-    Ok(db)
+    })
 }
 
 /// What an entry of a thread is.

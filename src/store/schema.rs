@@ -1,12 +1,12 @@
 //! The database: its schema, as the ordered list of migrations every database is
 //! brought up to, and how it is opened (journal, durability and deletion settings).
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rusqlite::Connection;
 
 use super::{io_error, StoreError};
+use crate::sqlite::OpenDbError;
 
 const SCHEMA: &str = "
 CREATE TABLE sources (
@@ -139,35 +139,15 @@ const MIGRATIONS: &[&str] = &[
 
 /// Opens (or creates) the database and brings its schema up to date.
 pub(super) fn open_database(path: &Path) -> Result<Connection, StoreError> {
-    let db = Connection::open(path)?;
-    // WAL for concurrent readers; FULL so a committed item survives power loss;
-    // secure_delete so deleted rows are overwritten, not left in free pages;
     // journal_size_limit 0 so the WAL shrinks to nothing whenever it is reset rather
-    // than keeping old page images past its end (see `scrub`).
-    db.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA secure_delete = ON;
-         PRAGMA journal_size_limit = 0;",
-    )?;
-    db.busy_timeout(std::time::Duration::from_secs(10))?;
-    let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let applied = usize::try_from(version)
-        .ok()
-        .filter(|&v| v <= MIGRATIONS.len())
-        .ok_or(StoreError::UnknownSchema(version))?;
-    for migration in &MIGRATIONS[applied..] {
-        db.execute_batch(&format!("BEGIN IMMEDIATE; {migration} COMMIT;"))?;
-    }
-    // The database files hold metadata only, but keep them private all the same.
-    for suffix in ["", "-wal", "-shm"] {
-        let file = PathBuf::from(format!("{}{suffix}", path.display()));
-        if file.exists() {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&file, fs::Permissions::from_mode(0o600))
-                .map_err(io_error("restrict the database's permissions", &file))?;
+    // than keeping old page images past its end (see `scrub`). The database files hold
+    // metadata only, but are kept private all the same.
+    crate::sqlite::open(path, "PRAGMA journal_size_limit = 0;", MIGRATIONS).map_err(|err| match err
+    {
+        OpenDbError::Sqlite(err) => StoreError::from(err),
+        OpenDbError::UnknownSchema(version) => StoreError::UnknownSchema(version),
+        OpenDbError::Restrict(file, err) => {
+            io_error("restrict the database's permissions", &file)(err)
         }
-    }
-    Ok(db)
+    })
 }

@@ -7,7 +7,33 @@ mod pages;
 mod session;
 pub mod source;
 
-use http::HeaderMap;
+use http::{header, HeaderMap, HeaderValue};
+
+/// Headers every HTML answer of ours carries, on the source site and the desk alike:
+/// no sniffing, no framing, no caching, no sharing with other origins, no device
+/// access. Each site adds its own CSP and referrer policy.
+pub(crate) fn strict_headers(headers: &mut HeaderMap) {
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+        (
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+        (
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            "same-origin",
+        ),
+        (
+            header::HeaderName::from_static("permissions-policy"),
+            "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers.remove(header::SERVER);
+}
 
 /// The value of cookie `name` if it is exactly `hex_len` hex digits: anything else is
 /// ignored, so cookie contents never reach further than this check.

@@ -617,6 +617,58 @@ impl Server {
         (response.status, response.bytes)
     }
 
+    /// `agedrop COMMAND --server URL --token-file TOKEN ARGS…` against this server's
+    /// journalist API, run in its directory, to completion.
+    pub fn with_token(&self, token: &Path, command: &str, args: &[&str]) -> Output {
+        let url = format!("http://{}", self.journalist);
+        let mut all = vec![command, "--server", &url, "--token-file"];
+        all.push(token.to_str().unwrap());
+        all.extend_from_slice(args);
+        agedrop(&all, self.dir.path())
+    }
+
+    /// `agedrop pull -o OUT` with `token`.
+    pub fn pull(&self, token: &Path, out: &Path) -> Output {
+        self.with_token(token, "pull", &["-o", out.to_str().unwrap()])
+    }
+
+    /// `agedrop reply` with `text` for the source labelled `label` in `bundle`, to the
+    /// source and the newsroom: the reply bundle's path (`work/reply.tar`, replaced).
+    pub fn write_reply(&self, bundle: &Path, label: &str, text: &str, work: &Path) -> PathBuf {
+        let message = work.join("reply.txt");
+        std::fs::write(&message, text).unwrap();
+        let reply = work.join("reply.tar");
+        let _ = std::fs::remove_file(&reply);
+        ok(&agedrop(
+            &[
+                "reply",
+                bundle.to_str().unwrap(),
+                "-i",
+                self.newsroom.identity_file.to_str().unwrap(),
+                "--source",
+                label,
+                "--message",
+                message.to_str().unwrap(),
+                "-o",
+                reply.to_str().unwrap(),
+            ],
+            work,
+        ));
+        reply
+    }
+
+    /// The ids of the stored replies, oldest first.
+    pub fn reply_ids(&self) -> Vec<String> {
+        let db = rusqlite::Connection::open(self.data().join("agedrop.sqlite")).unwrap();
+        let mut stmt = db.prepare("SELECT id FROM replies ORDER BY rowid").unwrap();
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        ids
+    }
+
     /// Pushes one reply to the first source through the journalist API, encrypted to
     /// its recipient: the status.
     pub fn push_reply(&self, token: &str, text: &[u8]) -> u16 {
