@@ -508,11 +508,12 @@ fn decrypt_item<R: Read>(
     let mut out = WriterThread::spawn(file);
     let size = if size >= PROGRESS_FROM && io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(size);
-        let size = identities.decrypt(bar.wrap_read(tar.entry()), &mut out, u64::MAX)?;
+        let size =
+            identities.decrypt_on_two_cores(bar.wrap_read(tar.entry()), &mut out, u64::MAX)?;
         bar.finish_and_clear();
         size
     } else {
-        identities.decrypt(tar.entry(), &mut out, u64::MAX)?
+        identities.decrypt_on_two_cores(tar.entry(), &mut out, u64::MAX)?
     };
     // No fsync: the bundle stays the durable copy. A crash or power loss during `open`
     // can leave a hidden .incoming file or a recently renamed file incomplete: run

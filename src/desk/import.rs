@@ -410,11 +410,12 @@ fn decrypt_to<R: Read>(
     let mut out = WriterThread::spawn(file);
     let written = if size >= PROGRESS_FROM && io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(size);
-        let written = identities.decrypt(bar.wrap_read(tar.entry()), &mut out, u64::MAX)?;
+        let written =
+            identities.decrypt_on_two_cores(bar.wrap_read(tar.entry()), &mut out, u64::MAX)?;
         bar.finish_and_clear();
         written
     } else {
-        identities.decrypt(tar.entry(), &mut out, u64::MAX)?
+        identities.decrypt_on_two_cores(tar.entry(), &mut out, u64::MAX)?
     };
     out.finish().map_err(|_| OpenError::Write)?;
     Ok(written)
