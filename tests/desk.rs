@@ -673,3 +673,57 @@ fn a_reply_the_source_deleted_is_shown_as_deleted_in_any_import_order() {
         assert!(!thread.body.contains("Please call us."), "{}", thread.body);
     }
 }
+
+#[test]
+fn items_that_stock_go_age_encrypted_import_whole() {
+    let server = Server::start();
+    let token = server.add_journalist_file("alice");
+    let work = server.dir.path();
+    source_submits(&server, "hello", ("doc.bin", b"placeholder".to_vec()));
+    let bundle = work.join("b1.tar");
+    pull(&server, &token, &bundle);
+
+    // The file item replaced by one Go age made (multi-chunk, two recipients, one of
+    // them the newsroom), its size in the manifest to match.
+    let plain = noise(5 * 1024 * 1024 + 3, 21);
+    let plain_path = work.join("plain.bin");
+    std::fs::write(&plain_path, &plain).unwrap();
+    std::fs::create_dir(work.join("other")).unwrap();
+    let other = Newsroom::new(&work.join("other")).recipient;
+    let sealed_path = work.join("sealed.age");
+    let status = Command::new(require_tool("age"))
+        .args(["-r", &other, "-r", &server.newsroom.recipient, "-o"])
+        .arg(&sealed_path)
+        .arg(&plain_path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sealed = std::fs::read(&sealed_path).unwrap();
+    let mut entries = untar(&std::fs::read(&bundle).unwrap());
+    let mut manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
+    let item = manifest["items"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|i| i["kind"] == "file")
+        .unwrap();
+    item["size"] = sealed.len().into();
+    let blob = item["blob"].as_str().unwrap().to_owned();
+    entries[0].1 = serde_json::to_vec(&manifest).unwrap();
+    entries.iter_mut().find(|(n, _)| *n == blob).unwrap().1 = sealed;
+    let borrowed: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    let go_bundle = work.join("go.tar");
+    std::fs::write(&go_bundle, tar(&borrowed)).unwrap();
+
+    let desk = work.join("desk");
+    ok(&import(&server, &desk, &[&go_bundle]));
+    let label = manifest["sources"][0]["label"].as_str().unwrap();
+    let imported = std::fs::read(desk.join("sources").join(label).join("0002-doc.bin")).unwrap();
+    assert!(
+        imported == plain,
+        "Go age's ciphertext opens to the exact bytes"
+    );
+}
