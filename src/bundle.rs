@@ -80,6 +80,9 @@ pub struct ManifestSource {
     pub label: String,
     /// The `age1…` recipient replies are encrypted to.
     pub recipient: String,
+    /// The desk the source chose (absent from bundles made before desks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desk: Option<String>,
 }
 
 /// What an item is. Stored, exported and read back as `message` or `file`, and
@@ -280,6 +283,13 @@ impl Manifest {
         for source in &self.sources {
             if !is_id(&source.id) {
                 return Err(BundleError::Refused("a source id is malformed".into()));
+            }
+            if source
+                .desk
+                .as_deref()
+                .is_some_and(|d| !crate::desks::is_id(d))
+            {
+                return Err(BundleError::Refused("a source's desk is malformed".into()));
             }
             // Two sources under one name would share a directory offline.
             if !sources.insert(source.id.as_str()) || !labels.insert(source.label.as_str()) {
@@ -718,6 +728,7 @@ mod tests {
                 id: id.clone(),
                 label: "amber-falcon".into(),
                 recipient: "age1x".into(),
+                desk: Some("investigations".into()),
             }],
             items: vec![ManifestItem {
                 id: id.clone(),

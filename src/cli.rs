@@ -175,6 +175,10 @@ enum JournalistAction {
     Add {
         /// Account name (a-z, 0-9, . _ -).
         name: String,
+        /// Limit the account to this desk's sources; repeat for several. Without it,
+        /// the account sees every desk.
+        #[arg(long = "desk")]
+        desks: Vec<String>,
     },
     /// List accounts.
     List,
@@ -353,18 +357,44 @@ fn journalist(config_path: &Path, action: JournalistAction) -> CliResult {
     let store =
         Store::open_shared(&config.data_dir).map_err(|e| format!("config key `data_dir`: {e}"))?;
     match action {
-        JournalistAction::Add { name } => {
+        JournalistAction::Add { name, mut desks } => {
             if !account::valid_name(&name) {
                 return Err("a journalist name is 1 to 64 of a-z, 0-9, '.', '_', '-'".into());
             }
+            for desk in &desks {
+                if config.desks.get(desk).is_none() && !config.desks.is_retired(desk) {
+                    let known: Vec<&str> = config.desks.iter().map(|d| d.id.as_str()).collect();
+                    return Err(format!(
+                        "no desk {desk:?} in {}; its desks are: {}",
+                        config_path.display(),
+                        known.join(", ")
+                    )
+                    .into());
+                }
+            }
+            desks.sort();
+            desks.dedup();
             let token = Token::generate();
-            store.add_journalist(&name, &token.id, &token.secret_hash())?;
-            eprintln!("Journalist {name} added. Their token, shown only now:");
+            let scope = (!desks.is_empty()).then_some(desks.as_slice());
+            store.add_journalist(&name, &token.id, &token.secret_hash(), scope)?;
+            match scope {
+                Some(desks) => eprintln!(
+                    "Journalist {name} added, for desk(s) {}. Their token, shown only now:",
+                    desks.join(", ")
+                ),
+                None => eprintln!(
+                    "Journalist {name} added, for every desk. Their token, shown only now:"
+                ),
+            }
             println!("{}", token.expose());
         }
         JournalistAction::List => {
-            for (name, day) in store.journalists()? {
-                println!("{name}\t(since {day})");
+            for journalist in store.journalists()? {
+                let desks = match &journalist.desks {
+                    Some(desks) => desks.join(","),
+                    None => "every desk".to_owned(),
+                };
+                println!("{}\t(since {})\t{desks}", journalist.name, journalist.day);
             }
         }
         JournalistAction::Remove { name } => {
@@ -818,7 +848,7 @@ fn demo(dir: &Path, port: u16) -> CliResult {
         let config = Config::parse(&config_text, dir)?;
         let store = Store::create(&config.data_dir)?;
         let token = Token::generate();
-        store.add_journalist("demo", &token.id, &token.secret_hash())?;
+        store.add_journalist("demo", &token.id, &token.secret_hash(), None)?;
         write_private(&token_path, format!("{}\n", token.expose()).as_bytes())?;
         write_private(&config_path, config_text.as_bytes())?;
     }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::code::KdfParams;
 use crate::crypto::{Recipients, RecipientsError};
+use crate::desks::{self, Desk, Desks};
 
 /// Where a listener accepts connections.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,9 +134,26 @@ struct RawConfig {
     lock_memory: bool,
     source: RawSource,
     journalist: RawJournalist,
-    newsroom: RawNewsroom,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    newsroom: Option<RawNewsroom>,
+    /// `[[desk]]` entries.
+    #[serde(default, rename = "desk", skip_serializing_if = "Vec::is_empty")]
+    desks: Vec<RawDesk>,
+    /// Desk ids removed from the config on purpose while their sources remain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    retired_desks: Vec<String>,
     #[serde(default)]
     limits: Limits,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawDesk {
+    id: String,
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    recipients: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -402,8 +420,9 @@ pub struct Config {
     pub journalist_listen: Listen,
     /// Optional TLS (and mutual TLS) for the journalist API.
     pub journalist_tls: Option<JournalistTls>,
-    /// The newsroom's age recipients: every item is encrypted to all of them.
-    pub recipients: Recipients,
+    /// The desks: each item is encrypted to all the recipients of its source's desk,
+    /// and to no one else.
+    pub desks: Desks,
     /// Limits on clients.
     pub limits: Limits,
     /// Group given to the source site's Unix socket (e.g. `debian-tor`).
@@ -461,16 +480,7 @@ impl Config {
                 "must differ from source.listen: the journalist API never shares the source site's socket",
             ));
         }
-        let recipients = Recipients::parse(&raw.newsroom.recipients).map_err(|err| match err {
-            RecipientsError::Empty => ConfigError::invalid(
-                "newsroom.recipients",
-                "no recipients: add at least one age1… public key (from `agedrop keygen` on the offline machine)",
-            ),
-            RecipientsError::Invalid { index, reason } => ConfigError::invalid(
-                format!("newsroom.recipients[{index}]"),
-                format!("not a usable age recipient: {reason}"),
-            ),
-        })?;
+        let desks = parse_desks(&raw)?;
         raw.limits.validate()?;
         let journalist_tls = match (&raw.journalist.tls_cert, &raw.journalist.tls_key) {
             (Some(cert), Some(key)) => Some(JournalistTls {
@@ -551,7 +561,7 @@ impl Config {
             },
             journalist_listen,
             journalist_tls,
-            recipients,
+            desks,
             limits: raw.limits,
         })
     }
@@ -585,9 +595,11 @@ impl Config {
                 tls_key: None,
                 client_ca: None,
             },
-            newsroom: RawNewsroom {
+            newsroom: Some(RawNewsroom {
                 recipients: recipients.to_vec(),
-            },
+            }),
+            desks: Vec::new(),
+            retired_desks: Vec::new(),
             limits: limits.clone(),
         };
         let body = toml::to_string(&raw).expect("the config structure always serialises");
@@ -596,6 +608,106 @@ impl Config {
              # Only public age1… recipients belong here: private keys stay on the offline machine.\n\n{body}"
         )
     }
+}
+
+/// The desks of a config: its `[[desk]]` entries, or the implicit desk of `[newsroom]
+/// recipients`; one or the other, never both.
+fn parse_desks(raw: &RawConfig) -> Result<Desks, ConfigError> {
+    let recipients_of = |key: String, list: &[String], what: &str| {
+        Recipients::parse(list).map_err(|err| match err {
+            RecipientsError::Empty => ConfigError::invalid(
+                key.clone(),
+                format!(
+                    "no recipients{what}: add at least one age1… public key (from `agedrop keygen` on the offline machine)"
+                ),
+            ),
+            RecipientsError::Invalid { index, reason } => ConfigError::invalid(
+                format!("{key}[{index}]"),
+                format!("not a usable age recipient{what}: {reason}"),
+            ),
+            #[allow(unreachable_patterns)]
+            other => ConfigError::invalid(key.clone(), format!("{other}{what}")),
+        })
+    };
+    let desks = match (&raw.newsroom, raw.desks.as_slice()) {
+        (Some(_), [_, ..]) => return Err(ConfigError::invalid(
+            "newsroom.recipients",
+            "give the recipients either in [newsroom] (one desk) or in [[desk]] entries, not both",
+        )),
+        (None, []) => {
+            return Err(ConfigError::invalid(
+                "newsroom.recipients",
+                "missing: add [newsroom] recipients = [\"age1…\"], or [[desk]] entries",
+            ))
+        }
+        (Some(newsroom), []) => {
+            if let Some(id) = raw.retired_desks.first() {
+                return Err(ConfigError::invalid(
+                    "retired_desks[0]",
+                    format!("{id:?}: retiring a desk needs the remaining ones as [[desk]] entries"),
+                ));
+            }
+            let recipients = recipients_of("newsroom.recipients".into(), &newsroom.recipients, "")?;
+            return Ok(Desks::newsroom(recipients));
+        }
+        (None, entries) => {
+            let mut desks: Vec<Desk> = Vec::with_capacity(entries.len());
+            for (n, entry) in entries.iter().enumerate() {
+                let key = |field: &str| format!("desk[{n}].{field}");
+                if !desks::is_id(&entry.id) {
+                    return Err(ConfigError::invalid(
+                        key("id"),
+                        format!(
+                            "{:?} is not a desk id: 1 to {} of a-z, 0-9 and -, not starting with -",
+                            entry.id,
+                            desks::MAX_ID
+                        ),
+                    ));
+                }
+                if desks.iter().any(|d| d.id == entry.id) {
+                    return Err(ConfigError::invalid(
+                        key("id"),
+                        format!("desk {:?} is defined twice", entry.id),
+                    ));
+                }
+                let name = entry.name.trim();
+                if name.is_empty() || name.chars().count() > desks::MAX_NAME {
+                    return Err(ConfigError::invalid(
+                        key("name"),
+                        format!("1 to {} characters", desks::MAX_NAME),
+                    ));
+                }
+                let description = entry
+                    .description
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty());
+                if description.is_some_and(|d| d.chars().count() > desks::MAX_DESCRIPTION) {
+                    return Err(ConfigError::invalid(
+                        key("description"),
+                        format!("at most {} characters", desks::MAX_DESCRIPTION),
+                    ));
+                }
+                let what = format!(" (desk {:?})", entry.id);
+                desks.push(Desk {
+                    id: entry.id.clone(),
+                    name: name.to_owned(),
+                    description: description.map(str::to_owned),
+                    recipients: recipients_of(key("recipients"), &entry.recipients, &what)?,
+                });
+            }
+            desks
+        }
+    };
+    for (n, id) in raw.retired_desks.iter().enumerate() {
+        if !desks::is_id(id) || desks.iter().any(|d| &d.id == id) {
+            return Err(ConfigError::invalid(
+                format!("retired_desks[{n}]"),
+                format!("{id:?} must be the id of a desk no longer in the config"),
+            ));
+        }
+    }
+    Ok(Desks::new(desks, raw.retired_desks.clone()))
 }
 
 #[cfg(test)]
@@ -643,6 +755,73 @@ mod tests {
         );
         let config = parse(&text).expect("round trip");
         assert_eq!(config.data_dir, Path::new("/srv/x"));
-        assert_eq!(config.recipients.len(), 1);
+        let only = config.desks.only().expect("one implicit desk");
+        assert_eq!(only.id, crate::desks::IMPLICIT);
+        assert_eq!(only.recipients.len(), 1);
+    }
+
+    const OTHER: &str = "age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg";
+
+    fn with_desks(desks: &str) -> String {
+        format!(
+            "data_dir = \"data\"\n[source]\nlisten = \"127.0.0.1:8080\"\n[journalist]\nlisten = \"127.0.0.1:8081\"\n{desks}"
+        )
+    }
+
+    #[test]
+    fn desks_are_parsed_and_checked() {
+        let text = with_desks(&format!(
+            "[[desk]]\nid = \"investigations\"\nname = \"Investigations\"\ndescription = \"Leaks about agencies\"\nrecipients = [\"{KEY}\"]\n\
+             [[desk]]\nid = \"local-news\"\nname = \"Local news\"\nrecipients = [\"{OTHER}\", \"{KEY}\"]\n"
+        ));
+        let config = parse(&text).expect("two desks");
+        assert_eq!(config.desks.len(), 2);
+        assert!(config.desks.only().is_none());
+        let local = config.desks.get("local-news").unwrap();
+        assert_eq!(local.name, "Local news");
+        assert_eq!(local.recipients.len(), 2);
+        assert_eq!(
+            config
+                .desks
+                .get("investigations")
+                .unwrap()
+                .description
+                .as_deref(),
+            Some("Leaks about agencies")
+        );
+
+        let refused = |text: String| parse(&text).unwrap_err().to_string();
+        let desk = |id: &str, recipients: &str| {
+            format!("[[desk]]\nid = \"{id}\"\nname = \"A desk\"\nrecipients = [{recipients}]\n")
+        };
+        let key = format!("\"{KEY}\"");
+        assert_eq!(
+            refused(with_desks(&format!(
+                "{}{}",
+                desk("a", &key),
+                desk("a", &key)
+            ))),
+            "config key `desk[1].id`: desk \"a\" is defined twice"
+        );
+        assert_eq!(
+            refused(with_desks(&desk("Big Desk", &key))),
+            "config key `desk[0].id`: \"Big Desk\" is not a desk id: 1 to 32 of a-z, 0-9 and -, not starting with -"
+        );
+        assert!(refused(with_desks(&desk("a", "\"age1nope\""))).starts_with(
+            "config key `desk[0].recipients[0]`: not a usable age recipient (desk \"a\"): "
+        ));
+        assert!(refused(with_desks(&desk("a", "")))
+            .starts_with("config key `desk[0].recipients`: no recipients (desk \"a\")"));
+        assert_eq!(
+            refused(with_desks(&format!("[newsroom]\nrecipients = [{key}]\n{}", desk("a", &key)))),
+            "config key `newsroom.recipients`: give the recipients either in [newsroom] (one desk) or in [[desk]] entries, not both"
+        );
+        assert_eq!(
+            refused(format!(
+                "retired_desks = [\"a\"]\n{}",
+                with_desks(&desk("a", &key))
+            )),
+            "config key `retired_desks[0]`: \"a\" must be the id of a desk no longer in the config"
+        );
     }
 }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod crypto;
 mod cursor;
 pub mod desk;
+pub mod desks;
 mod fsync;
 mod hardening;
 mod label;

@@ -66,6 +66,14 @@ pub enum ServerError {
         /// The OS error.
         source: io::Error,
     },
+    /// Sources belong to a desk the config no longer has, and `retired_desks` does not
+    /// say it was removed on purpose.
+    DeskRemoved {
+        /// The desk's id.
+        desk: String,
+        /// How many sources it has.
+        sources: i64,
+    },
 }
 
 impl fmt::Display for ServerError {
@@ -78,6 +86,12 @@ impl fmt::Display for ServerError {
                 listen,
                 source,
             } => write!(f, "config key `{key}`: cannot listen on {listen}: {source}"),
+            ServerError::DeskRemoved { desk, sources } => write!(
+                f,
+                "desk {desk:?} has {sources} source(s) but is not in the config: put its \
+                 [[desk]] entry back, or add it to retired_desks = [\"{desk}\"] to keep \
+                 its sources readable (and exportable) while it takes no new submissions"
+            ),
         }
     }
 }
@@ -637,6 +651,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "store opened and reconciled"
     );
     let store = Arc::new(store);
+    let in_use = {
+        let store = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || store.desks_in_use())
+            .await
+            .expect("desks_in_use does not panic")
+            .map_err(ServerError::DataDir)?
+    };
+    for (desk, sources) in in_use {
+        if config.desks.get(&desk).is_none() && !config.desks.is_retired(&desk) {
+            return Err(ServerError::DeskRemoved { desk, sources });
+        }
+    }
 
     let bind = |key: &'static str, listen: Listen, group: Option<String>| async move {
         Listener::bind(&listen, group.as_deref())
@@ -667,7 +693,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let intake = Intake::new(
         Arc::clone(&store),
-        config.recipients.clone(),
+        config.desks.clone(),
         config.limits.clone(),
     );
     let site = Arc::new(SourceSite::new(
@@ -691,7 +717,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         _ => journalist_where,
     };
     println!("agedrop: journalist API listening on {journalist_where}");
-    info!(recipients = config.recipients.len(), "serving");
+    info!(desks = config.desks.len(), "serving");
     if let Listen::Tcp(addr) = &config.source_listen {
         if !addr.ip().is_loopback() {
             // SECURITY.md: the source site is meant to be reached only as an onion

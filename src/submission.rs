@@ -19,6 +19,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::bundle::ItemRecord;
 use crate::config::Limits;
 use crate::crypto::Recipients;
+use crate::desks::{Desk, Desks};
 use crate::rate::TokenBucket;
 use crate::store::{encrypt_error, io_error, ItemKind, Owner, SealedItem, Store, StoreError};
 use crate::{random, time};
@@ -29,6 +30,9 @@ pub const FIELD_CSRF: &str = "csrf";
 pub const FIELD_MESSAGE: &str = "message";
 /// The file input (`multiple`).
 pub const FIELD_FILES: &str = "files";
+/// The desk a first submission is for (radio buttons; only with several desks). It
+/// must come right after `csrf`: items are encrypted to its recipients as they arrive.
+pub const FIELD_DESK: &str = "desk";
 
 /// Plaintext chunks in flight between the receiving task and one encrypting thread.
 const CHANNEL_CHUNKS: usize = 4;
@@ -92,6 +96,12 @@ pub enum SubmissionError {
     Store(StoreError),
     /// The follow-up's source was deleted meanwhile.
     SourceGone,
+    /// Several desks, and the form chose none.
+    NoDesk,
+    /// The form chose a desk this drop does not have.
+    UnknownDesk,
+    /// The source's desk takes no more submissions (retired or removed from the config).
+    DeskClosed,
 }
 
 impl From<StoreError> for SubmissionError {
@@ -106,10 +116,18 @@ impl From<StoreError> for SubmissionError {
     }
 }
 
-/// Ingests submissions into a store, to the newsroom's recipients, within limits.
+/// What [`Intake::receive`] sealed, and for which desk.
+pub struct Received {
+    /// The sealed items, in `tmp/` until committed.
+    pub items: Vec<SealedItem>,
+    /// The desk they are encrypted for.
+    pub desk: String,
+}
+
+/// Ingests submissions into a store, each to its desk's recipients, within limits.
 pub struct Intake {
     store: Arc<Store>,
-    recipients: Recipients,
+    desks: Desks,
     limits: Limits,
     uploads: Arc<Semaphore>,
     /// `max_submissions_per_minute` at once at most, refilled evenly over a minute;
@@ -118,14 +136,15 @@ pub struct Intake {
 }
 
 impl Intake {
-    /// An intake writing to `store`, encrypting to `recipients`.
-    pub fn new(store: Arc<Store>, recipients: Recipients, limits: Limits) -> Self {
+    /// An intake writing to `store`, encrypting to the recipients of each submission's
+    /// desk.
+    pub fn new(store: Arc<Store>, desks: Desks, limits: Limits) -> Self {
         let uploads = Arc::new(Semaphore::new(limits.max_concurrent_uploads));
         let per_minute = f64::from(limits.max_submissions_per_minute);
         let rate = std::sync::Mutex::new(TokenBucket::full(per_minute, per_minute / 60.0));
         Intake {
             store,
-            recipients,
+            desks,
             limits,
             uploads,
             rate,
@@ -135,6 +154,11 @@ impl Intake {
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The desks submissions go to.
+    pub fn desks(&self) -> &Desks {
+        &self.desks
     }
 
     /// Checks, before reading a body, that an upload of `announced` bytes (from
@@ -168,17 +192,20 @@ impl Intake {
     }
 
     /// Reads a multipart body whose first field must be `csrf` (checked by
-    /// `csrf_ok`) and streams every part into sealed items in `tmp/`. They become
-    /// items only through [`Intake::commit`]; dropped, they leave nothing. `started`
-    /// runs once the upload has passed every check that refuses it up front (csrf,
-    /// upload slot, submission rate), so work it starts is never wasted on those.
+    /// `csrf_ok`) and streams every part into sealed items in `tmp/`, encrypted to the
+    /// recipients of `desk` (a follow-up's source's desk) or, for a first submission
+    /// (`None`), of the desk the form chose (or the only one). They become items only
+    /// through [`Intake::commit`]; dropped, they leave nothing. `started` runs with the
+    /// desk once the upload has passed every check that refuses it up front (csrf,
+    /// desk, upload slot, submission rate), so work it starts is never wasted on those.
     pub async fn receive<S, E>(
         &self,
         body: S,
         boundary: String,
         csrf_ok: impl FnOnce(&[u8]) -> bool,
-        started: impl FnOnce(),
-    ) -> Result<Vec<SealedItem>, SubmissionError>
+        desk: Option<&str>,
+        started: impl FnOnce(&Desk),
+    ) -> Result<Received, SubmissionError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
@@ -190,7 +217,7 @@ impl Intake {
             .max_submission_bytes
             .saturating_add(framing_allowance(&self.limits));
         let constraints = multer::Constraints::new()
-            .allowed_fields(vec![FIELD_CSRF, FIELD_MESSAGE, FIELD_FILES])
+            .allowed_fields(vec![FIELD_CSRF, FIELD_DESK, FIELD_MESSAGE, FIELD_FILES])
             .size_limit(multer::SizeLimit::new().whole_stream(whole));
         let boundary_len = boundary.len();
         let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
@@ -213,6 +240,25 @@ impl Intake {
         if !csrf_ok(&token) {
             return Err(SubmissionError::Csrf);
         }
+        let desk = match desk {
+            Some(id) => self.desks.get(id).ok_or(SubmissionError::DeskClosed)?,
+            None => match self.desks.only() {
+                Some(only) => only,
+                None => {
+                    let chosen = tokio::time::timeout(
+                        self.limits.header_read_timeout(),
+                        read_small_field(&mut multipart, &lag, boundary_len, FIELD_DESK),
+                    )
+                    .await
+                    .map_err(|_| SubmissionError::Idle)??
+                    .ok_or(SubmissionError::NoDesk)?;
+                    std::str::from_utf8(&chosen)
+                        .ok()
+                        .and_then(|id| self.desks.get(id))
+                        .ok_or(SubmissionError::UnknownDesk)?
+                }
+            },
+        };
         let _slot = Arc::clone(&self.uploads)
             .try_acquire_owned()
             .map_err(|_| SubmissionError::Busy)?;
@@ -226,7 +272,7 @@ impl Intake {
         {
             return Err(SubmissionError::RateLimited);
         }
-        started();
+        started(desk);
         let mut next_space_check = SPACE_CHECK_EVERY;
 
         // The part being encrypted, if any. On failure its sealing thread is waited for,
@@ -246,6 +292,21 @@ impl Intake {
                     });
                 }
                 let kind = match field.name() {
+                    // The only desk named although nobody asked: it must be that one.
+                    Some(FIELD_DESK) if parts == 1 && self.desks.only().is_some() => {
+                        let mut named = Vec::new();
+                        while let Some(chunk) = field.chunk().await.map_err(map_multer)? {
+                            lag.consumed(chunk.len());
+                            named.extend_from_slice(&chunk);
+                            if named.len() > crate::desks::MAX_ID {
+                                return Err(SubmissionError::UnknownDesk);
+                            }
+                        }
+                        if named != desk.id.as_bytes() {
+                            return Err(SubmissionError::UnknownDesk);
+                        }
+                        continue;
+                    }
                     Some(FIELD_MESSAGE) if !seen_message => {
                         seen_message = true;
                         ItemKind::Message
@@ -291,7 +352,7 @@ impl Intake {
                                 });
                             }
                         }
-                        current = Some(self.start_item());
+                        current = Some(self.start_item(desk));
                     }
                     if let Some(writer) = current.as_mut() {
                         writer.write(chunk).await?;
@@ -314,7 +375,7 @@ impl Intake {
                                 limit: self.limits.max_files,
                             });
                         }
-                        self.start_item()
+                        self.start_item(desk)
                     }
                 };
                 let meta = ItemRecord {
@@ -340,7 +401,10 @@ impl Intake {
         if items.is_empty() {
             return Err(SubmissionError::Empty);
         }
-        Ok(items)
+        Ok(Received {
+            items,
+            desk: desk.id.clone(),
+        })
     }
 
     /// Makes received items permanent for `owner`, all or none. Returns the source id.
@@ -356,8 +420,8 @@ impl Intake {
         Ok(source_id)
     }
 
-    fn start_item(&self) -> ItemWriter {
-        ItemWriter::spawn(Arc::clone(&self.store), self.recipients.clone())
+    fn start_item(&self, desk: &Desk) -> ItemWriter {
+        ItemWriter::spawn(Arc::clone(&self.store), desk.recipients.clone())
     }
 }
 
@@ -367,25 +431,40 @@ async fn read_csrf<'r>(
     lag: &ParserLag,
     boundary_len: usize,
 ) -> Result<Vec<u8>, SubmissionError> {
-    let mut first = multipart
+    match read_small_field(multipart, lag, boundary_len, FIELD_CSRF).await {
+        Ok(Some(token)) => Ok(token),
+        Ok(None) | Err(SubmissionError::UnexpectedField) => Err(SubmissionError::Csrf),
+        Err(err) => Err(err),
+    }
+}
+
+/// Reads the next field, which must be `name` (else `None`), whole: at most 256 bytes
+/// (else [`SubmissionError::UnexpectedField`]).
+async fn read_small_field<'r>(
+    multipart: &mut multer::Multipart<'r>,
+    lag: &ParserLag,
+    boundary_len: usize,
+    name: &str,
+) -> Result<Option<Vec<u8>>, SubmissionError> {
+    let mut field = multipart
         .next_field()
         .await
         .map_err(map_multer)?
         .ok_or(SubmissionError::Malformed)?;
-    lag.consumed(part_framing(&first, boundary_len));
-    if first.name() != Some(FIELD_CSRF) {
-        return Err(SubmissionError::Csrf);
+    lag.consumed(part_framing(&field, boundary_len));
+    if field.name() != Some(name) {
+        return Ok(None);
     }
-    let mut token = Vec::new();
-    while let Some(chunk) = first.chunk().await.map_err(map_multer)? {
+    let mut value = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(map_multer)? {
         lag.consumed(chunk.len());
-        if token.len() + chunk.len() > 256 {
-            return Err(SubmissionError::Csrf);
+        if value.len() + chunk.len() > 256 {
+            return Err(SubmissionError::UnexpectedField);
         }
-        token.extend_from_slice(&chunk);
+        value.extend_from_slice(&chunk);
     }
     // multer yields the next field only once this one is dropped.
-    Ok(token)
+    Ok(Some(value))
 }
 
 /// The fewest bytes a part's boundary line and headers can have taken in the body

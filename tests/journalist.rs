@@ -970,7 +970,7 @@ fn replies_and_their_deletions_travel_in_export_bundles() {
     let code = code_from(&page);
     let (source_id, label, recipient) = server.source_rows().remove(0);
     let listed_source = serde_json::json!([
-        { "id": source_id, "label": label, "recipient": recipient }
+        { "id": source_id, "label": label, "recipient": recipient, "desk": "newsroom" }
     ]);
     let first = work.join("b1.tar");
     ok(&server.pull(&token, &first));

@@ -39,6 +39,10 @@ fn a_schema_4_data_directory_migrates_without_loss() {
         ["first document\n", "message from A", "message from B"]
     );
     assert_eq!(manifest["sources"].as_array().unwrap().len(), 2);
+    // Sources from before desks belong to the one implicit desk.
+    for source in manifest["sources"].as_array().unwrap() {
+        assert_eq!(source["desk"], "newsroom", "{source}");
+    }
 
     // The reply stored before the migration is exported after it: numbered after its
     // source's items (A kept 1 and 2) and placed after every item in the export order.

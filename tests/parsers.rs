@@ -9,6 +9,7 @@ use std::sync::Arc;
 use agedrop::bundle::TarReader;
 use agedrop::code::{SourceCode, CODE_WORDS};
 use agedrop::config::Limits;
+use agedrop::desks::Desks;
 use agedrop::submission::{Intake, SubmissionError};
 use agedrop::{Config, Recipients, Store};
 use bytes::Bytes;
@@ -112,7 +113,7 @@ impl Upload {
             .build()
             .unwrap();
         Upload {
-            intake: Intake::new(Arc::clone(&store), recipients, limits),
+            intake: Intake::new(Arc::clone(&store), Desks::newsroom(recipients), limits),
             _dir: dir,
             store,
             identity,
@@ -145,10 +146,12 @@ impl Upload {
             futures_util::stream::iter(chunks),
             BOUNDARY.to_owned(),
             |token| token == b"token",
-            || self.started.set(true),
+            None,
+            |_| self.started.set(true),
         ));
         let tmp = self.store.dir().join("tmp");
-        let outcome = received.map(|items| {
+        let outcome = received.map(|received| {
+            let items = received.items;
             let mut plain = Vec::new();
             let mut metas = Vec::new();
             for entry in std::fs::read_dir(&tmp).unwrap() {

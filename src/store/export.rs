@@ -44,6 +44,8 @@ pub struct ExportSource {
     pub label: String,
     /// `age1…` recipient for replies.
     pub recipient: String,
+    /// The desk it belongs to.
+    pub desk: String,
 }
 
 /// A reply the newsroom sent, in an export.
@@ -161,13 +163,25 @@ impl Store {
     /// sources they belong to. Until the returned [`Export`] is dropped, its items and
     /// replies stay readable through [`Export::open`] and [`Export::open_reply`] even
     /// if they are deleted meanwhile.
-    pub fn export(self: &Arc<Self>, cursor: i64, limit: usize) -> Result<Export, StoreError> {
+    ///
+    /// `desks` limits the export to sources of those desks (`None`: every desk): what a
+    /// journalist account scoped to desks sees. The cursor stays the one export order,
+    /// so positions of other desks are passed over, never handed out.
+    pub fn export(
+        self: &Arc<Self>,
+        cursor: i64,
+        limit: usize,
+        desks: Option<&[String]>,
+    ) -> Result<Export, StoreError> {
         let db = self.db();
-        let after = params![cursor, limit as i64];
+        let scope = desks.map(|ids| format!(",{},", ids.join(",")));
+        let after = params![cursor, limit as i64, scope];
         let mut items = rows(
             &db,
             "SELECT position, id, source_id, kind, seq, day, size, meta_size FROM items
-             WHERE position > ?1 AND deleting = 0 ORDER BY position LIMIT ?2",
+             WHERE position > ?1 AND deleting = 0 AND source_id IN (SELECT id FROM sources
+                 WHERE ?3 IS NULL OR instr(?3, ',' || desk || ',') > 0)
+             ORDER BY position LIMIT ?2",
             after,
             |r| {
                 Ok(ExportItem {
@@ -185,7 +199,9 @@ impl Store {
         let mut replies = rows(
             &db,
             "SELECT position, id, source_id, seq, day, size FROM replies
-             WHERE position > ?1 AND deleting = 0 ORDER BY position LIMIT ?2",
+             WHERE position > ?1 AND deleting = 0 AND source_id IN (SELECT id FROM sources
+                 WHERE ?3 IS NULL OR instr(?3, ',' || desk || ',') > 0)
+             ORDER BY position LIMIT ?2",
             after,
             |r| {
                 Ok(ExportReply {
@@ -201,7 +217,9 @@ impl Store {
         let mut deleted_replies = rows(
             &db,
             "SELECT position, source_id, seq FROM deleted_replies
-             WHERE position > ?1 ORDER BY position LIMIT ?2",
+             WHERE position > ?1 AND source_id IN (SELECT id FROM sources
+                 WHERE ?3 IS NULL OR instr(?3, ',' || desk || ',') > 0)
+             ORDER BY position LIMIT ?2",
             after,
             |r| {
                 Ok(ExportDeletedReply {
@@ -236,7 +254,8 @@ impl Store {
 
         let mut sources = Vec::new();
         let mut seen = HashSet::new();
-        let mut stmt = db.prepare("SELECT id, label, recipient FROM sources WHERE id = ?1")?;
+        let mut stmt =
+            db.prepare("SELECT id, label, recipient, desk FROM sources WHERE id = ?1")?;
         let source_ids = items
             .iter()
             .map(|i| &i.source_id)
@@ -250,6 +269,7 @@ impl Store {
                             id: r.get(0)?,
                             label: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
                             recipient: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                            desk: r.get(3)?,
                         })
                     })
                     .optional()?

@@ -17,8 +17,13 @@ use crate::{random, time};
 
 /// Whose items these are.
 pub enum Owner {
-    /// A first submission: the commit creates the source with these keys.
-    NewSource(SourceKeyRecord),
+    /// A first submission: the commit creates the source with these keys, in this desk.
+    NewSource {
+        /// The source's keys.
+        keys: SourceKeyRecord,
+        /// The id of the desk it chose (or the only one).
+        desk: String,
+    },
     /// A source that exists (a follow-up).
     Source(String),
 }
@@ -55,12 +60,12 @@ impl Store {
         // fail at once (not wait) if another process committed in between.
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let source_id = match owner {
-            Owner::NewSource(keys) => {
+            Owner::NewSource { keys, desk } => {
                 let id = random::hex_id(ID_BYTES);
                 let label = unused_label(&tx)?;
                 tx.execute(
-                    "INSERT INTO sources (id, day, label, lookup_id, kdf, recipient, wrapped_key)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO sources (id, day, label, lookup_id, kdf, recipient, wrapped_key, desk)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     params![
                         id,
                         day,
@@ -68,7 +73,8 @@ impl Store {
                         &keys.lookup_id[..],
                         keys.kdf,
                         keys.recipient,
-                        keys.wrapped_key
+                        keys.wrapped_key,
+                        desk
                     ],
                 )?;
                 id

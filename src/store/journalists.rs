@@ -8,18 +8,58 @@ use rusqlite::{params, OptionalExtension};
 use super::{Store, StoreError};
 use crate::time;
 
+/// A journalist account as stored.
+pub struct Journalist {
+    /// Its name.
+    pub name: String,
+    /// SHA-256 of its token's secret.
+    pub token_hash: Vec<u8>,
+    /// The UTC day it was made.
+    pub day: String,
+    /// The desks it may see; `None`: every desk.
+    pub desks: Option<Vec<String>>,
+}
+
+impl Journalist {
+    /// Whether this account may see sources of desk `desk`.
+    pub fn sees(&self, desk: &str) -> bool {
+        self.desks
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|id| id == desk))
+    }
+}
+
+fn journalist_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Journalist> {
+    let desks: Option<String> = r.get(3)?;
+    Ok(Journalist {
+        name: r.get(0)?,
+        token_hash: r.get(1)?,
+        day: r.get(2)?,
+        desks: desks.map(|list| {
+            list.split(',')
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }),
+    })
+}
+
 impl Store {
-    /// Records a journalist account: its token's account id and secret hash.
+    /// Records a journalist account: its token's account id and secret hash, and the
+    /// desks it may see (`None`: every desk).
     pub fn add_journalist(
         &self,
         name: &str,
         account_id: &str,
         secret_hash: &[u8; 32],
+        desks: Option<&[String]>,
     ) -> Result<(), StoreError> {
         let day = time::day(SystemTime::now());
+        let desks = desks.map(|ids| format!(",{},", ids.join(",")));
         let result = self.db().execute(
-            "INSERT INTO journalists (name, account_id, token_hash, day) VALUES (?1, ?2, ?3, ?4)",
-            params![name, account_id, &secret_hash[..], day],
+            "INSERT INTO journalists (name, account_id, token_hash, day, desks)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name, account_id, &secret_hash[..], day, desks],
         );
         match result {
             Ok(_) => Ok(()),
@@ -32,24 +72,25 @@ impl Store {
         }
     }
 
-    /// The account with this id: its name and secret hash.
-    pub fn journalist(&self, account_id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    /// The account with this id.
+    pub fn journalist(&self, account_id: &str) -> Result<Option<Journalist>, StoreError> {
         Ok(self
             .db()
             .query_row(
-                "SELECT name, token_hash FROM journalists WHERE account_id = ?1",
+                "SELECT name, token_hash, day, desks FROM journalists WHERE account_id = ?1",
                 [account_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                journalist_row,
             )
             .optional()?)
     }
 
-    /// Every account: (name, day created).
-    pub fn journalists(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// Every account, by name.
+    pub fn journalists(&self) -> Result<Vec<Journalist>, StoreError> {
         let db = self.db();
-        let mut stmt = db.prepare("SELECT name, day FROM journalists ORDER BY name")?;
+        let mut stmt =
+            db.prepare("SELECT name, token_hash, day, desks FROM journalists ORDER BY name")?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map([], journalist_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

@@ -50,6 +50,7 @@ use tracing::warn;
 pub use blobs::{BlobWriter, SealedItem, TempBlob, FLUSH_EVERY};
 pub use export::{Export, ExportDeletedReply, ExportItem, ExportReply, ExportSource, ItemBlob};
 pub use items::Owner;
+pub use journalists::Journalist;
 pub use reconcile::Reconciled;
 pub use replies::{ReplyRecord, RESERVED_BYTES, RESERVED_INODES};
 pub use secret::InstanceSecret;

@@ -131,10 +131,21 @@ CREATE TABLE deleted_replies (
 PRAGMA user_version = 6;
 ";
 
+/// Version 7: desks. Each source belongs to the desk of its first submission (the
+/// sources of a drop from before desks belong to the implicit one, `newsroom`), and an
+/// account may be limited to some desks: `desks` holds their ids between commas
+/// (`,a,b,`), NULL for every desk (as every account before).
+const SCHEMA_V7: &str = "
+ALTER TABLE sources ADD COLUMN desk TEXT NOT NULL DEFAULT 'newsroom';
+CREATE INDEX sources_desk ON sources (desk);
+ALTER TABLE journalists ADD COLUMN desks TEXT;
+PRAGMA user_version = 7;
+";
+
 /// Every schema change in order: a database at `user_version` N gets
 /// `MIGRATIONS[N..]`, each in its own transaction.
 const MIGRATIONS: &[&str] = &[
-    SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+    SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
 ];
 
 /// Opens (or creates) the database and brings its schema up to date.

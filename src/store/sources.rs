@@ -212,3 +212,38 @@ pub(super) fn unused_label(tx: &rusqlite::Transaction<'_>) -> Result<String, Sto
         }
     }
 }
+
+impl Store {
+    /// The desk a source belongs to; `None` if there is no such source.
+    pub fn source_desk(&self, source_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db()
+            .query_row("SELECT desk FROM sources WHERE id = ?1", [source_id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// The desk of an item's source; `None` if there is no such item.
+    pub fn item_desk(&self, item_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT s.desk FROM items i JOIN sources s ON s.id = i.source_id WHERE i.id = ?1",
+                [item_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Every desk that has sources, with how many.
+    pub fn desks_in_use(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let db = self.db();
+        let mut stmt =
+            db.prepare("SELECT desk, COUNT(*) FROM sources GROUP BY desk ORDER BY desk")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}

@@ -6,7 +6,7 @@ use std::io::{BufWriter, Write};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +25,27 @@ use crate::config::Limits;
 use crate::crypto;
 use crate::rate::TokenBucket;
 use crate::store::{Export, ItemBlob, Store, StoreError};
+
+/// The desks the authenticated account may see (`None`: every desk), put in the
+/// request by [`authenticate`].
+#[derive(Clone)]
+struct Scope(Option<Vec<String>>);
+
+impl Scope {
+    fn sees(&self, desk: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|id| id == desk))
+    }
+}
+
+/// The refusal for a source outside the account's desks.
+fn outside_scope() -> Response {
+    json_error(
+        StatusCode::FORBIDDEN,
+        "that source belongs to a desk this account is not for",
+    )
+}
 
 /// Most items one export bundle holds; the manifest's `next_cursor` continues.
 pub const EXPORT_BATCH: usize = 10_000;
@@ -154,14 +175,18 @@ async fn authenticate(State(api): State<Arc<Api>>, request: Request, next: Next)
         Some((id, hash)) => {
             let store = Arc::clone(&api.store);
             match blocking(move || store.journalist(&id)).await {
-                Ok(Some((_name, stored))) => account::same_hash(&stored, &hash),
-                Ok(None) => false,
+                Ok(Some(journalist)) if account::same_hash(&journalist.token_hash, &hash) => {
+                    Some(Scope(journalist.desks))
+                }
+                Ok(_) => None,
                 Err(err) => return store_failed(&err),
             }
         }
-        None => false,
+        None => None,
     };
-    if valid {
+    if let Some(scope) = valid {
+        let mut request = request;
+        request.extensions_mut().insert(scope);
         return next.run(request).await;
     }
     let over_limit = {
@@ -205,7 +230,11 @@ struct ExportQuery {
 /// blocking thread reads files in 256 KiB chunks into a channel of 4, so a bundle of
 /// any size costs the same memory.
 #[instrument(skip_all)]
-async fn export(State(api): State<Arc<Api>>, Query(query): Query<ExportQuery>) -> Response {
+async fn export(
+    State(api): State<Arc<Api>>,
+    Extension(scope): Extension<Scope>,
+    Query(query): Query<ExportQuery>,
+) -> Response {
     let since = match query.since.as_deref().map(str::parse::<i64>) {
         None => 0,
         Some(Ok(n)) if n >= 0 => n,
@@ -217,7 +246,8 @@ async fn export(State(api): State<Arc<Api>>, Query(query): Query<ExportQuery>) -
         }
     };
     let store = Arc::clone(&api.store);
-    let export = match blocking(move || store.export(since, EXPORT_BATCH)).await {
+    let export = match blocking(move || store.export(since, EXPORT_BATCH, scope.0.as_deref())).await
+    {
         Ok(export) => export,
         Err(err) => return store_failed(&err),
     };
@@ -233,6 +263,7 @@ async fn export(State(api): State<Arc<Api>>, Query(query): Query<ExportQuery>) -
                 id: s.id.clone(),
                 label: s.label.clone(),
                 recipient: s.recipient.clone(),
+                desk: Some(s.desk.clone()),
             })
             .collect(),
         items: export
@@ -352,12 +383,30 @@ impl Write for ToChannel<'_> {
 
 /// Stores a reply bundle made by `agedrop reply`: all its replies or none.
 #[instrument(skip_all)]
-async fn replies(State(api): State<Arc<Api>>, body: Bytes) -> Response {
+async fn replies(
+    State(api): State<Arc<Api>>,
+    Extension(scope): Extension<Scope>,
+    body: Bytes,
+) -> Response {
     let max_reply = api.limits.max_reply_bytes;
     let parsed = match parse_replies(&body, max_reply) {
         Ok(parsed) => parsed,
         Err(why) => return json_error(StatusCode::BAD_REQUEST, &why),
     };
+    // Every reply's source must be in the account's desks, or none is stored.
+    let store = Arc::clone(&api.store);
+    let ids: Vec<String> = parsed.iter().map(|(id, _)| id.clone()).collect();
+    let desks = blocking(move || {
+        ids.iter()
+            .map(|id| store.source_desk(id))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await;
+    match desks {
+        Ok(desks) if desks.iter().flatten().all(|desk| scope.sees(desk)) => {}
+        Ok(_) => return outside_scope(),
+        Err(err) => return store_failed(&err),
+    }
     let store = Arc::clone(&api.store);
     let result = blocking(move || {
         let replies: Vec<(&str, &[u8])> = parsed
@@ -435,27 +484,58 @@ fn parse_replies(body: &[u8], max_reply: u64) -> Result<Vec<(String, Vec<u8>)>, 
 }
 
 #[instrument(skip_all)]
-async fn delete_item(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
-    deletion(&api, id, |store, id| store.delete_item(id)).await
+async fn delete_item(
+    State(api): State<Arc<Api>>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+) -> Response {
+    deletion(
+        &api,
+        scope,
+        id,
+        |store, id| store.item_desk(id),
+        |store, id| store.delete_item(id),
+    )
+    .await
 }
 
 #[instrument(skip_all)]
-async fn delete_source(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
-    deletion(&api, id, |store, id| store.delete_source(id)).await
+async fn delete_source(
+    State(api): State<Arc<Api>>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+) -> Response {
+    deletion(
+        &api,
+        scope,
+        id,
+        |store, id| store.source_desk(id),
+        |store, id| store.delete_source(id),
+    )
+    .await
 }
 
+/// Deletes what `id` names if it exists and its source is in the account's desks.
 async fn deletion(
     api: &Api,
+    scope: Scope,
     id: String,
+    desk_of: impl FnOnce(&Store, &str) -> Result<Option<String>, StoreError> + Send + 'static,
     delete: impl FnOnce(&Store, &str) -> Result<bool, StoreError> + Send + 'static,
 ) -> Response {
     if !bundle::is_id(&id) {
         return json_error(StatusCode::NOT_FOUND, "no such id");
     }
     let store = Arc::clone(&api.store);
-    match blocking(move || delete(&store, &id)).await {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => json_error(StatusCode::NOT_FOUND, "no such id"),
+    let result = blocking(move || match desk_of(&store, &id)? {
+        Some(desk) if !scope.sees(&desk) => Ok(None),
+        _ => delete(&store, &id).map(Some),
+    })
+    .await;
+    match result {
+        Ok(Some(true)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Some(false)) => json_error(StatusCode::NOT_FOUND, "no such id"),
+        Ok(None) => outside_scope(),
         Err(err) => store_failed(&err),
     }
 }

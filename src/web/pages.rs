@@ -4,7 +4,7 @@
 
 use maud::{html, Markup, DOCTYPE};
 
-use crate::submission::{FIELD_CSRF, FIELD_FILES, FIELD_MESSAGE};
+use crate::submission::{FIELD_CSRF, FIELD_DESK, FIELD_FILES, FIELD_MESSAGE};
 
 /// The words of the source site, in one place.
 pub mod text {
@@ -51,6 +51,9 @@ pub mod text {
     pub const ONION_IS: &str = "This site's onion address is:";
     pub const NOT_ONION: &str = "You are not using this site's onion address. For your safety, open the onion address in Tor Browser.";
     pub const NOTHING_KEPT: &str = "Nothing from this attempt was kept.";
+    pub const DESK_LEGEND: &str = "Who should receive it?";
+    pub const DESK_ADVICE: &str = "Only the desk you choose can read what you send, now and later.";
+    pub const YOUR_DESK: &str = "You are talking to:";
 }
 
 const STYLESHEET: &str = "/static/style.css";
@@ -70,6 +73,9 @@ button,.button{display:inline-block;margin-top:1rem;padding:.6rem 1.2rem;font:in
 .reply{border:1px solid #555;padding:0 1rem;margin:1rem 0}\
 .reply pre{white-space:pre-wrap;font:inherit}\
 .day{color:#444;font-size:.9rem}\
+fieldset{margin-top:1rem;border:1px solid #555}\
+.desk label{display:inline;margin-left:.4rem}\
+.desk p{margin:.1rem 0 .6rem 1.8rem}\
 input[type=password]{display:block;width:100%;margin-top:.3rem;padding:.5rem;font:1.1rem ui-monospace,monospace}\
 ";
 
@@ -145,11 +151,35 @@ pub struct FormLimits {
     pub max_chars: usize,
 }
 
-/// The submit form, csrf first so the server checks it before any file.
-fn submit_fields(csrf: &str, limits: FormLimits) -> Markup {
+/// A desk a first submission can go to.
+pub struct DeskChoice<'a> {
+    /// Its id (the radio button's value).
+    pub id: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// What the newsroom says about it.
+    pub description: Option<&'a str>,
+}
+
+/// The submit form, csrf first so the server checks it before any file, then the desk
+/// (only when there are several to choose from), whose keys the files are encrypted to.
+fn submit_fields(csrf: &str, limits: FormLimits, desks: &[DeskChoice<'_>]) -> Markup {
     html! {
         form method="post" action="/submit" enctype="multipart/form-data" {
             input type="hidden" name=(FIELD_CSRF) value=(csrf);
+            @if desks.len() > 1 {
+                fieldset {
+                    legend { (text::DESK_LEGEND) }
+                    p { (text::DESK_ADVICE) }
+                    @for desk in desks {
+                        div.desk {
+                            input type="radio" name=(FIELD_DESK) id={ "desk-" (desk.id) } value=(desk.id) required;
+                            label for={ "desk-" (desk.id) } { (desk.name) }
+                            @if let Some(description) = desk.description { p.day { (description) } }
+                        }
+                    }
+                }
+            }
             label for="message" { (text::MESSAGE_LABEL) }
             textarea id="message" name=(FIELD_MESSAGE) maxlength=(limits.max_chars) {}
             label for="files" { (text::FILES_LABEL) }
@@ -161,13 +191,18 @@ fn submit_fields(csrf: &str, limits: FormLimits) -> Markup {
 }
 
 /// `GET /submit`.
-pub fn submit_form(ctx: Context<'_>, csrf: &str, limits: FormLimits) -> Markup {
+pub fn submit_form(
+    ctx: Context<'_>,
+    csrf: &str,
+    limits: FormLimits,
+    desks: &[DeskChoice<'_>],
+) -> Markup {
     layout(
         ctx,
         text::SUBMIT_TITLE,
         html! {
             h1 { (text::SUBMIT_TITLE) }
-            (submit_fields(csrf, limits))
+            (submit_fields(csrf, limits, desks))
         },
     )
 }
@@ -206,12 +241,14 @@ pub fn inbox(
     replies: &[ShownReply],
     new_code: Option<&str>,
     limits: FormLimits,
+    desk: Option<&str>,
 ) -> Markup {
     layout(
         ctx,
         text::INBOX_TITLE,
         html! {
             h1 { (text::INBOX_TITLE) }
+            @if let Some(desk) = desk { p #desk { (text::YOUR_DESK) " " strong { (desk) } } }
             @if let Some(code) = new_code {
                 section {
                     h2 { (text::NEW_CODE_TITLE) }
@@ -239,7 +276,7 @@ pub fn inbox(
                 }
             }
             h2 { (text::FOLLOW_UP_TITLE) }
-            (submit_fields(csrf, limits))
+            (submit_fields(csrf, limits, &[]))
             form method="post" action="/logout" {
                 input type="hidden" name="csrf" value=(csrf);
                 button type="submit" { (text::LOG_OUT) }

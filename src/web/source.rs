@@ -19,13 +19,14 @@ use tracing::{debug, instrument, warn};
 use zeroize::Zeroizing;
 
 use super::csrf::{self, CsrfKey};
-use super::pages::{self, Context, FormLimits, ShownReply};
+use super::pages::{self, Context, DeskChoice, FormLimits, ShownReply};
 use super::session::{self, Session, Sessions};
 use crate::code::{Deriver, SourceCode};
 use crate::config::{Limits, SourceOptions};
+use crate::desks::Desk;
 use crate::sources::{LoginError, NewSource, Sources};
 use crate::store::{Owner, Store, StoreError};
-use crate::submission::{Intake, SubmissionError};
+use crate::submission::{Intake, Received, SubmissionError};
 
 /// What the source site's handlers share.
 pub struct SourceSite {
@@ -394,8 +395,18 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 async fn submit_form(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Response {
     let ctx = site.context(&headers);
     let limits = site.form_limits();
+    let desks: Vec<DeskChoice<'_>> = site
+        .intake
+        .desks()
+        .iter()
+        .map(|d| DeskChoice {
+            id: &d.id,
+            name: &d.name,
+            description: d.description.as_deref(),
+        })
+        .collect();
     form_page(&site, &headers, |token| {
-        pages::submit_form(ctx, token, limits)
+        pages::submit_form(ctx, token, limits, &desks)
     })
 }
 
@@ -465,15 +476,16 @@ async fn drain(body: Body) {
     .await;
 }
 
-/// Receives the upload into sealed items in tmp/.
-/// `on_started` runs once the upload passed the csrf, slot and rate checks, before any
-/// file is read.
+/// Receives the upload into sealed items in tmp/, for `desk` (a follow-up's) or the
+/// desk the form chose (a first submission). `on_started` runs with the desk once the
+/// upload passed the csrf, desk, slot and rate checks, before any file is read.
 async fn receive_items(
     site: &SourceSite,
     headers: &HeaderMap,
     body: Body,
-    on_started: impl FnOnce(),
-) -> Result<Vec<crate::store::SealedItem>, SubmissionError> {
+    desk: Option<&str>,
+    on_started: impl FnOnce(&Desk),
+) -> Result<Received, SubmissionError> {
     let boundary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -489,7 +501,7 @@ async fn receive_items(
     }
     let csrf_ok = |token: &[u8]| site.csrf.verify(headers, token);
     site.intake
-        .receive(body.into_data_stream(), boundary, csrf_ok, on_started)
+        .receive(body.into_data_stream(), boundary, csrf_ok, desk, on_started)
         .await
 }
 
@@ -501,9 +513,15 @@ async fn follow_up(
 ) -> Result<(), SubmissionError> {
     // The session must outlive the upload, however long it takes (SecureDrop #6763).
     let _uploading = session.upload();
-    let items = receive_items(site, headers, body, || ()).await?;
+    let store = Arc::clone(&site.store);
+    let source_id = session.source_id.clone();
+    let desk = tokio::task::spawn_blocking(move || store.source_desk(&source_id))
+        .await
+        .expect("source_desk does not panic")?
+        .ok_or(SubmissionError::SourceGone)?;
+    let received = receive_items(site, headers, body, Some(&desk), |_| ()).await?;
     site.intake
-        .commit(Owner::Source(session.source_id.clone()), items)
+        .commit(Owner::Source(session.source_id.clone()), received.items)
         .await?;
     Ok(())
 }
@@ -516,9 +534,13 @@ async fn first_submission(
     body: Body,
 ) -> Result<(Arc<SourceCode>, Option<String>), SubmissionError> {
     let mut source: NewSource = site.sources.new_source();
-    let items = receive_items(site, headers, body, || source.start()).await?;
-    let (code, identity, record) = source.finish().await;
-    let source_id = site.intake.commit(Owner::NewSource(record), items).await?;
+    let received = receive_items(site, headers, body, None, |_| source.start()).await?;
+    let (code, identity, keys) = source.finish().await;
+    let owner = Owner::NewSource {
+        keys,
+        desk: received.desk,
+    };
+    let source_id = site.intake.commit(owner, received.items).await?;
     let session = site.sessions.create(source_id, identity);
     Ok((code, session))
 }
@@ -599,6 +621,24 @@ fn refusal(err: &SubmissionError, limits: &Limits) -> Refusal {
             "Conversation closed",
             "The newsroom has closed this conversation. Start a new submission if you want to send more.".to_owned(),
             "source deleted",
+        ),
+        E::NoDesk => (
+            StatusCode::BAD_REQUEST,
+            "Choose who receives it",
+            "Go back and choose the desk your submission is for. Nothing was sent.".to_owned(),
+            "no desk chosen",
+        ),
+        E::UnknownDesk => (
+            StatusCode::BAD_REQUEST,
+            "Unknown desk",
+            "The desk you chose does not exist here (any more). Go back, reload the page and choose again. Nothing was sent.".to_owned(),
+            "unknown desk",
+        ),
+        E::DeskClosed => (
+            StatusCode::GONE,
+            "Desk closed",
+            "The desk you were talking to no longer takes submissions. You can still log in to read its replies. Nothing was sent.".to_owned(),
+            "desk closed",
         ),
         E::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Server error", SERVER_ERROR.to_owned(), "store"),
     };
@@ -791,28 +831,41 @@ async fn inbox(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Respo
     let max = site.limits.max_reply_bytes;
     let identity = Arc::clone(&session.identity);
     let source_id = session.source_id.clone();
-    let replies = blocking(move || -> Result<Vec<ShownReply>, StoreError> {
-        let mut shown = Vec::new();
-        for reply in store.replies(&source_id)? {
-            // Decrypted per request, never cached; the text is dropped with the page.
-            let text = store
-                .read_reply(&reply.id, max)
-                .ok()
-                .and_then(|bytes| identity.open_reply(&bytes, max as usize).ok())
-                .map(|plain| String::from_utf8_lossy(&plain).into_owned());
-            shown.push(ShownReply {
-                id: reply.id,
-                day: reply.day,
-                text,
-            });
-        }
-        Ok(shown)
-    })
+    let several_desks = site.intake.desks().len() > 1;
+    let shown = blocking(
+        move || -> Result<(Vec<ShownReply>, Option<String>), StoreError> {
+            let desk = if several_desks {
+                store.source_desk(&source_id)?
+            } else {
+                None
+            };
+            let mut shown = Vec::new();
+            for reply in store.replies(&source_id)? {
+                // Decrypted per request, never cached; the text is dropped with the page.
+                let text = store
+                    .read_reply(&reply.id, max)
+                    .ok()
+                    .and_then(|bytes| identity.open_reply(&bytes, max as usize).ok())
+                    .map(|plain| String::from_utf8_lossy(&plain).into_owned());
+                shown.push(ShownReply {
+                    id: reply.id,
+                    day: reply.day,
+                    text,
+                });
+            }
+            Ok((shown, desk))
+        },
+    )
     .await;
-    let mut replies = match replies {
-        Ok(replies) => replies,
+    let (mut replies, desk) = match shown {
+        Ok(shown) => shown,
         Err(err) => return server_error(&site, &headers, &err),
     };
+    // A retired or removed desk is named by its id.
+    let desk_name = desk.map(|id| match site.intake.desks().get(&id) {
+        Some(desk) => desk.name.clone(),
+        None => id,
+    });
     let new_code = site.sessions.pending_code(&headers);
     let ctx = site.context(&headers);
     let limits = site.form_limits();
@@ -823,6 +876,7 @@ async fn inbox(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Respo
             &replies,
             new_code.as_ref().map(|c| c.as_str()),
             limits,
+            desk_name.as_deref(),
         )
     });
     for reply in &mut replies {

@@ -45,6 +45,10 @@ pub struct Options {
     pub global_args: Vec<&'static str>,
     /// Pass `--allow-root`: tests run as root, so only the root refusal test clears it.
     pub allow_root: bool,
+    /// `[[desk]]` entries (id, name, recipients) instead of `[newsroom] recipients`.
+    pub desks: Vec<(&'static str, &'static str, Vec<String>)>,
+    /// Top-level keys (TOML values), e.g. `retired_desks`.
+    pub top: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -68,6 +72,8 @@ impl Default for Options {
             log: "info",
             global_args: Vec::new(),
             allow_root: true,
+            desks: Vec::new(),
+            top: Vec::new(),
         }
     }
 }
@@ -100,14 +106,32 @@ impl Options {
         let keys = |keys: &[(&str, String)]| -> String {
             keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
         };
-        let recipients: Vec<String> = recipients.iter().map(|r| format!("\"{r}\"")).collect();
+        let quoted = |list: &[String]| -> String {
+            list.iter()
+                .map(|r| format!("\"{r}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let desks = if self.desks.is_empty() {
+            format!("[newsroom]\nrecipients = [{}]\n", quoted(recipients))
+        } else {
+            self.desks
+                .iter()
+                .map(|(id, name, keys)| {
+                    format!(
+                        "[[desk]]\nid = \"{id}\"\nname = \"{name}\"\nrecipients = [{}]\n",
+                        quoted(keys)
+                    )
+                })
+                .collect()
+        };
         format!(
-            "data_dir = \"data\"\n[source]\nlisten = \"{}\"\n{}[journalist]\nlisten = \"{}\"\n{}[newsroom]\nrecipients = [{}]\n[limits]\n{}",
+            "{}data_dir = \"data\"\n[source]\nlisten = \"{}\"\n{}[journalist]\nlisten = \"{}\"\n{}{desks}[limits]\n{}",
+            keys(&self.top),
             self.source_listen,
             keys(&self.source),
             self.journalist_listen,
             keys(&self.journalist),
-            recipients.join(", "),
             keys(&self.limits),
         )
     }

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use agedrop::config::Limits;
+use agedrop::desks::Desks;
 use agedrop::submission::Intake;
 use agedrop::{Recipients, Store};
 use bytes::Bytes;
@@ -46,7 +47,7 @@ fn harness() -> &'static Harness {
             ..Limits::default()
         };
         let recipients = Recipients::parse(&[RECIPIENT]).unwrap();
-        let intake = Intake::new(Arc::clone(&store), recipients, limits);
+        let intake = Intake::new(Arc::clone(&store), Desks::newsroom(recipients), limits);
         Harness {
             intake,
             store,
@@ -83,9 +84,16 @@ fuzz_target!(|input: &[u8]| {
     let result = runtime.block_on(
         harness
             .intake
-            .receive(stream, BOUNDARY.to_owned(), |token| token == TOKEN, || ()),
+            .receive(
+                stream,
+                BOUNDARY.to_owned(),
+                |token| token == TOKEN,
+                None,
+                |_| (),
+            ),
     );
-    if let Ok(items) = &result {
+    if let Ok(received) = &result {
+        let items = &received.items;
         assert!(!items.is_empty());
         assert!(
             items.len() <= 4 + 1,
