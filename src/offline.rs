@@ -398,11 +398,15 @@ pub fn open(
         if index.metadata()?.len() == 0 {
             writeln!(
                 index,
-                "Source {}  (id {})\nReply recipient: {}\n",
+                "Source {}  (id {})\nReply recipient: {}",
                 printable(&source.label),
                 source.id,
                 printable(&source.recipient)
             )?;
+            match &source.desk {
+                Some(desk) => writeln!(index, "Desk: {desk}\n")?,
+                None => writeln!(index)?,
+            }
         }
         writeln!(
             index,

@@ -233,6 +233,23 @@ fn journalist_accounts_see_and_touch_only_their_desks() {
     );
     let of_editor = manifest(server, &editor, "editor.tar");
     assert_eq!(sources(&of_editor).len(), 2);
+    // The offline tools say which desk a source wrote to.
+    let out = server.dir.path().join("opened");
+    ok(&agedrop(
+        &[
+            "open",
+            server.dir.path().join("lee.tar").to_str().unwrap(),
+            "-i",
+            desks.local.identity_file.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        server.dir.path(),
+    ));
+    let label = &of_lee["sources"][0]["label"];
+    let index =
+        std::fs::read_to_string(out.join(label.as_str().unwrap()).join("index.txt")).unwrap();
+    assert!(index.contains("\nDesk: local\n"), "{index}");
 
     // Replies and deletes across desks are refused; within, they work.
     let bearer = |token: &Path| std::fs::read_to_string(token).unwrap().trim().to_owned();
@@ -282,7 +299,7 @@ fn journalist_accounts_see_and_touch_only_their_desks() {
 #[test]
 fn a_desk_removed_from_the_config_is_refused_until_retired_and_then_takes_nothing() {
     let mut desks = two_desks();
-    let (mut source, page) = submit_to(&desks.server, Some("local"), "before the change");
+    let (_, page) = submit_to(&desks.server, Some("local"), "before the change");
     assert_eq!(page.status, 200);
     let code = code_from(&page);
     let config = desks.server.dir.path().join("agedrop.toml");
@@ -314,7 +331,7 @@ fn a_desk_removed_from_the_config_is_refused_until_retired_and_then_takes_nothin
     .unwrap();
     desks.server.restart();
     let server = &desks.server;
-    source = Browser::new(server.addr);
+    let mut source = Browser::new(server.addr);
     let login = source.login(&code);
     assert_eq!(login.status, 303, "a retired desk's source still logs in");
     let inbox = source.get("/inbox");

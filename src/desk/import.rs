@@ -271,6 +271,14 @@ fn plan(desk: &Desk, manifest: &Manifest, report: &mut ImportReport) -> Result<P
                         id: source.id.clone(),
                     });
                 }
+                if let (Some(known), Some(named)) = (&known.desk, &source.desk) {
+                    if known != named {
+                        return Err(DeskError::DeskChanged {
+                            id: source.id.clone(),
+                            known: known.clone(),
+                        });
+                    }
+                }
             }
             None => {
                 let dir = offline::safe_label(&source.label, &source.id);
@@ -479,8 +487,14 @@ fn commit(
     for source in &manifest.sources {
         if let Some(dir) = plans.new_sources.get(&source.id) {
             tx.execute(
-                "INSERT INTO sources (id, label, recipient, dir) VALUES (?1, ?2, ?3, ?4)",
-                params![source.id, source.label, source.recipient, dir],
+                "INSERT INTO sources (id, label, recipient, dir, desk) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![source.id, source.label, source.recipient, dir, source.desk],
+            )?;
+        } else if let Some(desk) = &source.desk {
+            // Bundles from before desks named none: the first that does, tells.
+            tx.execute(
+                "UPDATE sources SET desk = ?2 WHERE id = ?1 AND desk IS NULL",
+                params![source.id, desk],
             )?;
         }
     }

@@ -129,6 +129,8 @@ pub struct KnownSource {
     pub recipient: String,
     /// Directory name under `sources/`.
     pub dir: String,
+    /// The desk the bundles named, if any.
+    pub desk: Option<String>,
 }
 
 /// A source as the list shows it.
@@ -225,7 +227,7 @@ pub(super) fn placement(db: &Connection, id: &str) -> Result<Option<(String, Str
 pub(super) fn source(db: &Connection, id: &str) -> Result<Option<KnownSource>, DeskError> {
     Ok(db
         .query_row(
-            "SELECT id, label, recipient, dir FROM sources WHERE id = ?1",
+            "SELECT id, label, recipient, dir, desk FROM sources WHERE id = ?1",
             [id],
             known_source,
         )
@@ -239,7 +241,7 @@ pub(super) fn source_by_label_or_dir(
 ) -> Result<Option<KnownSource>, DeskError> {
     Ok(db
         .query_row(
-            "SELECT id, label, recipient, dir FROM sources WHERE label = ?1 OR dir = ?2",
+            "SELECT id, label, recipient, dir, desk FROM sources WHERE label = ?1 OR dir = ?2",
             [label, dir],
             known_source,
         )
@@ -252,6 +254,7 @@ fn known_source(r: &rusqlite::Row<'_>) -> rusqlite::Result<KnownSource> {
         label: r.get(1)?,
         recipient: r.get(2)?,
         dir: r.get(3)?,
+        desk: r.get(4)?,
     })
 }
 

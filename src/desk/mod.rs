@@ -98,6 +98,13 @@ pub enum DeskError {
         /// The source's id.
         id: String,
     },
+    /// A bundle puts a source the archive knows in another desk.
+    DeskChanged {
+        /// The source's id.
+        id: String,
+        /// Its desk in the archive.
+        known: String,
+    },
     /// A bundle gives a new source a label (or directory) the archive has for another.
     LabelInUse {
         /// The new source's id.
@@ -150,6 +157,11 @@ impl fmt::Display for DeskError {
                 "bundle refused: it gives source {id} another reply key than the archive \
                  has; nothing of it was imported (a server that changes a source's key \
                  could read replies meant for the source)"
+            ),
+            DeskError::DeskChanged { id, known } => write!(
+                f,
+                "bundle refused: it puts source {id} in another desk than the archive's \
+                 {known:?}; nothing of it was imported"
             ),
             DeskError::LabelInUse { id, holder } => write!(
                 f,
