@@ -509,101 +509,32 @@ fn decrypt_item<R: Read>(
         size: 0,
         kept: false,
     };
-    let mut out = WriterThread::spawn(file);
-    let size = if size >= PROGRESS_FROM && io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(size);
-        let size =
-            identities.decrypt_on_two_cores(bar.wrap_read(tar.entry()), &mut out, u64::MAX)?;
-        bar.finish_and_clear();
-        size
-    } else {
-        identities.decrypt_on_two_cores(tar.entry(), &mut out, u64::MAX)?
-    };
+    let size = decrypt_into(tar, identities, file, size)?;
     // No fsync: the bundle stays the durable copy. A crash or power loss during `open`
     // can leave a hidden .incoming file or a recently renamed file incomplete: run
     // `open` again into a fresh directory. Skipping it keeps `open` as fast as age.
-    out.finish().map_err(|_| OpenError::Write)?;
     decrypted.size = size;
     Ok(decrypted)
 }
 
-/// Writes on its own thread, so decryption (CPU) and writing (the kernel's page cache)
-/// overlap on two cores. Plaintext buffers are wiped once written.
-pub(crate) struct WriterThread {
-    buffer: Vec<u8>,
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
-}
-
-const WRITE_BUFFER: usize = 1024 * 1024;
-
-impl WriterThread {
-    pub(crate) fn spawn(mut file: File) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
-        let thread = std::thread::spawn(move || -> io::Result<()> {
-            for mut buffer in rx {
-                let written = file.write_all(&buffer);
-                buffer.zeroize();
-                written?;
-            }
-            Ok(())
-        });
-        WriterThread {
-            buffer: Vec::with_capacity(WRITE_BUFFER),
-            tx: Some(tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        let full = std::mem::replace(&mut self.buffer, Vec::with_capacity(WRITE_BUFFER));
-        let sent = self.tx.as_ref().map(|tx| tx.send(full));
-        match sent {
-            Some(Ok(())) => Ok(()),
-            _ => Err(self
-                .join()
-                .err()
-                .unwrap_or_else(|| io::ErrorKind::BrokenPipe.into())),
-        }
-    }
-
-    fn join(&mut self) -> io::Result<()> {
-        self.tx = None;
-        match self.thread.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the writer thread panicked")),
-            None => Ok(()),
-        }
-    }
-
-    /// Writes what is buffered and waits for the thread.
-    pub(crate) fn finish(mut self) -> io::Result<()> {
-        if !self.buffer.is_empty() {
-            self.send()?;
-        }
-        self.join()
-    }
-}
-
-impl Write for WriterThread {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let take = buf.len().min(WRITE_BUFFER - self.buffer.len());
-        self.buffer.extend_from_slice(&buf[..take]);
-        if self.buffer.len() == WRITE_BUFFER {
-            self.send()?;
-        }
-        Ok(take)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for WriterThread {
-    fn drop(&mut self) {
-        self.buffer.zeroize();
-        let _ = self.join();
+/// Decrypts the tar's current entry (an item of `size` bytes of ciphertext) into
+/// `file`, on two cores (crypto::payload), with a progress bar for large items when
+/// stderr is a terminal. What was written before an error is not authenticated as a
+/// whole: the caller removes the file.
+pub(crate) fn decrypt_into<R: Read>(
+    tar: &mut TarReader<R>,
+    identities: &Identities,
+    mut file: File,
+    size: u64,
+) -> Result<u64, OpenError> {
+    if size >= PROGRESS_FROM && io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(size);
+        let written =
+            identities.decrypt_on_two_cores(bar.wrap_read(tar.entry()), &mut file, u64::MAX)?;
+        bar.finish_and_clear();
+        Ok(written)
+    } else {
+        identities.decrypt_on_two_cores(tar.entry(), &mut file, u64::MAX)
     }
 }
 

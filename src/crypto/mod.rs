@@ -329,7 +329,7 @@ impl Identities {
     pub fn decrypt_on_two_cores(
         &self,
         input: impl Read,
-        output: &mut impl Write,
+        output: &mut (impl Write + Send),
         max: u64,
     ) -> Result<u64, OpenError> {
         payload::decrypt(&self.0, input, output, max)

@@ -17,6 +17,7 @@
 //! and the stock Go `age` CLI.
 
 use std::io::{self, Read, Write};
+use std::sync::mpsc;
 
 use age::secrecy::ExposeSecret;
 use age_core::format::{FileKey, Stanza};
@@ -46,7 +47,7 @@ const CHUNKS_PER_THREAD: usize = 16;
 pub(super) fn decrypt(
     identities: &[Box<dyn age::Identity>],
     mut input: impl Read,
-    output: &mut impl Write,
+    output: &mut (impl Write + Send),
     max: u64,
 ) -> Result<u64, OpenError> {
     let header = read_header(&mut input)?;
@@ -160,24 +161,73 @@ fn verify_mac(file_key: &FileKey, header: &Header) -> Result<(), OpenError> {
         .map_err(|_| OpenError::Undecryptable)
 }
 
-/// Opens the STREAM payload: batches of sealed chunks, each half opened on its own
-/// thread, written in order.
-fn open_payload(
+/// Batch buffers in flight: one being read and opened, one being written, one spare.
+const POOL: usize = 3;
+
+/// Opens the STREAM payload: batches of sealed chunks are read into one of a few
+/// reused buffers, each batch's halves opened on two threads, and a writer thread
+/// writes the plaintext and wipes the buffer before handing it back. No buffer is
+/// allocated per batch and no plaintext is copied but into the kernel.
+fn open_payload<W: Write + Send>(
     cipher: &ChaCha20Poly1305,
     mut input: impl Read,
-    output: &mut impl Write,
+    output: &mut W,
     max: u64,
 ) -> Result<u64, OpenError> {
-    let per_batch = 2 * CHUNKS_PER_THREAD;
-    // One byte more than a batch: whether anything follows tells if the batch's last
-    // chunk is the file's last.
-    let mut batch = Zeroizing::new(vec![0u8; per_batch * SEALED_CHUNK + 1]);
-    let mut carried = false;
+    let batch_len = 2 * CHUNKS_PER_THREAD * SEALED_CHUNK + 1;
+    let (to_writer, batches) = mpsc::sync_channel::<(Zeroizing<Vec<u8>>, usize)>(POOL);
+    let (to_pool, pool) = mpsc::channel::<Zeroizing<Vec<u8>>>();
+    for _ in 0..POOL {
+        to_pool
+            .send(Zeroizing::new(vec![0u8; batch_len]))
+            .expect("the pool's receiver is alive here");
+    }
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<(), OpenError> {
+            for (mut batch, sealed) in batches {
+                let plain = compact(&mut batch[..sealed]);
+                let written = output.write_all(&batch[..plain]);
+                batch[..sealed].zeroize();
+                // The reader may have stopped already: then the buffer is just dropped.
+                let _ = to_pool.send(batch);
+                written.map_err(|_| OpenError::Write)?;
+            }
+            Ok(())
+        });
+        let read = read_batches(cipher, &mut input, max, &pool, &to_writer);
+        drop(to_writer);
+        let written = writer.join().unwrap_or(Err(OpenError::Write));
+        let total = read?;
+        written?;
+        Ok(total)
+    })
+}
+
+/// The reading side of [`open_payload`]: fills buffers from the pool, opens them, and
+/// sends them to the writer in order. Returns the plaintext length.
+fn read_batches(
+    cipher: &ChaCha20Poly1305,
+    input: &mut impl Read,
+    max: u64,
+    pool: &mpsc::Receiver<Zeroizing<Vec<u8>>>,
+    to_writer: &mpsc::SyncSender<(Zeroizing<Vec<u8>>, usize)>,
+) -> Result<u64, OpenError> {
+    // A batch buffer holds one byte more than a batch: whether anything follows tells
+    // if the batch's last chunk is the file's last; that byte starts the next batch.
+    let mut carried: Option<u8> = None;
     let mut counter = 0u64;
     let mut total = 0u64;
     loop {
-        let start = usize::from(carried);
-        let filled = start + fill(&mut input, &mut batch[start..])?;
+        // Only a writer that stopped (a write failed) returns no buffer.
+        let mut batch = pool.recv().map_err(|_| OpenError::Write)?;
+        let start = match carried {
+            Some(byte) => {
+                batch[0] = byte;
+                1
+            }
+            None => 0,
+        };
+        let filled = start + fill(input, &mut batch[start..])?;
         let last = filled < batch.len();
         let sealed = if last { filled } else { filled - 1 };
         if last {
@@ -197,30 +247,40 @@ fn open_payload(
             batch[..sealed].split_at_mut((chunks.div_ceil(2) * SEALED_CHUNK).min(sealed));
         let first_count = first_half.len().div_ceil(SEALED_CHUNK) as u64;
         let first_is_last = last && second_half.is_empty();
-        let opened = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let second =
                 scope.spawn(|| open_chunks(cipher, second_half, counter + first_count, last));
             let first = open_chunks(cipher, first_half, counter, first_is_last);
             let second = second.join().unwrap_or(Err(OpenError::Undecryptable));
             first.and(second)
-        });
-        opened?;
-        for chunk in batch[..sealed].chunks(SEALED_CHUNK) {
-            let plain = &chunk[..chunk.len() - TAG_BYTES];
-            total += plain.len() as u64;
-            if total > max {
-                return Err(OpenError::TooLarge);
-            }
-            output.write_all(plain).map_err(|_| OpenError::Write)?;
+        })?;
+        total += (sealed - chunks * TAG_BYTES) as u64;
+        if total > max {
+            return Err(OpenError::TooLarge);
         }
-        batch[..sealed].zeroize();
+        carried = (!last).then(|| batch[filled - 1]);
         counter += chunks as u64;
+        to_writer
+            .send((batch, sealed))
+            .map_err(|_| OpenError::Write)?;
         if last {
             return Ok(total);
         }
-        batch[0] = batch[filled - 1];
-        carried = true;
     }
+}
+
+/// Moves each opened chunk's plaintext down over the tags before it, so the batch's
+/// plaintext is one run from the start. Returns its length.
+fn compact(opened: &mut [u8]) -> usize {
+    let mut plain = 0;
+    let mut at = 0;
+    while at < opened.len() {
+        let len = (opened.len() - at).min(SEALED_CHUNK) - TAG_BYTES;
+        opened.copy_within(at..at + len, plain);
+        plain += len;
+        at += SEALED_CHUNK;
+    }
+    plain
 }
 
 /// Opens `sealed` chunks in place, numbered from `counter`; the last of them is the

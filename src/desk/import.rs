@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, IsTerminal, Read};
+use std::io::{self, BufReader, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -21,12 +21,10 @@ use crate::bundle::{
     self, BundleError, ItemKind, ItemRecord, Manifest, ManifestItem, ManifestReply, TarReader,
 };
 use crate::crypto::{Identities, OpenError, Recipients};
-use crate::offline::{self, WriterThread};
+use crate::offline;
 
 /// Metadata records are padded to 1 KiB; anything much larger is not ours.
 const MAX_META_BYTES: u64 = 64 * 1024;
-/// Items at least this large get a progress bar (on a terminal).
-const PROGRESS_FROM: u64 = 32 * 1024 * 1024;
 
 /// What an import did.
 #[derive(Debug, Default)]
@@ -399,8 +397,7 @@ fn decrypt_meta<R: Read>(
     })
 }
 
-/// Decrypts the current entry into a new file at `path` (0600), writing on a second
-/// thread so decryption and writing overlap.
+/// Decrypts the current entry into a new file at `path` (0600).
 fn decrypt_to<R: Read>(
     tar: &mut TarReader<R>,
     identities: &Identities,
@@ -415,18 +412,7 @@ fn decrypt_to<R: Read>(
         .custom_flags(crate::nofollow::flag())
         .open(path)
         .map_err(|_| OpenError::Write)?;
-    let mut out = WriterThread::spawn(file);
-    let written = if size >= PROGRESS_FROM && io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(size);
-        let written =
-            identities.decrypt_on_two_cores(bar.wrap_read(tar.entry()), &mut out, u64::MAX)?;
-        bar.finish_and_clear();
-        written
-    } else {
-        identities.decrypt_on_two_cores(tar.entry(), &mut out, u64::MAX)?
-    };
-    out.finish().map_err(|_| OpenError::Write)?;
-    Ok(written)
+    offline::decrypt_into(tar, identities, file, size)
 }
 
 fn write_new(path: &Path, data: &[u8]) -> io::Result<()> {
