@@ -89,7 +89,7 @@ fn open_connections_are_capped_and_idle_ones_make_room() {
         .push(("header_read_timeout_secs", "60".into()));
     let server = Server::with(options);
     let form = form(server.addr);
-    let idle_sockets = server.sockets();
+    let idle_sockets = server.settled_sockets();
     let body = multipart(&with_csrf(
         &form,
         vec![Part::file("slow.bin", noise(64 * 1024, 9))],
@@ -169,7 +169,7 @@ fn a_client_that_never_reads_is_dropped_after_the_idle_timeout() {
     let mut options = Options::default();
     options.limits.push(("idle_body_timeout_secs", "2".into()));
     let server = Server::with(options);
-    let idle_sockets = server.sockets();
+    let idle_sockets = server.settled_sockets();
     let mut greedy = TcpStream::connect(server.addr).unwrap();
     greedy
         .set_write_timeout(Some(Duration::from_secs(5)))

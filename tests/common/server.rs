@@ -408,6 +408,26 @@ impl Server {
             .count()
     }
 
+    /// The baseline of [`Server::sockets`]: the count once it has stayed the same for
+    /// half a second (bounded), so connections of earlier requests that the server is
+    /// still closing are not counted in it.
+    pub fn settled_sockets(&self) -> usize {
+        let deadline = std::time::Instant::now() + SOON;
+        let mut last = self.sockets();
+        let mut since = std::time::Instant::now();
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = self.sockets();
+            if now != last {
+                last = now;
+                since = std::time::Instant::now();
+            } else if since.elapsed() >= Duration::from_millis(500) {
+                break;
+            }
+        }
+        last
+    }
+
     /// Connections waiting in the source listener's accept queue (the kernel's
     /// count, from /proc/net/tcp).
     pub fn accept_queue(&self) -> usize {
