@@ -161,40 +161,78 @@ fn verify_mac(file_key: &FileKey, header: &Header) -> Result<(), OpenError> {
         .map_err(|_| OpenError::Undecryptable)
 }
 
-/// Batch buffers in flight: one being read and opened, one being written, one spare.
+/// Batches in flight: one being read and opened, one being written, one spare.
 const POOL: usize = 3;
 
-/// Opens the STREAM payload: batches of sealed chunks are read into one of a few
-/// reused buffers, each batch's halves opened on two threads, and a writer thread
-/// writes the plaintext and wipes the buffer before handing it back. No buffer is
-/// allocated per batch and no plaintext is copied but into the kernel.
+/// One half of a batch: up to [`CHUNKS_PER_THREAD`] sealed chunks, and how many bytes
+/// of the buffer hold them.
+struct Half {
+    buffer: Zeroizing<Vec<u8>>,
+    len: usize,
+}
+
+impl Half {
+    fn new() -> Self {
+        Half {
+            buffer: Zeroizing::new(vec![0u8; CHUNKS_PER_THREAD * SEALED_CHUNK]),
+            len: 0,
+        }
+    }
+}
+
+/// Work for the second opener: a half, the counter of its first chunk, and whether
+/// its last chunk is the file's last.
+type Job = (Half, u64, bool);
+
+/// Opens the STREAM payload on three long-lived threads: this one reads a batch (two
+/// halves, from a pool of reused buffers) and opens its first half while a second
+/// thread opens the other; a writer thread writes the plaintext, wipes the buffers and
+/// hands them back. Nothing is allocated per batch, and plaintext is copied only into
+/// the kernel.
 fn open_payload<W: Write + Send>(
     cipher: &ChaCha20Poly1305,
     mut input: impl Read,
     output: &mut W,
     max: u64,
 ) -> Result<u64, OpenError> {
-    let batch_len = 2 * CHUNKS_PER_THREAD * SEALED_CHUNK + 1;
-    let (to_writer, batches) = mpsc::sync_channel::<(Zeroizing<Vec<u8>>, usize)>(POOL);
-    let (to_pool, pool) = mpsc::channel::<Zeroizing<Vec<u8>>>();
+    let (to_writer, batches) = mpsc::sync_channel::<[Half; 2]>(POOL);
+    let (to_pool, pool) = mpsc::channel::<[Half; 2]>();
     for _ in 0..POOL {
         to_pool
-            .send(Zeroizing::new(vec![0u8; batch_len]))
+            .send([Half::new(), Half::new()])
             .expect("the pool's receiver is alive here");
     }
+    let (to_opener, jobs) = mpsc::sync_channel::<Job>(1);
+    let (opened_tx, opened) = mpsc::sync_channel::<(Half, Result<(), OpenError>)>(1);
     std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for (mut half, counter, last) in jobs {
+                let result = open_chunks(cipher, &mut half.buffer[..half.len], counter, last);
+                if opened_tx.send((half, result)).is_err() {
+                    return;
+                }
+            }
+        });
         let writer = scope.spawn(move || -> Result<(), OpenError> {
-            for (mut batch, sealed) in batches {
-                let plain = compact(&mut batch[..sealed]);
-                let written = output.write_all(&batch[..plain]);
-                batch[..sealed].zeroize();
-                // The reader may have stopped already: then the buffer is just dropped.
+            for mut batch in batches {
+                let mut written = Ok(());
+                for half in &mut batch {
+                    let plain = compact(&mut half.buffer[..half.len]);
+                    if written.is_ok() {
+                        written = output.write_all(&half.buffer[..plain]);
+                    }
+                    half.buffer[..half.len].zeroize();
+                }
+                // The reader may have stopped already: then the buffers are dropped.
                 let _ = to_pool.send(batch);
                 written.map_err(|_| OpenError::Write)?;
             }
             Ok(())
         });
-        let read = read_batches(cipher, &mut input, max, &pool, &to_writer);
+        let read = read_batches(
+            cipher, &mut input, max, &pool, &to_opener, &opened, &to_writer,
+        );
+        drop(to_opener);
         drop(to_writer);
         let written = writer.join().unwrap_or(Err(OpenError::Write));
         let total = read?;
@@ -203,37 +241,45 @@ fn open_payload<W: Write + Send>(
     })
 }
 
-/// The reading side of [`open_payload`]: fills buffers from the pool, opens them, and
-/// sends them to the writer in order. Returns the plaintext length.
+/// The reading side of [`open_payload`]: fills batches from the pool, opens them
+/// (the second half on the opener thread), and sends them to the writer in order.
+/// Returns the plaintext length.
 fn read_batches(
     cipher: &ChaCha20Poly1305,
     input: &mut impl Read,
     max: u64,
-    pool: &mpsc::Receiver<Zeroizing<Vec<u8>>>,
-    to_writer: &mpsc::SyncSender<(Zeroizing<Vec<u8>>, usize)>,
+    pool: &mpsc::Receiver<[Half; 2]>,
+    to_opener: &mpsc::SyncSender<Job>,
+    opened: &mpsc::Receiver<(Half, Result<(), OpenError>)>,
+    to_writer: &mpsc::SyncSender<[Half; 2]>,
 ) -> Result<u64, OpenError> {
-    // A batch buffer holds one byte more than a batch: whether anything follows tells
-    // if the batch's last chunk is the file's last; that byte starts the next batch.
+    // One byte past each batch tells whether its last chunk is the file's last; that
+    // byte then starts the next batch.
     let mut carried: Option<u8> = None;
     let mut counter = 0u64;
     let mut total = 0u64;
     loop {
-        // Only a writer that stopped (a write failed) returns no buffer.
-        let mut batch = pool.recv().map_err(|_| OpenError::Write)?;
+        // Only a writer that stopped (a write failed) returns no buffers.
+        let [mut first, mut second] = pool.recv().map_err(|_| OpenError::Write)?;
         let start = match carried {
             Some(byte) => {
-                batch[0] = byte;
+                first.buffer[0] = byte;
                 1
             }
             None => 0,
         };
-        let filled = start + fill(input, &mut batch[start..])?;
-        let last = filled < batch.len();
-        let sealed = if last { filled } else { filled - 1 };
+        first.len = start + fill(input, &mut first.buffer[start..])?;
+        second.len = if first.len == first.buffer.len() {
+            fill(input, &mut second.buffer[..])?
+        } else {
+            0
+        };
+        let mut next = [0u8; 1];
+        let last = second.len < second.buffer.len() || fill(input, &mut next)? == 0;
+        let sealed = first.len + second.len;
         if last {
             // The last chunk must hold a tag, and be empty only if it is the only one.
-            let tail = sealed % SEALED_CHUNK;
-            let tail_ok = match tail {
+            let tail_ok = match sealed % SEALED_CHUNK {
                 0 => sealed > 0,
                 TAG_BYTES => counter == 0 && sealed == TAG_BYTES,
                 n => n > TAG_BYTES,
@@ -242,30 +288,33 @@ fn read_batches(
                 return Err(OpenError::Undecryptable);
             }
         }
-        let chunks = sealed.div_ceil(SEALED_CHUNK);
-        let (first_half, second_half) =
-            batch[..sealed].split_at_mut((chunks.div_ceil(2) * SEALED_CHUNK).min(sealed));
-        let first_count = first_half.len().div_ceil(SEALED_CHUNK) as u64;
-        let first_is_last = last && second_half.is_empty();
-        std::thread::scope(|scope| {
-            let second =
-                scope.spawn(|| open_chunks(cipher, second_half, counter + first_count, last));
-            let first = open_chunks(cipher, first_half, counter, first_is_last);
-            let second = second.join().unwrap_or(Err(OpenError::Undecryptable));
-            first.and(second)
-        })?;
-        total += (sealed - chunks * TAG_BYTES) as u64;
+        // Halves hold whole chunks, so a chunk never spans two.
+        let first_chunks = first.len.div_ceil(SEALED_CHUNK) as u64;
+        let second_chunks = second.len.div_ceil(SEALED_CHUNK) as u64;
+        let second = if second.len > 0 {
+            to_opener
+                .send((second, counter + first_chunks, last))
+                .map_err(|_| OpenError::Undecryptable)?;
+            let opening = open_chunks(cipher, &mut first.buffer[..first.len], counter, false);
+            let (second, result) = opened.recv().map_err(|_| OpenError::Undecryptable)?;
+            opening.and(result)?;
+            second
+        } else {
+            open_chunks(cipher, &mut first.buffer[..first.len], counter, last)?;
+            second
+        };
+        total += (sealed as u64) - (first_chunks + second_chunks) * TAG_BYTES as u64;
         if total > max {
             return Err(OpenError::TooLarge);
         }
-        carried = (!last).then(|| batch[filled - 1]);
-        counter += chunks as u64;
+        counter += first_chunks + second_chunks;
         to_writer
-            .send((batch, sealed))
+            .send([first, second])
             .map_err(|_| OpenError::Write)?;
         if last {
             return Ok(total);
         }
+        carried = Some(next[0]);
     }
 }
 
