@@ -21,6 +21,7 @@ pub mod text {
         "No sources here yet. Import a bundle: agedrop open BUNDLE --desk DIR -i IDENTITY";
     pub const LAST_ACTIVITY: &str = "Last activity";
     pub const NOTE: &str = "Note";
+    pub const DESK: &str = "Desk";
     pub const SOURCE: &str = "Source";
     pub const ITEMS: &str = "Items";
     pub const MESSAGE_FROM_SOURCE: &str = "Message from the source";
@@ -175,6 +176,7 @@ pub fn sources(ctx: &Ctx<'_>, filter: Filter, sources: &[SourceSummary]) -> Mark
                 table {
                     thead { tr {
                         th scope="col" { (text::SOURCE) }
+                        th scope="col" { (text::DESK) }
                         th scope="col" { (text::LAST_ACTIVITY) }
                         th scope="col" { (text::UNREAD) }
                         th scope="col" { (text::ITEMS) }
@@ -185,6 +187,7 @@ pub fn sources(ctx: &Ctx<'_>, filter: Filter, sources: &[SourceSummary]) -> Mark
                         @for source in sources {
                             tr.source.unread[source.unread > 0] {
                                 td { a href={ (ctx.prefix) "/sources/" (source.id) } { (shown(&source.label)) } }
+                                td { (source.desk.as_deref().map(shown).unwrap_or_else(|| "-".into())) }
                                 td { (source.last_day.as_deref().unwrap_or("-")) }
                                 td.unread-count { (source.unread) }
                                 td { (source.items) }
