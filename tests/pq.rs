@@ -274,32 +274,16 @@ fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-fn open_to_dir(server: &Server, bundle: &Path, key: &Path, out: &Path) {
-    ok(&agedrop(
-        &[
-            "open",
-            bundle.to_str().unwrap(),
-            "-i",
-            key.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        server.dir.path(),
-    ));
-}
-
-fn import_to_desk(server: &Server, bundle: &Path, key: &Path, desk: &Path) {
-    ok(&agedrop(
-        &[
-            "open",
-            bundle.to_str().unwrap(),
-            "--desk",
-            desk.to_str().unwrap(),
-            "-i",
-            key.to_str().unwrap(),
-        ],
-        server.dir.path(),
-    ));
+/// `agedrop open BUNDLE -i KEY` then `where` (`-o DIR` or `--desk DIR`).
+fn open_bundle(server: &Server, bundle: &Path, key: &Path, target: [&str; 2]) {
+    let mut args = vec![
+        "open",
+        bundle.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+    ];
+    args.extend(target);
+    ok(&agedrop(&args, server.dir.path()));
 }
 
 /// A real server with an `age1pq1…` recipient: every blob it stored (items and their
@@ -339,14 +323,14 @@ fn what_a_pq_server_stores_opens_in_age_encryption_and_in_agedrop() {
     assert_eq!(metadata.len(), 2, "both metadata records are JSON");
 
     let out = server.dir.path().join("opened");
-    open_to_dir(&server, &bundle, &key, &out);
+    open_bundle(&server, &bundle, &key, ["-o", out.to_str().unwrap()]);
     let written = files_under(&out);
     assert!(
         written.iter().any(|(_, d)| *d == file),
         "open -o writes the file"
     );
     let desk = server.dir.path().join("desk");
-    import_to_desk(&server, &bundle, &key, &desk);
+    open_bundle(&server, &bundle, &key, ["--desk", desk.to_str().unwrap()]);
     assert!(files_under(&desk.join("sources"))
         .iter()
         .any(|(_, d)| *d == file));
@@ -363,33 +347,22 @@ fn a_file_age_encryption_sealed_to_a_keygen_pq_recipient_opens_in_agedrop() {
     let plain = noise(5 * 1024 * 1024 + 3, 31);
     let sealed = node_ok("encrypt.mjs", &[&recipient], &plain);
     assert!(contains(&sealed, b"\n-> mlkem768x25519 "));
-    let mut entries = untar(&std::fs::read(&bundle).unwrap());
-    let mut manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
-    let item = manifest["items"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|i| i["kind"] == "file")
-        .unwrap();
-    item["size"] = sealed.len().into();
-    let blob = item["blob"].as_str().unwrap().to_owned();
-    entries[0].1 = serde_json::to_vec(&manifest).unwrap();
-    entries.iter_mut().find(|(n, _)| *n == blob).unwrap().1 = sealed;
-    let borrowed: Vec<(&str, &[u8])> = entries
-        .iter()
-        .map(|(n, d)| (n.as_str(), d.as_slice()))
-        .collect();
     let ts_bundle = server.dir.path().join("ts.tar");
-    std::fs::write(&ts_bundle, tar(&borrowed)).unwrap();
+    let manifest = replace_file_item(&bundle, sealed, &ts_bundle);
 
     let out = server.dir.path().join("opened");
-    open_to_dir(&server, &ts_bundle, &key, &out);
+    open_bundle(&server, &ts_bundle, &key, ["-o", out.to_str().unwrap()]);
     assert!(
         files_under(&out).iter().any(|(_, d)| *d == plain),
         "open -o writes age-encryption's plaintext exactly"
     );
     let desk = server.dir.path().join("desk");
-    import_to_desk(&server, &ts_bundle, &key, &desk);
+    open_bundle(
+        &server,
+        &ts_bundle,
+        &key,
+        ["--desk", desk.to_str().unwrap()],
+    );
     let label = manifest["sources"][0]["label"].as_str().unwrap();
     let imported = std::fs::read(desk.join("sources").join(label).join("0002-doc.bin")).unwrap();
     assert!(

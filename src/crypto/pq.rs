@@ -330,28 +330,32 @@ pub struct Recipient(PublicKey);
 impl FromStr for Recipient {
     type Err = &'static str;
 
-    /// Parses `age1pq1…` (Bech32 without BIP 173's 90-character limit, as the spec
-    /// says; lowercase, as age writes recipients).
+    /// Parses `age1pq1…` (lowercase, as age writes recipients).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        bech32_decode(
-            s,
-            |_| "invalid Bech32 encoding",
-            |hrp| {
-                (hrp.as_str() == RECIPIENT_HRP)
-                    .then_some(())
-                    .ok_or("not an age1pq1… recipient")
-            },
-            |_, bytes| {
-                let bytes: Vec<u8> = bytes.collect();
-                if bytes.len() != PK_BYTES {
-                    return Err("an age1pq1… recipient holds 1216 bytes");
-                }
-                PublicKey::from_bytes(&bytes)
-                    .map(Recipient)
-                    .map_err(|_| "invalid post-quantum public key")
-            },
-        )
+        let bytes = decode(s, RECIPIENT_HRP, "not an age1pq1… recipient")?;
+        if bytes.len() != PK_BYTES {
+            return Err("an age1pq1… recipient holds 1216 bytes");
+        }
+        PublicKey::from_bytes(&bytes)
+            .map(Recipient)
+            .map_err(|_| "invalid post-quantum public key")
     }
+}
+
+/// The bytes of Bech32 text whose HRP is exactly `hrp` (so of that case), without BIP
+/// 173's 90-character limit, as the spec says. In a buffer wiped on drop: it may be
+/// a secret key.
+fn decode(s: &str, hrp: &str, wrong_hrp: &'static str) -> Result<Zeroizing<Vec<u8>>, &'static str> {
+    bech32_decode(
+        s,
+        |_| "invalid Bech32 encoding",
+        |found| (found.as_str() == hrp).then_some(()).ok_or(wrong_hrp),
+        |_, bytes| {
+            let mut out = Zeroizing::new(Vec::with_capacity(PK_BYTES));
+            out.extend(bytes);
+            Ok(out)
+        },
+    )
 }
 
 impl fmt::Display for Recipient {
@@ -424,30 +428,11 @@ impl FromStr for Identity {
 
     /// Parses `AGE-SECRET-KEY-PQ-1…` (uppercase, as the spec writes identities).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        bech32_decode(
-            s,
-            |_| "invalid Bech32 encoding",
-            |hrp| {
-                (hrp.as_str() == IDENTITY_HRP)
-                    .then_some(())
-                    .ok_or("not an AGE-SECRET-KEY-PQ-1… identity")
-            },
-            |_, bytes| {
-                let mut seed = Zeroizing::new([0u8; 32]);
-                let mut n = 0;
-                for byte in bytes {
-                    if n == 32 {
-                        return Err("an AGE-SECRET-KEY-PQ-1… identity holds 32 bytes");
-                    }
-                    seed[n] = byte;
-                    n += 1;
-                }
-                if n != 32 {
-                    return Err("an AGE-SECRET-KEY-PQ-1… identity holds 32 bytes");
-                }
-                Ok(Identity::from_seed(&seed))
-            },
-        )
+        let bytes = decode(s, IDENTITY_HRP, "not an AGE-SECRET-KEY-PQ-1… identity")?;
+        let seed: &[u8; 32] = bytes[..]
+            .try_into()
+            .map_err(|_| "an AGE-SECRET-KEY-PQ-1… identity holds 32 bytes")?;
+        Ok(Identity::from_seed(seed))
     }
 }
 
