@@ -699,24 +699,8 @@ fn items_that_stock_go_age_encrypted_import_whole() {
         .unwrap();
     assert!(status.success());
     let sealed = std::fs::read(&sealed_path).unwrap();
-    let mut entries = untar(&std::fs::read(&bundle).unwrap());
-    let mut manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
-    let item = manifest["items"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|i| i["kind"] == "file")
-        .unwrap();
-    item["size"] = sealed.len().into();
-    let blob = item["blob"].as_str().unwrap().to_owned();
-    entries[0].1 = serde_json::to_vec(&manifest).unwrap();
-    entries.iter_mut().find(|(n, _)| *n == blob).unwrap().1 = sealed;
-    let borrowed: Vec<(&str, &[u8])> = entries
-        .iter()
-        .map(|(n, d)| (n.as_str(), d.as_slice()))
-        .collect();
     let go_bundle = work.join("go.tar");
-    std::fs::write(&go_bundle, tar(&borrowed)).unwrap();
+    let manifest = replace_file_item(&bundle, sealed, &go_bundle);
 
     let desk = work.join("desk");
     ok(&import(&server, &desk, &[&go_bundle]));

@@ -252,6 +252,30 @@ pub fn untar(data: &[u8]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Writes to `out` the bundle `bundle` with its file item's ciphertext replaced by
+/// `sealed` (its size in the manifest to match): for items another age made. Returns
+/// the new manifest.
+pub fn replace_file_item(bundle: &Path, sealed: Vec<u8>, out: &Path) -> serde_json::Value {
+    let mut entries = untar(&std::fs::read(bundle).unwrap());
+    let mut manifest: serde_json::Value = serde_json::from_slice(&entries[0].1).unwrap();
+    let item = manifest["items"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|i| i["kind"] == "file")
+        .unwrap();
+    item["size"] = sealed.len().into();
+    let blob = item["blob"].as_str().unwrap().to_owned();
+    entries[0].1 = serde_json::to_vec(&manifest).unwrap();
+    entries.iter_mut().find(|(n, _)| *n == blob).unwrap().1 = sealed;
+    let borrowed: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    std::fs::write(out, tar(&borrowed)).unwrap();
+    manifest
+}
+
 /// The manifest of a reply bundle: one reply per (source id, file name in the bundle).
 pub fn reply_manifest(replies: &[(&str, &str)]) -> String {
     serde_json::json!({
