@@ -66,14 +66,19 @@ pub struct PendingCode {
 pub struct NewSource {
     code: Arc<SourceCode>,
     kdf: KdfParams,
+    /// The source's desk is post-quantum: its reply key is too.
+    post_quantum: bool,
     start: Option<oneshot::Sender<()>>,
     keys: JoinHandle<Option<SourceKeys>>,
 }
 
 impl NewSource {
-    /// Lets the derivation run: the upload passed its csrf, slot and rate checks, so
-    /// forged or refused posts never keep the Argon2 slots busy.
-    pub fn start(&mut self) {
+    /// Lets the derivation run: the upload passed its csrf, desk, slot and rate checks,
+    /// so forged or refused posts never keep the Argon2 slots busy. `post_quantum`: the
+    /// chosen desk's recipients are post-quantum, so the source's own reply key will be
+    /// too (SECURITY.md, "Cryptography").
+    pub fn start(&mut self, post_quantum: bool) {
+        self.post_quantum = post_quantum;
         if let Some(start) = self.start.take() {
             let _ = start.send(());
         }
@@ -86,7 +91,11 @@ impl NewSource {
             .await
             .expect("key derivation does not panic")
             .expect("finish is called only after start let the derivation run");
-        let identity = SourceIdentity::generate();
+        let identity = if self.post_quantum {
+            SourceIdentity::generate_pq()
+        } else {
+            SourceIdentity::generate()
+        };
         let record = SourceKeyRecord {
             lookup_id: keys.lookup_id,
             kdf: self.kdf.id(),
@@ -133,6 +142,7 @@ impl Sources {
         NewSource {
             code,
             kdf,
+            post_quantum: false,
             start: Some(start),
             keys,
         }

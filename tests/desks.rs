@@ -341,3 +341,112 @@ fn a_desk_removed_from_the_config_is_refused_until_retired_and_then_takes_nothin
     assert!(refused.body.contains("Desk closed"), "{}", refused.body);
     assert_eq!(server.items().len(), 1);
 }
+
+/// `agedrop keygen --pq -o DIR/pq-key.txt`: the identity file and its `age1pq1…`.
+fn pq_key(dir: &Path) -> (PathBuf, String) {
+    let file = dir.join("pq-key.txt");
+    let out = agedrop(&["keygen", "--pq", "-o", file.to_str().unwrap()], dir);
+    ok(&out);
+    let recipient = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(recipient.starts_with("age1pq1"), "{recipient}");
+    (file, recipient)
+}
+
+#[test]
+fn a_post_quantum_desk_gives_its_sources_post_quantum_reply_keys() {
+    let keys = tempfile::tempdir().unwrap();
+    let (pq_identity, pq_recipient) = pq_key(keys.path());
+    let classic = Newsroom::new(keys.path());
+    let options = Options {
+        desks: vec![
+            ("quantum", "Quantum-safe desk", vec![pq_recipient.clone()]),
+            ("classic", "Classic desk", vec![classic.recipient.clone()]),
+        ],
+        ..Options::default()
+    };
+    let server = Server::with(options);
+    let (mut source, page) = submit_to(&server, Some("quantum"), "harvest this later, if you can");
+    assert_eq!(page.status, 200);
+    let code = code_from(&page);
+    submit_to(&server, Some("classic"), "an ordinary one");
+
+    let editor = token_for(&server, "editor", &[]);
+    let bundle = server.dir.path().join("all.tar");
+    ok(&server.pull(&editor, &bundle));
+    let manifest: Value =
+        serde_json::from_slice(&untar(&std::fs::read(&bundle).unwrap())[0].1).unwrap();
+    let of = |desk: &str| {
+        manifest["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["desk"] == desk)
+            .unwrap()
+            .clone()
+    };
+    let quantum = of("quantum");
+    assert!(
+        quantum["recipient"]
+            .as_str()
+            .unwrap()
+            .starts_with("age1pq1"),
+        "a post-quantum desk's source gets a post-quantum reply key: {quantum}"
+    );
+    let ordinary = of("classic")["recipient"].as_str().unwrap().to_owned();
+    assert!(ordinary.starts_with("age1") && !ordinary.starts_with("age1pq1"));
+
+    // The desk answers with its post-quantum identity; the source reads it.
+    let work = server.dir.path();
+    let message = work.join("reply.txt");
+    std::fs::write(&message, "Received. We will be careful.").unwrap();
+    let reply = work.join("reply.tar");
+    ok(&agedrop(
+        &[
+            "reply",
+            bundle.to_str().unwrap(),
+            "-i",
+            pq_identity.to_str().unwrap(),
+            "--source",
+            quantum["label"].as_str().unwrap(),
+            "--message",
+            message.to_str().unwrap(),
+            "-o",
+            reply.to_str().unwrap(),
+        ],
+        work,
+    ));
+    ok(&server.with_token(&editor, "push", &[reply.to_str().unwrap()]));
+    source.login(&code);
+    let inbox = source.get("/inbox");
+    assert!(
+        inbox.body.contains("Received. We will be careful."),
+        "{}",
+        inbox.body
+    );
+}
+
+#[test]
+fn a_desk_that_mixes_post_quantum_and_classical_keys_is_refused_by_name() {
+    let keys = tempfile::tempdir().unwrap();
+    let (_, pq_recipient) = pq_key(keys.path());
+    let classic = Newsroom::new(keys.path());
+    let options = Options {
+        desks: vec![(
+            "mixed",
+            "Mixed desk",
+            vec![classic.recipient.clone(), pq_recipient],
+        )],
+        ..Options::default()
+    };
+    let refused = Server::prepare(options).refused();
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains(
+            "config key `desk[0].recipients[1]`: not a usable age recipient (desk \"mixed\"): \
+             post-quantum (age1pq1…, age1tagpq1…) and classical (age1…, age1tag1…) recipients \
+             cannot be mixed"
+        ),
+        "{}",
+        stderr(&refused)
+    );
+}

@@ -534,7 +534,10 @@ async fn first_submission(
     body: Body,
 ) -> Result<(Arc<SourceCode>, Option<String>), SubmissionError> {
     let mut source: NewSource = site.sources.new_source();
-    let received = receive_items(site, headers, body, None, |_| source.start()).await?;
+    let received = receive_items(site, headers, body, None, |desk| {
+        source.start(desk.recipients.is_post_quantum())
+    })
+    .await?;
     let (code, identity, keys) = source.finish().await;
     let owner = Owner::NewSource {
         keys,
