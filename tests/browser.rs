@@ -55,6 +55,13 @@ fn a_source_without_javascript_submits_logs_in_and_follows_up() {
     });
     driver.wait_for("form[action='/logout']");
     assert!(driver.url().ends_with("/inbox"), "{}", driver.url());
+    // The inbox says what just arrived, so the source does not send it again.
+    let receipt = driver.text("#receipt");
+    assert!(
+        receipt.contains(": 1 message and 1 file.")
+            && receipt.contains("you do not need to send it again"),
+        "{receipt}"
+    );
     driver.screenshot("6-after-follow-up");
 
     assert_eq!(server.sources(), 1, "the follow-up joined the same source");
@@ -68,4 +75,53 @@ fn a_source_without_javascript_submits_logs_in_and_follows_up() {
     );
     let (plain, _) = server.open_item(&items[3]);
     assert_eq!(plain, b"page 4");
+}
+
+#[test]
+fn an_over_long_message_and_a_closed_conversation_get_pages_that_say_so() {
+    let mut options = Options::default();
+    options.limits.push(("max_message_chars", "40".into()));
+    let server = Server::with(options);
+    let token = server.add_journalist("editor");
+    let driver = Driver::start();
+    let site = format!("http://{}", server.addr);
+
+    // The form states the limit in words and does not cut the text silently.
+    driver.go(&format!("{site}/submit"));
+    assert_eq!(driver.text("#message-limit"), "Up to 40 characters.");
+    assert_eq!(
+        driver.session(
+            "GET",
+            &format!("/element/{}/attribute/maxlength", driver.find("#message")),
+            None
+        ),
+        json!(null),
+        "no maxlength: an over-long message is refused with a page, not cut"
+    );
+    driver.type_into("#message", &"a".repeat(41));
+    driver.click("button[type=submit]");
+    driver.wait_for("h1");
+    assert_eq!(driver.text("h1"), "Message too long");
+    assert!(driver.text("main").contains("at most 40 characters"));
+    assert!(server.items().is_empty());
+    driver.screenshot("7-message-too-long");
+
+    // A source the newsroom deleted sees that the conversation is closed.
+    driver.go(&format!("{site}/submit"));
+    driver.type_into("#message", "short enough");
+    driver.click("button[type=submit]");
+    driver.wait_for("#code");
+    let source_id = server.items()[0].source_id.clone();
+    let (status, _) = server.api(
+        "DELETE",
+        &format!("/api/v1/sources/{source_id}"),
+        &token,
+        b"",
+    );
+    assert_eq!(status, 204);
+    driver.go(&format!("{site}/inbox"));
+    driver.wait_for("h1");
+    assert_eq!(driver.text("h1"), "Conversation closed");
+    assert!(driver.text("main").contains("Your code no longer works"));
+    driver.screenshot("8-conversation-closed");
 }

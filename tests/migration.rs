@@ -19,7 +19,7 @@ fn a_schema_4_data_directory_migrates_without_loss() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     drop(db);
 
     // Every item is still exported and decrypts to what was sent.

@@ -4,6 +4,7 @@
 
 use maud::{html, Markup, DOCTYPE};
 
+use super::session::Receipt;
 use crate::submission::{FIELD_CSRF, FIELD_DESK, FIELD_FILES, FIELD_MESSAGE};
 
 /// The words of the source site, in one place.
@@ -54,6 +55,10 @@ pub mod text {
     pub const DESK_LEGEND: &str = "Who should receive it?";
     pub const DESK_ADVICE: &str = "Only the desk you choose can read what you send, now and later.";
     pub const YOUR_DESK: &str = "You are talking to:";
+    pub const RECEIVED: &str = "Received";
+    pub const RECEIVED_AGAIN: &str = "It arrived safely; you do not need to send it again.";
+    pub const CLOSED_TITLE: &str = "Conversation closed";
+    pub const CLOSED: &str = "The newsroom has closed this conversation and deleted it from the server, with its replies. Your code no longer works. If you want to send something new, start a new submission: you will get a new code.";
 }
 
 const STYLESHEET: &str = "/static/style.css";
@@ -130,14 +135,37 @@ pub fn landing(ctx: Context<'_>) -> Markup {
     )
 }
 
-/// A byte count for people: whole MiB where it is at least one, KiB below.
+/// A byte count as people read it: "2 GB", "500 MB", "1.5 MB", "20 KB" (units of
+/// 1024, as file managers show them, whole where exact, else one decimal).
 pub fn size(bytes: u64) -> String {
-    const MIB: u64 = 1024 * 1024;
-    if bytes >= MIB {
-        format!("{} MiB", bytes / MIB)
-    } else {
-        format!("{} KiB", bytes.div_ceil(1024))
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
     }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if (value - value.round()).abs() < 0.05 {
+        format!("{} {}", value.round() as u64, UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// 100000 as "100,000".
+fn group_digits(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Limits shown beside the submit form.
@@ -181,7 +209,8 @@ fn submit_fields(csrf: &str, limits: FormLimits, desks: &[DeskChoice<'_>]) -> Ma
                 }
             }
             label for="message" { (text::MESSAGE_LABEL) }
-            textarea id="message" name=(FIELD_MESSAGE) maxlength=(limits.max_chars) {}
+            p.day #message-limit { "Up to " (group_digits(limits.max_chars)) " characters." }
+            textarea id="message" name=(FIELD_MESSAGE) aria-describedby="message-limit" {}
             label for="files" { (text::FILES_LABEL) }
             input id="files" type="file" name=(FIELD_FILES) multiple;
             p { "Up to " (limits.max_files) " files, " (size(limits.max_bytes)) " in all." }
@@ -242,12 +271,19 @@ pub fn inbox(
     new_code: Option<&str>,
     limits: FormLimits,
     desk: Option<&str>,
+    receipt: Option<&Receipt>,
 ) -> Markup {
     layout(
         ctx,
         text::INBOX_TITLE,
         html! {
             h1 { (text::INBOX_TITLE) }
+            @if let Some(receipt) = receipt {
+                p #receipt role="status" {
+                    strong { (text::RECEIVED) " " (receipt.day) ": " (received(receipt)) "." }
+                    " " (text::RECEIVED_AGAIN)
+                }
+            }
             @if let Some(desk) = desk { p #desk { (text::YOUR_DESK) " " strong { (desk) } } }
             @if let Some(code) = new_code {
                 section {
@@ -285,6 +321,23 @@ pub fn inbox(
     )
 }
 
+/// "1 message and 2 files", as people say it.
+fn received(receipt: &Receipt) -> String {
+    let count = |n: usize, one: &str, many: &str| match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    };
+    match (receipt.messages, receipt.files) {
+        (0, files) => count(files, "file", "files"),
+        (messages, 0) => count(messages, "message", "messages"),
+        (messages, files) => format!(
+            "{} and {}",
+            count(messages, "message", "messages"),
+            count(files, "file", "files")
+        ),
+    }
+}
+
 /// The page after a first submission: the code, shown once.
 pub fn code(ctx: Context<'_>, code: &str) -> Markup {
     layout(
@@ -313,4 +366,28 @@ pub fn error(ctx: Context<'_>, title: &str, explanation: &str, nothing_kept: boo
             p { a href="/" { (text::BACK) } }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_counts_read_as_people_read_them() {
+        assert_eq!(size(2 * 1024 * 1024 * 1024), "2 GB");
+        assert_eq!(size(500 * 1024 * 1024), "500 MB");
+        assert_eq!(size(1536 * 1024), "1.5 MB");
+        assert_eq!(size(20 * 1024), "20 KB");
+        assert_eq!(size(999), "999 bytes");
+        assert_eq!(group_digits(100_000), "100,000");
+        assert_eq!(group_digits(999), "999");
+        let receipt = |messages, files| Receipt {
+            messages,
+            files,
+            day: "2026-11-29".into(),
+        };
+        assert_eq!(received(&receipt(1, 2)), "1 message and 2 files");
+        assert_eq!(received(&receipt(0, 1)), "1 file");
+        assert_eq!(received(&receipt(1, 0)), "1 message");
+    }
 }

@@ -71,6 +71,20 @@ struct Entry {
     /// A code rotation the source has not yet confirmed: shown on every inbox until
     /// then.
     rotation: Option<PendingCode>,
+    /// What the session's last follow-up delivered, shown once on the next inbox.
+    receipt: Option<Receipt>,
+}
+
+/// What a follow-up delivered: how many messages and files, and the UTC day. Kept in
+/// memory only, for the one inbox page that confirms it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// Messages received (0 or 1).
+    pub messages: usize,
+    /// Files received.
+    pub files: usize,
+    /// The UTC day.
+    pub day: String,
 }
 
 /// All live sessions.
@@ -129,6 +143,7 @@ impl Sessions {
             Entry {
                 session,
                 rotation: None,
+                receipt: None,
             },
         );
         Some(id)
@@ -179,6 +194,21 @@ impl Sessions {
                 entry.rotation = None;
             }
         }
+    }
+
+    /// Remembers what the session's follow-up delivered, for the next inbox.
+    pub fn set_receipt(&self, headers: &HeaderMap, receipt: Receipt) {
+        if let Some(id) = session_id(headers) {
+            if let Some(entry) = self.map().get_mut(&id) {
+                entry.receipt = Some(receipt);
+            }
+        }
+    }
+
+    /// What the session's last follow-up delivered, once: taken, not kept.
+    pub fn take_receipt(&self, headers: &HeaderMap) -> Option<Receipt> {
+        let id = session_id(headers)?;
+        self.map().get_mut(&id)?.receipt.take()
     }
 
     /// Ends the request's session.

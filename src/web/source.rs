@@ -20,12 +20,12 @@ use zeroize::Zeroizing;
 
 use super::csrf::{self, CsrfKey};
 use super::pages::{self, Context, DeskChoice, FormLimits, ShownReply};
-use super::session::{self, Session, Sessions};
+use super::session::{self, Receipt, Session, Sessions};
 use crate::code::{Deriver, SourceCode};
 use crate::config::{Limits, SourceOptions};
 use crate::desks::Desk;
 use crate::sources::{LoginError, NewSource, Sources};
-use crate::store::{Owner, Store, StoreError};
+use crate::store::{ItemKind, Owner, Store, StoreError};
 use crate::submission::{Intake, Received, SubmissionError};
 
 /// What the source site's handlers share.
@@ -520,9 +520,22 @@ async fn follow_up(
         .expect("source_desk does not panic")?
         .ok_or(SubmissionError::SourceGone)?;
     let received = receive_items(site, headers, body, Some(&desk), |_| ()).await?;
+    let messages = received
+        .items
+        .iter()
+        .filter(|item| item.kind == ItemKind::Message)
+        .count();
+    let receipt = Receipt {
+        messages,
+        files: received.items.len() - messages,
+        day: crate::time::day(std::time::SystemTime::now()),
+    };
     site.intake
         .commit(Owner::Source(session.source_id.clone()), received.items)
         .await?;
+    // Shown once on the inbox, so a source whose upload seemed to hang knows it
+    // arrived and does not send it again.
+    site.sessions.set_receipt(headers, receipt);
     Ok(())
 }
 
@@ -834,13 +847,11 @@ async fn inbox(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Respo
     let max = site.limits.max_reply_bytes;
     let identity = Arc::clone(&session.identity);
     let source_id = session.source_id.clone();
-    let several_desks = site.intake.desks().len() > 1;
     let shown = blocking(
-        move || -> Result<(Vec<ShownReply>, Option<String>), StoreError> {
-            let desk = if several_desks {
-                store.source_desk(&source_id)?
-            } else {
-                None
+        move || -> Result<Option<(Vec<ShownReply>, String)>, StoreError> {
+            // The newsroom may have deleted the source while it was logged in.
+            let Some(desk) = store.source_desk(&source_id)? else {
+                return Ok(None);
             };
             let mut shown = Vec::new();
             for reply in store.replies(&source_id)? {
@@ -856,19 +867,35 @@ async fn inbox(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Respo
                     text,
                 });
             }
-            Ok((shown, desk))
+            Ok(Some((shown, desk)))
         },
     )
     .await;
     let (mut replies, desk) = match shown {
-        Ok(shown) => shown,
+        Ok(Some(shown)) => shown,
+        Ok(None) => {
+            site.sessions.remove(&headers);
+            return with_cookie(
+                page(
+                    StatusCode::GONE,
+                    pages::error(
+                        site.context(&headers),
+                        pages::text::CLOSED_TITLE,
+                        pages::text::CLOSED,
+                        false,
+                    ),
+                ),
+                &session::clear_cookie(),
+            );
+        }
         Err(err) => return server_error(&site, &headers, &err),
     };
-    // A retired or removed desk is named by its id.
-    let desk_name = desk.map(|id| match site.intake.desks().get(&id) {
-        Some(desk) => desk.name.clone(),
-        None => id,
+    // Named only when there are several desks; a retired or removed one by its id.
+    let desk_name = (site.intake.desks().len() > 1).then(|| match site.intake.desks().get(&desk) {
+        Some(known) => known.name.clone(),
+        None => desk,
     });
+    let receipt = site.sessions.take_receipt(&headers);
     let new_code = site.sessions.pending_code(&headers);
     let ctx = site.context(&headers);
     let limits = site.form_limits();
@@ -880,6 +907,7 @@ async fn inbox(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Respo
             new_code.as_ref().map(|c| c.as_str()),
             limits,
             desk_name.as_deref(),
+            receipt.as_ref(),
         )
     });
     for reply in &mut replies {
