@@ -112,13 +112,7 @@ fn an_over_long_message_and_a_closed_conversation_get_pages_that_say_so() {
     driver.click("button[type=submit]");
     driver.wait_for("#code");
     let source_id = server.items()[0].source_id.clone();
-    let (status, _) = server.api(
-        "DELETE",
-        &format!("/api/v1/sources/{source_id}"),
-        &token,
-        b"",
-    );
-    assert_eq!(status, 204);
+    assert_eq!(server.delete_source(&token, &source_id), 204);
     driver.go(&format!("{site}/inbox"));
     driver.wait_for("h1");
     assert_eq!(driver.text("h1"), "Conversation closed");

@@ -285,13 +285,7 @@ fn journalist_accounts_see_and_touch_only_their_desks() {
         .find(|i| i.source_id == local_source)
         .unwrap();
     assert_eq!(server.delete_item(&bearer(&ana), &local_item.id), 403);
-    let (status, _) = server.api(
-        "DELETE",
-        &format!("/api/v1/sources/{local_source}"),
-        &bearer(&ana),
-        b"",
-    );
-    assert_eq!(status, 403);
+    assert_eq!(server.delete_source(&bearer(&ana), &local_source), 403);
     assert_eq!(server.sources(), 2, "nothing deleted across desks");
     assert_eq!(server.delete_item(&bearer(&lee), &local_item.id), 204);
 }

@@ -117,13 +117,7 @@ fn rotation_and_deletions_leave_nothing_of_the_old_record_on_disk() {
     );
 
     // The whole source.
-    let (status, _) = server.api(
-        "DELETE",
-        &format!("/api/v1/sources/{source_id}"),
-        &token,
-        b"",
-    );
-    assert_eq!(status, 204);
+    assert_eq!(server.delete_source(&token, &source_id), 204);
     assert_eq!(
         found_in(
             &seize(&server, "after-source-delete"),

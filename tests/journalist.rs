@@ -177,10 +177,15 @@ fn submission_to_pull_open_reply_push_and_delete() {
         server.blobs().is_empty(),
         "every blob, replies included, is gone"
     );
+    let closed = source.get("/inbox");
     assert_eq!(
-        source.get("/inbox").status,
-        200,
-        "the session still renders"
+        closed.status, 410,
+        "the inbox says the conversation is closed"
+    );
+    assert!(
+        closed.body.contains("Conversation closed"),
+        "{}",
+        closed.body
     );
     let gone = source.submit(vec![Part::text("message", b"hello?")]);
     assert_eq!(

@@ -72,6 +72,7 @@ label{display:block;font-weight:600;margin-top:1rem}\
 textarea,input[type=file]{display:block;width:100%;margin-top:.3rem;font:inherit}\
 textarea{min-height:10rem;padding:.5rem;border:1px solid #555}\
 button,.button{display:inline-block;margin-top:1rem;padding:.6rem 1.2rem;font:inherit;color:#fff;background:#14532d;border:0;text-decoration:none}\
+a:focus,button:focus,.button:focus,textarea:focus,input:focus{outline:3px solid #b45309;outline-offset:2px}\
 #code{font:1.4rem/1.6 ui-monospace,monospace;padding:1rem;border:2px solid #14532d;word-spacing:.3rem}\
 .error{border-left:4px solid #991b1b;padding-left:1rem}\
 .notice{margin:0 0 1rem;padding:.6rem;background:#fef3c7;border:1px solid #92400e}\

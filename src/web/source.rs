@@ -873,20 +873,18 @@ async fn inbox(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Respo
     .await;
     let (mut replies, desk) = match shown {
         Ok(Some(shown)) => shown,
+        // The session stays, so a form still open in another tab gets the same answer
+        // rather than starting a new conversation unasked.
         Ok(None) => {
-            site.sessions.remove(&headers);
-            return with_cookie(
-                page(
-                    StatusCode::GONE,
-                    pages::error(
-                        site.context(&headers),
-                        pages::text::CLOSED_TITLE,
-                        pages::text::CLOSED,
-                        false,
-                    ),
+            return page(
+                StatusCode::GONE,
+                pages::error(
+                    site.context(&headers),
+                    pages::text::CLOSED_TITLE,
+                    pages::text::CLOSED,
+                    false,
                 ),
-                &session::clear_cookie(),
-            );
+            )
         }
         Err(err) => return server_error(&site, &headers, &err),
     };

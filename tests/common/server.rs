@@ -713,6 +713,12 @@ impl Server {
         ids
     }
 
+    /// `DELETE /api/v1/sources/ID` with a bearer token: the status.
+    pub fn delete_source(&self, token: &str, id: &str) -> u16 {
+        self.api("DELETE", &format!("/api/v1/sources/{id}"), token, b"")
+            .0
+    }
+
     /// Pushes one reply to the first source through the journalist API, encrypted to
     /// its recipient: the status.
     pub fn push_reply(&self, token: &str, text: &[u8]) -> u16 {
