@@ -200,6 +200,19 @@ pub struct ManifestDeletedReply {
     pub order: i64,
 }
 
+/// The answer of `GET /api/v1/status`: how many items of the account's desks came
+/// after its last pull, and nothing else (no ids, days or sizes). At most
+/// [`STATUS_CAP`]: more reads as that many.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Status {
+    /// Items stored since the account's last pull.
+    pub new_items: u64,
+}
+
+/// The most `GET /api/v1/status` counts, so the count stays cheap on any drop.
+pub const STATUS_CAP: u64 = 10_000;
+
 /// The manifest of a reply bundle.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::account::{self, Token};
+use crate::bundle::Status;
+use crate::check::{self, Finding};
 use crate::client::{ApiToken, Client, ClientError, Deletion, TlsFiles};
 use crate::config::{Config, Limits, Listen};
 use crate::crypto::{self, Identities, NewsroomIdentity, Recipients};
@@ -18,6 +20,7 @@ use crate::cursor::{Cursor, CursorFile};
 use crate::desk::{self, Desk};
 use crate::logging::{self, LogFormat};
 use crate::store::Store;
+use crate::watch::{self, Intervals, Notify, Poll};
 use crate::{offline, server};
 
 type CliResult = Result<(), Box<dyn Error>>;
@@ -88,6 +91,35 @@ enum Command {
         /// sends every reply waiting there and moves each into `outbox/sent/`.
         #[arg(long)]
         outbox: Option<PathBuf>,
+    },
+    /// Poll the server through Tor at random intervals and run a command when items
+    /// came since the last pull (online workstation). The command gets only the count.
+    Watch {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The program to run, with fixed arguments split at spaces (no shell, no
+        /// quoting); the number of new items is added as its last argument.
+        #[arg(long)]
+        exec: String,
+        /// Fewest seconds between polls.
+        #[arg(long, default_value_t = 300)]
+        interval_min: u64,
+        /// Most seconds between polls; each wait is drawn at random in between.
+        #[arg(long, default_value_t = 900)]
+        interval_max: u64,
+        /// Poll once, run the command if there are new items, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Check a server's config, data directory, sockets and (with --torrc) tor's
+    /// onion services; one line per problem, then "ok" if there is none.
+    Check {
+        /// The config file.
+        #[arg(long, default_value = "agedrop.toml")]
+        config: PathBuf,
+        /// tor's torrc, whose HiddenServicePort lines must lead to agedrop's listeners.
+        #[arg(long)]
+        torrc: Option<PathBuf>,
     },
     /// Delete an item or a whole source on the server (online workstation).
     Delete {
@@ -266,6 +298,14 @@ pub fn main() -> ExitCode {
             item,
             source,
         } => delete(&server, item.as_deref(), source.as_deref()),
+        Command::Watch {
+            server,
+            exec,
+            interval_min,
+            interval_max,
+            once,
+        } => watch(&server, &exec, interval_min, interval_max, once),
+        Command::Check { config, torrc } => check(&config, torrc.as_deref()),
         Command::Open {
             bundles,
             identities,
@@ -302,17 +342,18 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // Errors can quote a server, a proxy or a file: no escape sequence reaches
-            // the terminal. Line breaks stay (a config error points at its line).
-            let text: String = err
-                .to_string()
-                .chars()
-                .map(|c| if c.is_control() && c != '\n' { '?' } else { c })
-                .collect();
-            eprintln!("agedrop: error: {text}");
+            eprintln!("agedrop: error: {}", terminal_safe(&err.to_string()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Errors and reports can quote a server, a proxy or a file: no escape sequence
+/// reaches the terminal. Line breaks stay (a config error points at its line).
+fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' { '?' } else { c })
+        .collect()
 }
 
 /// Writes a new file with mode 0600; refuses to overwrite.
@@ -606,6 +647,85 @@ fn delete(args: &ServerArgs, item: Option<&str>, source: Option<&str>) -> CliRes
     let client = args.client()?;
     expect_status(client.delete(what)?, 204)?;
     eprintln!("Deleted.");
+    Ok(())
+}
+
+fn watch(args: &ServerArgs, exec: &str, min: u64, max: u64, once: bool) -> CliResult {
+    let notify = Notify::parse(exec)?;
+    let intervals = Intervals::new(min, max)?;
+    let client = args.client()?;
+    if !once {
+        eprintln!(
+            "Watching: polling every {min} to {max} s at random; {exec} runs when items come."
+        );
+    }
+    watch::watch(
+        || poll_status(&client, args.proxy.as_deref()),
+        &notify,
+        intervals,
+        once,
+        |line| eprintln!("agedrop: watch: {}", terminal_safe(line)),
+    )?;
+    Ok(())
+}
+
+/// Longest status answer read: `{"new_items": N}` is a few dozen bytes.
+const MAX_STATUS_BYTES: u64 = 1024;
+
+/// One `GET /api/v1/status`. Of the server's text only an error's words reach the
+/// terminal (through [`expect_status`]); the count is parsed strictly.
+fn poll_status(client: &Client, proxy: Option<&str>) -> Poll {
+    let response = match client.status() {
+        Ok(response) => response,
+        Err(err @ ClientError::Request(_)) => {
+            return Poll::Failed(match proxy {
+                Some(proxy) => format!(
+                    "cannot reach the server through the proxy {proxy} (is Tor running?): {err}"
+                ),
+                None => format!("cannot reach the server: {err}"),
+            })
+        }
+        Err(err) => return Poll::Fatal(err.to_string()),
+    };
+    let code = response.status;
+    let response = match expect_status(response, 200) {
+        Ok(response) => response,
+        Err(err) if code == 401 => return Poll::Fatal(err.to_string()),
+        Err(err) => return Poll::Failed(err.to_string()),
+    };
+    let mut body = Vec::new();
+    let read = std::io::Read::read_to_end(
+        &mut std::io::Read::take(response.body, MAX_STATUS_BYTES + 1),
+        &mut body,
+    );
+    match read.ok().and_then(|_| serde_json::from_slice::<Status>(&body).ok()) {
+        Some(status) => Poll::NewItems(status.new_items),
+        None => Poll::Failed(
+            "the server's status answer is not {\"new_items\": N}: is --server the journalist API of an agedrop this recent?"
+                .into(),
+        ),
+    }
+}
+
+/// Prints one line per finding and "ok" if none is a problem; fails if one is.
+fn check(config: &Path, torrc: Option<&Path>) -> CliResult {
+    let mut problems = 0;
+    for finding in check::run(config, torrc) {
+        let (kind, text) = match finding {
+            Finding::Problem(text) => {
+                problems += 1;
+                ("problem", text)
+            }
+            Finding::Info(text) => ("info", text),
+        };
+        // A config error can run over lines (it points at its line): those go
+        // indented, so each finding starts exactly one line with its kind.
+        println!("{kind}: {}", terminal_safe(&text).replace('\n', "\n    "));
+    }
+    if problems > 0 {
+        return Err(format!("{problems} problem(s); see above").into());
+    }
+    println!("ok");
     Ok(())
 }
 

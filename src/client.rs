@@ -1,4 +1,4 @@
-//! The journalist API client for `pull`, `push` and `delete`: plain TCP or Tor's SOCKS
+//! The journalist API client for `pull`, `push`, `delete` and `watch`: plain TCP or Tor's SOCKS
 //! port (`socks5h`, so the onion name is resolved by Tor, never locally), optionally
 //! TLS with a pinned CA and a client certificate. Only these commands use it; the
 //! offline commands never open a socket.
@@ -301,7 +301,17 @@ impl Client {
 
     /// `GET /api/v1/export?since=CURSOR`: a bundle of what came after `since`.
     pub fn export(&self, since: Cursor) -> Result<Response, ClientError> {
-        let url = self.url(&format!("/api/v1/export?since={since}"))?;
+        self.get(&format!("/api/v1/export?since={since}"))
+    }
+
+    /// `GET /api/v1/status`: how many items came after this account's last pull.
+    pub fn status(&self) -> Result<Response, ClientError> {
+        self.get("/api/v1/status")
+    }
+
+    /// `GET PATH` with the token.
+    fn get(&self, path: &str) -> Result<Response, ClientError> {
+        let url = self.url(path)?;
         let response = self
             .agent
             .get(url)

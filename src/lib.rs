@@ -14,6 +14,7 @@
 
 mod account;
 pub mod bundle;
+mod check;
 pub mod cli;
 mod client;
 pub mod code;
@@ -36,6 +37,7 @@ mod sqlite;
 pub mod store;
 pub mod submission;
 mod time;
+mod watch;
 mod web;
 
 pub use config::{Config, ConfigError, Listen};

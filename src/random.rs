@@ -38,3 +38,41 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// A uniform integer in `lo..=hi` (rejection sampling, no modulo bias).
+pub(crate) fn between(lo: u64, hi: u64) -> u64 {
+    assert!(lo <= hi, "between() takes lo <= hi");
+    let draw = || {
+        let mut eight = [0u8; 8];
+        fill(&mut eight);
+        u64::from_le_bytes(eight)
+    };
+    let Some(n) = (hi - lo).checked_add(1) else {
+        return draw();
+    };
+    // 2^64 mod n values at the top would favour small results: drawn again.
+    let rest = (u64::MAX % n + 1) % n;
+    loop {
+        let value = draw();
+        if rest == 0 || value < 0u64.wrapping_sub(rest) {
+            return lo + value % n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn between_stays_in_its_bounds_and_reaches_both() {
+        let (mut low, mut high) = (false, false);
+        for _ in 0..2000 {
+            let v = super::between(5, 9);
+            assert!((5..=9).contains(&v));
+            low |= v == 5;
+            high |= v == 9;
+        }
+        assert!(low && high);
+        assert_eq!(super::between(7, 7), 7);
+        let _ = super::between(0, u64::MAX);
+    }
+}

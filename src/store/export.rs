@@ -14,6 +14,15 @@ use super::blobs::open_for_reading;
 use super::ItemKind;
 use super::{Store, StoreError};
 
+/// The SQL condition "the row's source is in the account's desks", for a query whose
+/// parameter `?3` is [`desk_scope`]'s text (NULL: every desk).
+macro_rules! in_scope {
+    () => {
+        "source_id IN (SELECT id FROM sources WHERE ?3 IS NULL OR instr(?3, ',' || desk || ',') > 0)"
+    };
+}
+pub(super) use in_scope;
+
 /// One item in an export.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportItem {
@@ -174,14 +183,16 @@ impl Store {
         desks: Option<&[String]>,
     ) -> Result<Export, StoreError> {
         let db = self.db();
-        let scope = desks.map(|ids| format!(",{},", ids.join(",")));
+        let scope = desk_scope(desks);
         let after = params![cursor, limit as i64, scope];
         let mut items = rows(
             &db,
-            "SELECT position, id, source_id, kind, seq, day, size, meta_size FROM items
-             WHERE position > ?1 AND deleting = 0 AND source_id IN (SELECT id FROM sources
-                 WHERE ?3 IS NULL OR instr(?3, ',' || desk || ',') > 0)
-             ORDER BY position LIMIT ?2",
+            concat!(
+                "SELECT position, id, source_id, kind, seq, day, size, meta_size FROM items
+                 WHERE position > ?1 AND deleting = 0 AND ",
+                in_scope!(),
+                " ORDER BY position LIMIT ?2"
+            ),
             after,
             |r| {
                 Ok(ExportItem {
@@ -198,10 +209,12 @@ impl Store {
         )?;
         let mut replies = rows(
             &db,
-            "SELECT position, id, source_id, seq, day, size FROM replies
-             WHERE position > ?1 AND deleting = 0 AND source_id IN (SELECT id FROM sources
-                 WHERE ?3 IS NULL OR instr(?3, ',' || desk || ',') > 0)
-             ORDER BY position LIMIT ?2",
+            concat!(
+                "SELECT position, id, source_id, seq, day, size FROM replies
+                 WHERE position > ?1 AND deleting = 0 AND ",
+                in_scope!(),
+                " ORDER BY position LIMIT ?2"
+            ),
             after,
             |r| {
                 Ok(ExportReply {
@@ -216,10 +229,11 @@ impl Store {
         )?;
         let mut deleted_replies = rows(
             &db,
-            "SELECT position, source_id, seq FROM deleted_replies
-             WHERE position > ?1 AND source_id IN (SELECT id FROM sources
-                 WHERE ?3 IS NULL OR instr(?3, ',' || desk || ',') > 0)
-             ORDER BY position LIMIT ?2",
+            concat!(
+                "SELECT position, source_id, seq FROM deleted_replies WHERE position > ?1 AND ",
+                in_scope!(),
+                " ORDER BY position LIMIT ?2"
+            ),
             after,
             |r| {
                 Ok(ExportDeletedReply {
@@ -301,6 +315,13 @@ impl Store {
             store: Arc::clone(self),
         })
     }
+}
+
+/// The desks an account may see as the one SQL parameter [`in_scope!`] takes: their
+/// ids between commas (`,a,b,`), as the `journalists.desks` column holds them; `None`
+/// for every desk.
+pub(super) fn desk_scope(desks: Option<&[String]>) -> Option<String> {
+    desks.map(|ids| format!(",{},", ids.join(",")))
 }
 
 /// Every row `sql` selects with `params`, as `row` makes it.

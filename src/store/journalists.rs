@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use rusqlite::{params, OptionalExtension};
 
+use super::export::{desk_scope, in_scope};
 use super::{Store, StoreError};
 use crate::time;
 
@@ -55,7 +56,7 @@ impl Store {
         desks: Option<&[String]>,
     ) -> Result<(), StoreError> {
         let day = time::day(SystemTime::now());
-        let desks = desks.map(|ids| format!(",{},", ids.join(",")));
+        let desks = desk_scope(desks);
         let result = self.db().execute(
             "INSERT INTO journalists (name, account_id, token_hash, day, desks)
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -101,5 +102,46 @@ impl Store {
             .db()
             .execute("DELETE FROM journalists WHERE name = ?1", [name])?
             > 0)
+    }
+
+    /// Remembers that the account `account_id` now has everything up to export
+    /// position `cursor` (an export's `next_cursor`), for [`Store::new_items`]. A cursor
+    /// past the newest position (a client may ask for any `since`) is taken as the
+    /// newest, so a wrong cursor can never hide later items.
+    pub fn record_pull(&self, account_id: &str, cursor: i64) -> Result<(), StoreError> {
+        self.db().execute(
+            "UPDATE journalists
+             SET pulled = MIN(?2, (SELECT value FROM counters WHERE name = 'export'))
+             WHERE account_id = ?1",
+            params![account_id, cursor],
+        )?;
+        Ok(())
+    }
+
+    /// How many items of the desks `desks` (`None`: every desk) came after the
+    /// account's last pull, counting at most `cap`: a range of the position index,
+    /// whatever the size of the drop. Items being deleted are not counted.
+    pub fn new_items(
+        &self,
+        account_id: &str,
+        desks: Option<&[String]>,
+        cap: u64,
+    ) -> Result<u64, StoreError> {
+        let count: i64 = self.db().query_row(
+            concat!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM items
+                 WHERE position > (SELECT pulled FROM journalists WHERE account_id = ?1)
+                 AND deleting = 0 AND ",
+                in_scope!(),
+                " LIMIT ?2)"
+            ),
+            params![
+                account_id,
+                i64::try_from(cap).unwrap_or(i64::MAX),
+                desk_scope(desks)
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(count.unsigned_abs())
     }
 }

@@ -52,6 +52,25 @@ pub(super) fn downgrade(lock: &File, dir: &Path) -> Result<(), StoreError> {
     })
 }
 
+/// Whether another process holds the lock (a server does, shared, while it runs).
+/// Tries for the exclusive lock and lets it go at once: a server starting in that
+/// instant is refused as "in use" (systemd starts it again); one already running is
+/// never disturbed. A missing lock file means no server has run here.
+pub(super) fn held(dir: &Path) -> Result<bool, StoreError> {
+    let path = dir.join(LOCK);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io_error("open the data directory lock", &path)(e)),
+    };
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        // Closing the file releases it.
+        Ok(()) => Ok(false),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
+        Err(e) => Err(io_error("lock the data directory", &path)(e.into())),
+    }
+}
+
 pub(super) fn require_initialised(dir: &Path) -> Result<(), StoreError> {
     for name in [INSTANCE_SECRET, DATABASE, BLOBS, TMP] {
         if !dir.join(name).exists() {

@@ -53,6 +53,7 @@ pub use items::Owner;
 pub use journalists::Journalist;
 pub use reconcile::Reconciled;
 pub use replies::{ReplyRecord, RESERVED_BYTES, RESERVED_INODES};
+pub use schema::SCHEMA_VERSION;
 pub use secret::InstanceSecret;
 pub use sources::{FoundSource, PendingRotation, SourceKeyRecord};
 
@@ -355,17 +356,53 @@ impl Store {
     /// Bytes and inodes free for unprivileged users on the data directory's
     /// filesystem.
     pub fn free_space(&self) -> Result<FreeSpace, StoreError> {
-        let stat = rustix::fs::statvfs(&self.dir).map_err(|e| StoreError::Io {
-            action: "read free space",
-            path: self.dir.clone(),
-            source: e.into(),
-        })?;
-        Ok(FreeSpace::from_statvfs(
-            stat.f_bavail,
-            stat.f_frsize,
-            stat.f_files,
-            stat.f_favail,
-        ))
+        free_space(&self.dir)
+    }
+}
+
+/// Bytes and inodes free for unprivileged users on the filesystem of `dir`.
+pub fn free_space(dir: &Path) -> Result<FreeSpace, StoreError> {
+    let stat = rustix::fs::statvfs(dir).map_err(|e| StoreError::Io {
+        action: "read free space",
+        path: dir.to_owned(),
+        source: e.into(),
+    })?;
+    Ok(FreeSpace::from_statvfs(
+        stat.f_bavail,
+        stat.f_frsize,
+        stat.f_files,
+        stat.f_favail,
+    ))
+}
+
+/// A data directory as `agedrop check` looks at it: without opening, migrating or
+/// creating anything in it.
+pub struct Inspection<'a>(&'a Path);
+
+impl<'a> Inspection<'a> {
+    /// The data directory `dir`.
+    pub fn new(dir: &'a Path) -> Self {
+        Inspection(dir)
+    }
+
+    /// Where its instance secret is.
+    pub fn instance_secret(&self) -> PathBuf {
+        self.0.join(INSTANCE_SECRET)
+    }
+
+    /// Whether `init` made it (database, secret, `blobs/`, `tmp/`).
+    pub fn initialised(&self) -> Result<(), StoreError> {
+        lock::require_initialised(self.0)
+    }
+
+    /// The schema version of its database (see [`SCHEMA_VERSION`]).
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        schema::stored_version(&self.0.join(DATABASE))
+    }
+
+    /// Whether a process holds its lock, as a running server does.
+    pub fn in_use(&self) -> Result<bool, StoreError> {
+        lock::held(self.0)
     }
 }
 

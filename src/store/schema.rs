@@ -142,11 +142,30 @@ ALTER TABLE journalists ADD COLUMN desks TEXT;
 PRAGMA user_version = 7;
 ";
 
+/// Version 8: each account's export position as of its last pull (the `next_cursor`
+/// of the last export bundle the server handed over whole), so `GET /api/v1/status`
+/// can count what came after it. 0 for accounts from before: their first status
+/// counts every item of their desks until they pull once (too many rather than none).
+const SCHEMA_V8: &str = "
+ALTER TABLE journalists ADD COLUMN pulled INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 8;
+";
+
 /// Every schema change in order: a database at `user_version` N gets
 /// `MIGRATIONS[N..]`, each in its own transaction.
 const MIGRATIONS: &[&str] = &[
-    SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
+    SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8,
 ];
+
+/// The schema version this agedrop brings every database up to.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The schema version of the database at `path`, read without changing anything (no
+/// migration, no pragma that writes): for `agedrop check`.
+pub(super) fn stored_version(path: &Path) -> Result<i64, StoreError> {
+    let db = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    Ok(db.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
 
 /// Opens (or creates) the database and brings its schema up to date.
 pub(super) fn open_database(path: &Path) -> Result<Connection, StoreError> {

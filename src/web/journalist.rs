@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
@@ -39,6 +40,11 @@ impl Scope {
     }
 }
 
+/// The account id of the authenticated token, put in the request by [`authenticate`]
+/// beside its [`Scope`]: what `status` counts for and a whole export is recorded for.
+#[derive(Clone)]
+struct AccountId(String);
+
 /// The refusal for a source outside the account's desks.
 fn outside_scope() -> Response {
     json_error(
@@ -72,6 +78,7 @@ pub fn router(store: Arc<Store>, limits: Limits) -> Router {
     });
     Router::new()
         .route("/api/v1/export", get(export))
+        .route("/api/v1/status", get(status))
         .route(
             "/api/v1/replies",
             post(replies).layer(DefaultBodyLimit::max(reply_body)),
@@ -174,9 +181,10 @@ async fn authenticate(State(api): State<Arc<Api>>, request: Request, next: Next)
     let valid = match presented {
         Some((id, hash)) => {
             let store = Arc::clone(&api.store);
-            match blocking(move || store.journalist(&id)).await {
+            let lookup = id.clone();
+            match blocking(move || store.journalist(&lookup)).await {
                 Ok(Some(journalist)) if account::same_hash(&journalist.token_hash, &hash) => {
-                    Some(Scope(journalist.desks))
+                    Some((Scope(journalist.desks), AccountId(id)))
                 }
                 Ok(_) => None,
                 Err(err) => return store_failed(&err),
@@ -184,9 +192,10 @@ async fn authenticate(State(api): State<Arc<Api>>, request: Request, next: Next)
         }
         None => None,
     };
-    if let Some(scope) = valid {
+    if let Some((scope, id)) = valid {
         let mut request = request;
         request.extensions_mut().insert(scope);
+        request.extensions_mut().insert(id);
         return next.run(request).await;
     }
     let over_limit = {
@@ -233,6 +242,7 @@ struct ExportQuery {
 async fn export(
     State(api): State<Arc<Api>>,
     Extension(scope): Extension<Scope>,
+    Extension(account): Extension<AccountId>,
     Query(query): Query<ExportQuery>,
 ) -> Response {
     let since = match query.since.as_deref().map(str::parse::<i64>) {
@@ -310,16 +320,40 @@ async fn export(
     );
     let manifest_json = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let whole = Arc::new(AtomicBool::new(false));
+    let written = Arc::clone(&whole);
+    let next_cursor = export.next_cursor;
     tokio::task::spawn_blocking(move || {
         // `export` keeps every listed item readable until it is dropped here.
-        if let Err(err) = write_bundle(&export, &manifest, &manifest_json, &tx) {
-            // The client sees a truncated body (no tar end blocks): `pull` refuses it.
-            warn!(error = %err, "export stopped");
-            let _ = tx.blocking_send(Err(err));
+        match write_bundle(&export, &manifest, &manifest_json, &tx) {
+            Ok(()) => written.store(true, Ordering::Release),
+            Err(err) => {
+                // The client sees a truncated body (no tar end blocks): `pull` refuses it.
+                warn!(error = %err, "export stopped");
+                let _ = tx.blocking_send(Err(err));
+            }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    // The account's last pull (what `status` counts from) is recorded only once the
+    // body has handed its last chunk to the connection, never when it starts: a
+    // transfer cut short must not make `status` say there is nothing new while the
+    // journalist lacks those items. Recorded before the chunked body's end goes out, so
+    // a client that has read the body to its end finds it recorded. The channel ends
+    // (None) only after the writer is gone, so `whole` is final by then.
+    let record = PullRecord {
+        store: Arc::clone(&api.store),
+        account,
+        next_cursor,
+        whole,
+    };
+    let stream = futures_util::stream::unfold((rx, record), |(mut rx, record)| async move {
+        match rx.recv().await {
+            Some(item) => Some((item, (rx, record))),
+            None => {
+                record.finish().await;
+                None
+            }
+        }
     });
     (
         [
@@ -329,6 +363,63 @@ async fn export(
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// What an export records once its bundle has gone out whole.
+struct PullRecord {
+    store: Arc<Store>,
+    account: AccountId,
+    next_cursor: i64,
+    /// Set by the writer when it has written the whole bundle.
+    whole: Arc<AtomicBool>,
+}
+
+impl PullRecord {
+    async fn finish(self) {
+        if !self.whole.load(Ordering::Acquire) {
+            return;
+        }
+        let PullRecord {
+            store,
+            account,
+            next_cursor,
+            ..
+        } = self;
+        if let Err(err) = blocking(move || store.record_pull(&account.0, next_cursor)).await {
+            // The bundle went out; only `status` counts too much until the next pull.
+            warn!(error = %err, "could not record the pull for status");
+        }
+    }
+}
+
+/// `{"new_items": N}`: how many items of the account's desks came after its last
+/// whole export, counted up to [`bundle::STATUS_CAP`]. Nothing else: no ids, days or
+/// sizes (SECURITY.md, "Notifications"). Not logged: polls come every few minutes
+/// and say nothing about sources.
+#[instrument(skip_all)]
+async fn status(
+    State(api): State<Arc<Api>>,
+    Extension(scope): Extension<Scope>,
+    Extension(account): Extension<AccountId>,
+) -> Response {
+    let store = Arc::clone(&api.store);
+    let counted =
+        blocking(move || store.new_items(&account.0, scope.0.as_deref(), bundle::STATUS_CAP)).await;
+    match counted {
+        Ok(new_items) => {
+            let body = serde_json::to_string(&bundle::Status { new_items })
+                .expect("the status serialises");
+            (
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Err(err) => store_failed(&err),
+    }
 }
 
 fn write_bundle(
