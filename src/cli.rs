@@ -249,6 +249,11 @@ struct ServerArgs {
 }
 
 impl ServerArgs {
+    /// [`unreachable`] with this command's proxy.
+    fn unreachable(&self, err: ClientError) -> String {
+        unreachable(err, self.proxy.as_deref())
+    }
+
     fn client(&self) -> Result<Client, ClientError> {
         let token = ApiToken::read(&self.token_file)?;
         let tls = TlsFiles {
@@ -522,7 +527,7 @@ fn pull(args: &ServerArgs, output: &Path, all: bool) -> CliResult {
         })?;
     let mut placed = false;
     let fetched = (|| -> Result<offline::CheckedBundle, Box<dyn Error>> {
-        let response = expect_status(client.export(since)?, 200)?;
+        let response = expect_status(client.export(since).map_err(|e| args.unreachable(e))?, 200)?;
         let mut body = response.body;
         std::io::copy(&mut body, &mut file)?;
         file.sync_all()?;
@@ -563,13 +568,13 @@ fn pull(args: &ServerArgs, output: &Path, all: bool) -> CliResult {
 }
 
 fn push(args: &ServerArgs, reply: &Path) -> CliResult {
-    send_reply(&args.client()?, reply)?;
+    send_reply(&args.client()?, args.proxy.as_deref(), reply)?;
     eprintln!("Reply delivered.");
     Ok(())
 }
 
 /// Sends one reply bundle; refuses anything else before connecting.
-fn send_reply(client: &Client, reply: &Path) -> CliResult {
+fn send_reply(client: &Client, proxy: Option<&str>, reply: &Path) -> CliResult {
     let mut file =
         fs::File::open(reply).map_err(|e| format!("cannot read {}: {e}", reply.display()))?;
     // A mistyped path (a decrypted document, the token file) must never leave the
@@ -583,7 +588,9 @@ fn send_reply(client: &Client, reply: &Path) -> CliResult {
     }
     std::io::Seek::rewind(&mut file)?;
     let len = file.metadata()?.len();
-    let response = client.push_reply(&mut file, len)?;
+    let response = client
+        .push_reply(&mut file, len)
+        .map_err(|e| unreachable(e, proxy))?;
     expect_status(response, 201)?;
     Ok(())
 }
@@ -599,7 +606,7 @@ fn push_outbox(args: &ServerArgs, dir: &Path) -> CliResult {
     }
     let client = args.client()?;
     for (sent, reply) in pending.iter().enumerate() {
-        if let Err(err) = send_reply(&client, reply) {
+        if let Err(err) = send_reply(&client, args.proxy.as_deref(), reply) {
             return Err(format!(
                 "{sent} of {} replies delivered; stopped at {}: {err}",
                 pending.len(),
@@ -645,7 +652,7 @@ fn delete(args: &ServerArgs, item: Option<&str>, source: Option<&str>) -> CliRes
         return Err(ClientError::NotAnId.into());
     }
     let client = args.client()?;
-    expect_status(client.delete(what)?, 204)?;
+    expect_status(client.delete(what).map_err(|e| args.unreachable(e))?, 204)?;
     eprintln!("Deleted.");
     Ok(())
 }
@@ -669,6 +676,18 @@ fn watch(args: &ServerArgs, exec: &str, min: u64, max: u64, once: bool) -> CliRe
     Ok(())
 }
 
+/// A request that never got an answer, said so that the likely cause shows: with a
+/// proxy, that Tor is not running. Other errors keep their own words.
+fn unreachable(err: ClientError, proxy: Option<&str>) -> String {
+    match proxy {
+        Some(proxy) if err.is_unreachable() => {
+            format!("cannot reach the server through the proxy {proxy} (is Tor running?): {err}")
+        }
+        None if err.is_unreachable() => format!("cannot reach the server: {err}"),
+        _ => err.to_string(),
+    }
+}
+
 /// Longest status answer read: `{"new_items": N}` is a few dozen bytes.
 const MAX_STATUS_BYTES: u64 = 1024;
 
@@ -677,14 +696,7 @@ const MAX_STATUS_BYTES: u64 = 1024;
 fn poll_status(client: &Client, proxy: Option<&str>) -> Poll {
     let response = match client.status() {
         Ok(response) => response,
-        Err(err @ ClientError::Request(_)) => {
-            return Poll::Failed(match proxy {
-                Some(proxy) => format!(
-                    "cannot reach the server through the proxy {proxy} (is Tor running?): {err}"
-                ),
-                None => format!("cannot reach the server: {err}"),
-            })
-        }
+        Err(err @ ClientError::Request(_)) => return Poll::Failed(unreachable(err, proxy)),
         Err(err) => return Poll::Fatal(err.to_string()),
     };
     let code = response.status;

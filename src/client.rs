@@ -79,6 +79,23 @@ pub enum ClientError {
     Request(ureq::Error),
 }
 
+impl ClientError {
+    /// Whether no connection could be made at all (refused, or the proxy failed):
+    /// through a SOCKS proxy, most likely Tor is not running.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ClientError::Request(ureq::Error::Io(err)) => matches!(
+                err.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+            ),
+            ClientError::Request(
+                ureq::Error::ConnectionFailed | ureq::Error::ConnectProxyFailed(_),
+            ) => true,
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1190,3 +1190,24 @@ fn pull_refuses_a_bundle_whose_entries_are_not_exactly_its_manifests() {
     assert_eq!(std::fs::read(desk.path("b.tar")).unwrap(), good);
     assert_eq!(std::fs::read_to_string(desk.cursor()).unwrap().trim(), "3");
 }
+
+#[test]
+fn commands_name_the_proxy_when_tor_is_not_running() {
+    let desk = Desk::new();
+    // A port nothing listens on: Tor is not running.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = format!("socks5h://{closed}");
+    let out = desk.pull(
+        "http://abcdefghijklmnop.onion:8081",
+        "b.tar",
+        &["--proxy", &proxy],
+    );
+    assert_refusal_starts(
+        &out,
+        &format!("cannot reach the server through the proxy {proxy} (is Tor running?): "),
+    );
+    assert!(!desk.dir.path().join("b.tar").exists());
+}
