@@ -192,6 +192,16 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Apply the config's [retention] rules now (the server also does, every hour),
+    /// and print how much was deleted.
+    Retention {
+        /// The server's config file.
+        #[arg(long, default_value = "agedrop.toml")]
+        config: PathBuf,
+        /// Apply the rules as of this UTC day (YYYY-MM-DD) instead of today.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// Serve the source site and the journalist API.
     Serve {
         /// The config file.
@@ -343,6 +353,7 @@ pub fn main() -> ExitCode {
             data_dir,
         } => init(&recipients, &dir, data_dir.as_deref()),
         Command::Serve { config, allow_root } => serve(&config, allow_root),
+        Command::Retention { config, as_of } => retention(&config, as_of.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -912,6 +923,31 @@ fn init(recipients: &[String], dir: &Path, data_dir: Option<&Path>) -> CliResult
     println!(
         "Next: add journalists, then `agedrop serve --config {}`.",
         config_path.display()
+    );
+    Ok(())
+}
+
+fn retention(config_path: &Path, as_of: Option<&str>) -> CliResult {
+    let config = Config::load(config_path)?;
+    let policy = config.source.retention;
+    if policy.is_off() {
+        return Err(format!(
+            "{} sets no [retention] rule: nothing is ever deleted by the server itself",
+            config_path.display()
+        )
+        .into());
+    }
+    let today = match as_of {
+        Some(day) => crate::time::parse_day(day)
+            .ok_or_else(|| format!("--as-of {day:?} is not a day (YYYY-MM-DD)"))?,
+        None => crate::time::start_of_day(std::time::SystemTime::now()),
+    };
+    let store =
+        Store::open_shared(&config.data_dir).map_err(|e| format!("config key `data_dir`: {e}"))?;
+    let swept = store.sweep(&policy, today)?;
+    println!(
+        "Deleted {} item(s) pulled by every account of their desk, {} old item(s), {} inactive source(s).",
+        swept.pulled_items, swept.old_items, swept.inactive_sources
     );
     Ok(())
 }

@@ -144,6 +144,63 @@ struct RawConfig {
     retired_desks: Vec<String>,
     #[serde(default)]
     limits: Limits,
+    #[serde(default, skip_serializing_if = "Retention::is_off")]
+    retention: Retention,
+}
+
+/// What the server deletes by itself (`[retention]`), off by default. Each rule is a
+/// number of days; leave a key out to keep forever. SECURITY.md, "Retention".
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Delete an item this many days after every account of its desk has pulled it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled_items_after_days: Option<u32>,
+    /// Delete an item this many days after it arrived, whatever happened to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items_after_days: Option<u32>,
+    /// Delete a source (its items, replies and keys) that has not logged in for this
+    /// many days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactive_sources_after_days: Option<u32>,
+}
+
+impl Retention {
+    /// No rule set: nothing is ever deleted by the server itself.
+    pub fn is_off(&self) -> bool {
+        *self == Retention::default()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, days) in [
+            (
+                "retention.pulled_items_after_days",
+                self.pulled_items_after_days,
+            ),
+            ("retention.items_after_days", self.items_after_days),
+            (
+                "retention.inactive_sources_after_days",
+                self.inactive_sources_after_days,
+            ),
+        ] {
+            match days {
+                Some(0) => {
+                    return Err(ConfigError::invalid(
+                        key,
+                        "must be at least 1 day; leave the key out to keep forever",
+                    ))
+                }
+                Some(n) if n > 36_500 => {
+                    return Err(ConfigError::invalid(
+                        key,
+                        "at most 36500 days; leave the key out to keep forever",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -230,6 +287,8 @@ pub struct SourceOptions {
     pub rotate_codes: bool,
     /// Argon2id cost for deriving keys from codes (new sources).
     pub kdf: KdfParams,
+    /// What the server deletes by itself; the site tells sources.
+    pub retention: Retention,
 }
 
 impl Default for SourceOptions {
@@ -243,6 +302,7 @@ impl Default for SourceOptions {
                 passes: default_argon2_passes(),
                 lanes: default_argon2_lanes(),
             },
+            retention: Retention::default(),
         }
     }
 }
@@ -482,6 +542,7 @@ impl Config {
         }
         let desks = parse_desks(&raw)?;
         raw.limits.validate()?;
+        raw.retention.validate()?;
         let journalist_tls = match (&raw.journalist.tls_cert, &raw.journalist.tls_key) {
             (Some(cert), Some(key)) => Some(JournalistTls {
                 cert: base.join(cert),
@@ -558,6 +619,7 @@ impl Config {
                 onion_notice: raw.source.onion_notice,
                 rotate_codes: raw.source.rotate_codes,
                 kdf,
+                retention: raw.retention,
             },
             journalist_listen,
             journalist_tls,
@@ -601,6 +663,7 @@ impl Config {
             desks: Vec::new(),
             retired_desks: Vec::new(),
             limits: limits.clone(),
+            retention: Retention::default(),
         };
         let body = toml::to_string(&raw).expect("the config structure always serialises");
         format!(

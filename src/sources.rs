@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::code::{Busy, Deriver, KdfParams, SourceCode, SourceKeys};
+use crate::config::Retention;
 use crate::crypto::SourceIdentity;
 use crate::store::{SourceKeyRecord, Store, StoreError};
 
@@ -22,6 +23,7 @@ pub struct Sources {
     deriver: Arc<Deriver>,
     kdf: KdfParams,
     rotate_codes: bool,
+    retention: Retention,
 }
 
 /// Why a login did not finish. A wrong code is not an error: see [`Sources::log_in`].
@@ -119,13 +121,23 @@ impl Sources {
         deriver: Arc<Deriver>,
         kdf: KdfParams,
         rotate_codes: bool,
+        retention: Retention,
     ) -> Self {
         Sources {
             store,
             deriver,
             kdf,
             rotate_codes,
+            retention,
         }
+    }
+
+    /// Records that the source was active today, if the retention policy needs it.
+    pub async fn saw(&self, source_id: &str) -> Result<(), StoreError> {
+        let store = Arc::clone(&self.store);
+        let id = source_id.to_owned();
+        let policy = self.retention;
+        blocking(move || store.saw_source(&id, &policy)).await
     }
 
     /// A code for a new source, with its derivation waiting for [`NewSource::start`].
@@ -167,6 +179,9 @@ impl Sources {
             if let Err(err) = blocking(move || store.finish_rotation(&id, &lookup)).await {
                 deferred = Some(err);
             }
+        }
+        if let Err(err) = self.saw(&opened.source_id).await {
+            deferred.get_or_insert(err);
         }
         let mut rotation = None;
         if self.rotate_codes && deferred.is_none() {

@@ -24,6 +24,42 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// Days since 1970-01-01 of a civil date (the inverse of `civil_from_days`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = year - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The start of the UTC day `YYYY-MM-DD`; `None` for anything else or a day that
+/// does not exist.
+pub(crate) fn parse_day(text: &str) -> Option<SystemTime> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let year: i64 = text[..4].parse().ok()?;
+    let month: u32 = text[5..7].parse().ok()?;
+    let day: u32 = text[8..].parse().ok()?;
+    if !(1..=12).contains(&month) || day == 0 || year < 1970 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    if civil_from_days(days) != (year, month, day) {
+        return None;
+    }
+    Some(UNIX_EPOCH + Duration::from_secs(days as u64 * 86_400))
+}
+
+/// The UTC day `days` days before the day of `at`.
+pub(crate) fn days_before(at: SystemTime, days: u32) -> String {
+    day(at - Duration::from_secs(u64::from(days) * 86_400))
+}
+
 /// The UTC day of `at` as `YYYY-MM-DD`.
 pub(crate) fn day(at: SystemTime) -> String {
     let (y, m, d) = civil_from_days((unix_seconds(at) / 86_400) as i64);
@@ -66,5 +102,11 @@ mod tests {
             start_of_day(t),
             UNIX_EPOCH + Duration::from_secs(1_709_251_199 - 86_399)
         );
+        assert_eq!(parse_day("2024-02-29"), Some(start_of_day(t)));
+        assert_eq!(parse_day("2023-02-29"), None);
+        assert_eq!(parse_day("2024-13-01"), None);
+        assert_eq!(parse_day("24-02-29"), None);
+        assert_eq!(days_before(t, 30), "2024-01-30");
+        assert_eq!(days_before(t, 0), "2024-02-29");
     }
 }

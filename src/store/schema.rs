@@ -151,10 +151,20 @@ ALTER TABLE journalists ADD COLUMN pulled INTEGER NOT NULL DEFAULT 0;
 PRAGMA user_version = 8;
 ";
 
+/// Version 9: retention. `items.pulled_day` is the UTC day an item was first found
+/// pulled by every account of its desk; `sources.seen_day` the UTC day a source last
+/// logged in or sent something, recorded only while `retention.inactive_sources_after_days`
+/// is set (SECURITY.md, "Retention").
+const SCHEMA_V9: &str = "
+ALTER TABLE items ADD COLUMN pulled_day TEXT;
+ALTER TABLE sources ADD COLUMN seen_day TEXT;
+PRAGMA user_version = 9;
+";
+
 /// Every schema change in order: a database at `user_version` N gets
 /// `MIGRATIONS[N..]`, each in its own transaction.
 const MIGRATIONS: &[&str] = &[
-    SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8,
+    SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8, SCHEMA_V9,
 ];
 
 /// The schema version this agedrop brings every database up to.

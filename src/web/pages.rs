@@ -5,6 +5,7 @@
 use maud::{html, Markup, DOCTYPE};
 
 use super::session::Receipt;
+use crate::config::Retention;
 use crate::submission::{FIELD_CSRF, FIELD_DESK, FIELD_FILES, FIELD_MESSAGE};
 
 /// The words of the source site, in one place.
@@ -55,6 +56,7 @@ pub mod text {
     pub const DESK_LEGEND: &str = "Who should receive it?";
     pub const DESK_ADVICE: &str = "Only the desk you choose can read what you send, now and later.";
     pub const YOUR_DESK: &str = "You are talking to:";
+    pub const RETENTION_TITLE: &str = "How long this site keeps things";
     pub const RECEIVED: &str = "Received";
     pub const RECEIVED_AGAIN: &str = "It arrived safely; you do not need to send it again.";
     pub const CLOSED_TITLE: &str = "Conversation closed";
@@ -92,6 +94,8 @@ pub struct Context<'a> {
     pub not_onion: bool,
     /// The site's onion address, named (as text, never a link) in that notice.
     pub onion: Option<&'a str>,
+    /// What the server deletes by itself, told to sources in plain words.
+    pub retention: Retention,
 }
 
 fn layout(ctx: Context<'_>, title: &str, body: Markup) -> Markup {
@@ -130,6 +134,10 @@ pub fn landing(ctx: Context<'_>) -> Markup {
             p { (text::LANDING_INTRO) }
             h2 { (text::SAFETY_TITLE) }
             ul { @for line in text::SAFETY { li { (line) } } }
+            @if !ctx.retention.is_off() {
+                h2 { (text::RETENTION_TITLE) }
+                ul #retention { @for line in retention_words(&ctx.retention) { li { (line) } } }
+            }
             p { a.button href="/submit" { (text::START) } }
             p { a href="/login" { (text::RETURNING) } }
         },
@@ -320,6 +328,34 @@ pub fn inbox(
             }
         },
     )
+}
+
+/// The retention rules in plain words, one sentence each.
+fn retention_words(policy: &Retention) -> Vec<String> {
+    let days = |n: u32| match n {
+        1 => "1 day".to_owned(),
+        n => format!("{n} days"),
+    };
+    let mut words = Vec::new();
+    if let Some(n) = policy.items_after_days {
+        words.push(format!(
+            "What you send is deleted from this server {} after it arrives.",
+            days(n)
+        ));
+    }
+    if let Some(n) = policy.pulled_items_after_days {
+        words.push(format!(
+            "What you send is deleted from this server {} after the newsroom has downloaded it.",
+            days(n)
+        ));
+    }
+    if let Some(n) = policy.inactive_sources_after_days {
+        words.push(format!(
+            "If you do not log in for {}, your conversation is deleted, with the newsroom's replies, and your code stops working.",
+            days(n)
+        ));
+    }
+    words
 }
 
 /// "1 message and 2 files", as people say it.

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use maud::Markup;
 use serde::Deserialize;
-use tracing::{debug, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 use zeroize::Zeroizing;
 
 use super::csrf::{self, CsrfKey};
@@ -100,6 +100,7 @@ impl SourceSite {
                 Arc::clone(&deriver),
                 options.kdf,
                 options.rotate_codes,
+                options.retention,
             ),
             deriver,
             sessions: Sessions::new(limits.session_idle(), limits.max_sessions),
@@ -125,6 +126,28 @@ impl SourceSite {
             self.deriver.release_idle_memory(Duration::from_secs(60));
             let store = Arc::clone(&self.store);
             blocking(move || store.retry_scrub()).await;
+            if minute % 60 == 1 {
+                self.apply_retention().await;
+            }
+        }
+    }
+
+    /// Deletes what `[retention]` says is due, as of today; logs counts only.
+    async fn apply_retention(&self) {
+        let policy = self.options.retention;
+        if policy.is_off() {
+            return;
+        }
+        let store = Arc::clone(&self.store);
+        let today = crate::time::start_of_day(std::time::SystemTime::now());
+        match blocking(move || store.sweep(&policy, today)).await {
+            Ok(swept) => info!(
+                pulled_items = swept.pulled_items,
+                old_items = swept.old_items,
+                inactive_sources = swept.inactive_sources,
+                "retention"
+            ),
+            Err(err) => warn!(error = %err, "retention failed; retried in an hour"),
         }
     }
 
@@ -132,6 +155,7 @@ impl SourceSite {
         Context {
             not_onion: self.options.onion_notice && !reached_by_onion(headers),
             onion: self.options.onion_address.as_deref(),
+            retention: self.options.retention,
         }
     }
 
@@ -536,6 +560,10 @@ async fn follow_up(
     // Shown once on the inbox, so a source whose upload seemed to hang knows it
     // arrived and does not send it again.
     site.sessions.set_receipt(headers, receipt);
+    // Stored already: failing to note the day must not turn it into an error page.
+    if let Err(err) = site.sources.saw(&session.source_id).await {
+        site.incidents.store_error(&err);
+    }
     Ok(())
 }
 

@@ -49,6 +49,8 @@ pub struct Options {
     pub desks: Vec<(&'static str, &'static str, Vec<String>)>,
     /// Top-level keys (TOML values), e.g. `retired_desks`.
     pub top: Vec<(&'static str, String)>,
+    /// Keys of `[retention]` (TOML values); none: no such section.
+    pub retention: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -74,6 +76,7 @@ impl Default for Options {
             allow_root: true,
             desks: Vec::new(),
             top: Vec::new(),
+            retention: Vec::new(),
         }
     }
 }
@@ -125,8 +128,13 @@ impl Options {
                 })
                 .collect()
         };
+        let retention = if self.retention.is_empty() {
+            String::new()
+        } else {
+            format!("[retention]\n{}", keys(&self.retention))
+        };
         format!(
-            "{}data_dir = \"data\"\n[source]\nlisten = \"{}\"\n{}[journalist]\nlisten = \"{}\"\n{}{desks}[limits]\n{}",
+            "{}data_dir = \"data\"\n[source]\nlisten = \"{}\"\n{}[journalist]\nlisten = \"{}\"\n{}{desks}[limits]\n{}{retention}",
             keys(&self.top),
             self.source_listen,
             keys(&self.source),
