@@ -66,40 +66,43 @@ impl Store {
                 )?;
             }
         }
-        if let Some(days) = policy.inactive_sources_after_days {
-            let cutoff = time::days_before(today, days);
-            let ids = self.ids("SELECT id FROM sources WHERE seen_day < ?1", &cutoff)?;
-            for id in ids {
-                if self.delete_source(&id)? {
-                    swept.inactive_sources += 1;
-                }
+        let due = |days: Option<u32>, sql: &str| -> Result<Vec<String>, StoreError> {
+            match days {
+                Some(days) => self.ids(sql, &time::days_before(today, days)),
+                None => Ok(Vec::new()),
             }
-        }
-        if let Some(days) = policy.items_after_days {
-            let cutoff = time::days_before(today, days);
-            let ids = self.ids(
-                "SELECT id FROM items WHERE day < ?1 AND deleting = 0",
-                &cutoff,
-            )?;
-            for id in ids {
-                if self.delete_item(&id)? {
-                    swept.old_items += 1;
-                }
-            }
-        }
-        if let Some(days) = policy.pulled_items_after_days {
-            let cutoff = time::days_before(today, days);
-            let ids = self.ids(
-                "SELECT id FROM items WHERE pulled_day < ?1 AND deleting = 0",
-                &cutoff,
-            )?;
-            for id in ids {
-                if self.delete_item(&id)? {
-                    swept.pulled_items += 1;
-                }
-            }
-        }
+        };
+        let sources = due(
+            policy.inactive_sources_after_days,
+            "SELECT id FROM sources WHERE seen_day < ?1",
+        )?;
+        swept.inactive_sources = self.delete_each(&sources, Store::delete_source)?;
+        let old = due(
+            policy.items_after_days,
+            "SELECT id FROM items WHERE day < ?1 AND deleting = 0",
+        )?;
+        swept.old_items = self.delete_each(&old, Store::delete_item)?;
+        let pulled = due(
+            policy.pulled_items_after_days,
+            "SELECT id FROM items WHERE pulled_day < ?1 AND deleting = 0",
+        )?;
+        swept.pulled_items = self.delete_each(&pulled, Store::delete_item)?;
         Ok(swept)
+    }
+
+    /// Deletes each of `ids` with `delete`; how many were there to delete.
+    fn delete_each(
+        &self,
+        ids: &[String],
+        delete: fn(&Store, &str) -> Result<bool, StoreError>,
+    ) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for id in ids {
+            if delete(self, id)? {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 
     /// The ids one query with one day parameter selects.
