@@ -592,6 +592,14 @@ impl Config {
                     "expected a v3 onion address: 56 base32 characters followed by .onion",
                 ));
             }
+            // A typo must never show sources a wrong address.
+            if !onion_v3_checksum_ok(host) {
+                return Err(ConfigError::invalid(
+                    "source.onion_address",
+                    "not a valid v3 onion address (its checksum or version is wrong): copy it \
+                     again from tor's hostname file, e.g. /var/lib/tor/agedrop-source/hostname",
+                ));
+            }
         }
         for (key, group) in [
             ("source.socket_group", &raw.source.socket_group),
@@ -671,6 +679,37 @@ impl Config {
              # Only public age1… recipients belong here: private keys stay on the offline machine.\n\n{body}"
         )
     }
+}
+
+/// Whether a v3 onion host (56 base32 characters) decodes to a public key, a checksum
+/// and version 3, with the checksum `SHA3-256(".onion checksum" | key | 3)[..2]` (Tor's
+/// rend-spec-v3, "Encoding onion addresses").
+fn onion_v3_checksum_ok(host: &str) -> bool {
+    let mut bytes = Vec::with_capacity(35);
+    let (mut bits, mut held) = (0u32, 0u32);
+    for c in host.bytes() {
+        let value = match c {
+            b'a'..=b'z' => c - b'a',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => return false,
+        };
+        bits = (bits << 5) | u32::from(value);
+        held += 5;
+        if held >= 8 {
+            held -= 8;
+            bytes.push((bits >> held) as u8);
+            bits &= (1 << held) - 1;
+        }
+    }
+    if bytes.len() != 35 || bytes[34] != 3 {
+        return false;
+    }
+    use sha3::Digest;
+    let mut hash = sha3::Sha3_256::new();
+    hash.update(b".onion checksum");
+    hash.update(&bytes[..32]);
+    hash.update([3u8]);
+    hash.finalize()[..2] == bytes[32..34]
 }
 
 /// The desks of a config: its `[[desk]]` entries, or the implicit desk of `[newsroom]
@@ -829,6 +868,24 @@ mod tests {
         format!(
             "data_dir = \"data\"\n[source]\nlisten = \"127.0.0.1:8080\"\n[journalist]\nlisten = \"127.0.0.1:8081\"\n{desks}"
         )
+    }
+
+    #[test]
+    fn onion_addresses_need_a_valid_checksum() {
+        // A real v3 address, and the same with one character changed.
+        let good = "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad";
+        assert!(onion_v3_checksum_ok(good));
+        assert!(!onion_v3_checksum_ok(&good.replace("duck", "duce")));
+        assert!(!onion_v3_checksum_ok(
+            "abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx"
+        ));
+        let typo = good.replace("duck", "duce");
+        let text = minimal("").replace(
+            "listen = \"127.0.0.1:8080\"\n",
+            &format!("listen = \"127.0.0.1:8080\"\nonion_address = \"{typo}.onion\"\n"),
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("its checksum or version is wrong"), "{err}");
     }
 
     #[test]
