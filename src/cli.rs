@@ -998,6 +998,17 @@ fn demo(dir: &Path, port: u16) -> CliResult {
     let config_path = dir.join("agedrop.toml");
     if config_path.exists() {
         println!("Reusing the demo in {}.", dir.display());
+        let saved = Config::load(&config_path)?;
+        if let Listen::Tcp(addr) = &saved.source_listen {
+            if addr.port() != port {
+                println!(
+                    "Note: this demo was made with port {}; --port {port} does not change it \
+                     (remove {} to start a new demo on another port).",
+                    addr.port(),
+                    dir.display()
+                );
+            }
+        }
     } else {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let identity = NewsroomIdentity::generate();

@@ -716,6 +716,15 @@ fn onion_v3_checksum_ok(host: &str) -> bool {
 /// recipients`; one or the other, never both.
 fn parse_desks(raw: &RawConfig) -> Result<Desks, ConfigError> {
     let recipients_of = |key: String, list: &[String], what: &str| {
+        if let Some(index) = list.iter().position(|r| r.contains('…')) {
+            return Err(ConfigError::invalid(
+                format!("{key}[{index}]"),
+                format!(
+                    "still the sample's placeholder{what}: replace it with the newsroom's age1… \
+                     public key, printed by `agedrop keygen` on the offline machine"
+                ),
+            ));
+        }
         Recipients::parse(list).map_err(|err| match err {
             RecipientsError::Empty => ConfigError::invalid(
                 key.clone(),
@@ -868,6 +877,17 @@ mod tests {
         format!(
             "data_dir = \"data\"\n[source]\nlisten = \"127.0.0.1:8080\"\n[journalist]\nlisten = \"127.0.0.1:8081\"\n{desks}"
         )
+    }
+
+    #[test]
+    fn the_sample_placeholder_recipient_says_to_replace_it() {
+        let err = parse(&minimal("").replace(KEY, "age1…replace…")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config key `newsroom.recipients[0]`: still the sample's placeholder: replace it \
+             with the newsroom's age1… public key, printed by `agedrop keygen` on the offline \
+             machine"
+        );
     }
 
     #[test]

@@ -350,6 +350,25 @@ fn demo_serves_with_a_throwaway_identity_and_token() {
         .output()
         .unwrap();
     assert_eq!(out.stdout, b"demo bytes");
+
+    // Run again with another --port: the saved demo is reused, and it says the port
+    // did not change.
+    drop(child);
+    let mut again = KillOnDrop(
+        agedrop_command(&["demo", "--dir", "demo", "--port", "9"], dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(again.0.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "Reusing the demo in demo.");
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "Note: this demo was made with port 0; --port 9 does not change it (remove demo to \
+         start a new demo on another port)."
+    );
 }
 
 #[test]
