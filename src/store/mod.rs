@@ -34,6 +34,7 @@ mod reconcile;
 mod replies;
 mod schema;
 mod secret;
+mod snapshot;
 mod sources;
 
 use std::fmt;
@@ -55,6 +56,7 @@ pub use reconcile::Reconciled;
 pub use replies::{ReplyRecord, RESERVED_BYTES, RESERVED_INODES};
 pub use schema::SCHEMA_VERSION;
 pub use secret::InstanceSecret;
+pub use snapshot::{is_blob_name, BlobOwner, Layout, Snapshot, SnapshotBlob};
 pub use sources::{FoundSource, PendingRotation, SourceKeyRecord};
 
 use export::Exports;
