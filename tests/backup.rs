@@ -313,16 +313,7 @@ fn a_backup_onto_a_full_disk_fails_and_leaves_no_partial_file() {
     let work = tempfile::tempdir().unwrap();
     let small = work.path().join("small");
     std::fs::create_dir(&small).unwrap();
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
-        .arg(&small)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "this test mounts a small tmpfs and needs root: {}",
-        stderr(&out)
-    );
+    mount_tmpfs(&small, "size=1m,mode=0700");
     let _mounted = Mounted(small.clone());
     let archive = small.join("backup.tar");
     let out = backup(&server, &archive);
