@@ -21,7 +21,7 @@ use crate::desk::{self, Desk};
 use crate::logging::{self, LogFormat};
 use crate::store::Store;
 use crate::watch::{self, Intervals, Notify, Poll};
-use crate::{offline, server};
+use crate::{backup, offline, server};
 
 type CliResult = Result<(), Box<dyn Error>>;
 
@@ -120,6 +120,24 @@ enum Command {
         /// tor's torrc, whose HiddenServicePort lines must lead to agedrop's listeners.
         #[arg(long)]
         torrc: Option<PathBuf>,
+    },
+    /// Back up the data directory while the server runs: a consistent snapshot of the
+    /// database, the instance secret and every blob it names, as one tar file.
+    Backup {
+        /// The server's config file.
+        #[arg(long, default_value = "agedrop.toml")]
+        config: PathBuf,
+        /// The new backup file (never overwritten), or `-` for stdout.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Rebuild a data directory from a backup, into a new or empty directory.
+    Restore {
+        /// The backup file from `agedrop backup`.
+        archive: PathBuf,
+        /// The data directory to create.
+        #[arg(long)]
+        data_dir: PathBuf,
     },
     /// Delete an item or a whole source on the server (online workstation).
     Delete {
@@ -321,6 +339,8 @@ pub fn main() -> ExitCode {
             once,
         } => watch(&server, &exec, interval_min, interval_max, once),
         Command::Check { config, torrc } => check(&config, torrc.as_deref()),
+        Command::Backup { config, output } => backup(&config, &output),
+        Command::Restore { archive, data_dir } => restore(&archive, &data_dir),
         Command::Open {
             bundles,
             identities,
@@ -889,6 +909,43 @@ fn reply(
     eprintln!(
         "Reply for {source} written to {}. Carry it to the online machine and run `agedrop push`.",
         output.display()
+    );
+    Ok(())
+}
+
+fn backup(config_path: &Path, output: &Path) -> CliResult {
+    let config = Config::load(config_path)?;
+    let summary = backup::backup(&config.data_dir, output)?;
+    // stderr: stdout may be the backup itself.
+    eprintln!(
+        "Backed up {} blobs, the database and the instance secret{}.",
+        summary.blobs,
+        if output == Path::new("-") {
+            String::new()
+        } else {
+            format!(" to {}", output.display())
+        }
+    );
+    if summary.skipped > 0 {
+        eprintln!(
+            "{} items or replies were deleted on the server during the backup and are not in it.",
+            summary.skipped
+        );
+    }
+    eprintln!("It holds the instance secret: keep it encrypted (docs/admin.md, \"Backups\").");
+    Ok(())
+}
+
+fn restore(archive: &Path, data_dir: &Path) -> CliResult {
+    let summary = backup::restore(archive, data_dir)?;
+    println!(
+        "Restored {} blobs, the database and the instance secret into {}.",
+        summary.blobs,
+        data_dir.display()
+    );
+    println!(
+        "Point data_dir in agedrop.toml at it; if you ran this as another user than the service's, `chown -R agedrop: {}` before `agedrop serve`.",
+        data_dir.display()
     );
     Ok(())
 }

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod account;
+mod backup;
 pub mod bundle;
 mod check;
 pub mod cli;

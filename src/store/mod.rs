@@ -35,6 +35,7 @@ mod replies;
 mod retention;
 mod schema;
 mod secret;
+mod snapshot;
 mod sources;
 
 use std::fmt;
@@ -57,6 +58,7 @@ pub use replies::{ReplyRecord, RESERVED_BYTES, RESERVED_INODES};
 pub use retention::Swept;
 pub use schema::SCHEMA_VERSION;
 pub use secret::InstanceSecret;
+pub use snapshot::{is_blob_name, BlobOwner, Layout, Snapshot, SnapshotBlob};
 pub use sources::{FoundSource, PendingRotation, SourceKeyRecord};
 
 use export::Exports;

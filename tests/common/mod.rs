@@ -206,6 +206,21 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Mounts a tmpfs with these options on `dir` (needs root): a small filesystem the
+/// test can fill. The caller unmounts it.
+pub fn mount_tmpfs(dir: &Path, options: &str) {
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "this test mounts a small tmpfs and needs root: {}",
+        stderr(&out)
+    );
+}
+
 /// Every file under `dir`, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

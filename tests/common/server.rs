@@ -273,22 +273,7 @@ impl Server {
                 "" => String::new(),
                 more => format!(",{more}"),
             };
-            let out = Command::new("mount")
-                .args([
-                    "-t",
-                    "tmpfs",
-                    "-o",
-                    &format!("size={size},mode=0700{extra}"),
-                ])
-                .arg("tmpfs")
-                .arg(&data)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "this test mounts a small tmpfs and needs root: {}",
-                stderr(&out)
-            );
+            mount_tmpfs(&data, &format!("size={size},mode=0700{extra}"));
             data.clone()
         });
         match &options.data_from {
