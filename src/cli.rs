@@ -4,7 +4,7 @@
 use std::error::Error;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -209,6 +209,10 @@ enum Command {
         /// The data directory (default: DIR/data).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The service user (e.g. agedrop), when run as root: the data directory
+        /// becomes theirs and the config readable by their group (root-owned, 0640).
+        #[arg(long)]
+        owner: Option<String>,
     },
     /// Apply the config's [retention] rules now (the server also does, every hour),
     /// and print how much was deleted.
@@ -371,7 +375,8 @@ pub fn main() -> ExitCode {
             recipients,
             dir,
             data_dir,
-        } => init(&recipients, &dir, data_dir.as_deref()),
+            owner,
+        } => init(&recipients, &dir, data_dir.as_deref(), owner.as_deref()),
         Command::Serve { config, allow_root } => serve(&config, allow_root),
         Command::Retention { config, as_of } => retention(&config, as_of.as_deref()),
     };
@@ -950,7 +955,12 @@ fn restore(archive: &Path, data_dir: &Path) -> CliResult {
     Ok(())
 }
 
-fn init(recipients: &[String], dir: &Path, data_dir: Option<&Path>) -> CliResult {
+fn init(
+    recipients: &[String],
+    dir: &Path,
+    data_dir: Option<&Path>,
+    owner: Option<&str>,
+) -> CliResult {
     let config_path = dir.join("agedrop.toml");
     if config_path.exists() {
         return Err(format!(
@@ -959,6 +969,13 @@ fn init(recipients: &[String], dir: &Path, data_dir: Option<&Path>) -> CliResult
         )
         .into());
     }
+    let as_root = rustix::process::geteuid().is_root();
+    // Checked before anything is written.
+    let owner = match owner {
+        Some(_) if !as_root => return Err("--owner needs root: run init with sudo".into()),
+        Some(name) => Some((name, system_user(name)?)),
+        None => None,
+    };
     let data_dir = data_dir.map_or_else(|| PathBuf::from("data"), Path::to_owned);
     let text = Config::render(
         &data_dir,
@@ -972,15 +989,90 @@ fn init(recipients: &[String], dir: &Path, data_dir: Option<&Path>) -> CliResult
     fs::create_dir_all(dir)?;
     Store::create(&config.data_dir).map_err(|e| format!("config key `data_dir`: {e}"))?;
     write_private(&config_path, text.as_bytes())?;
+    if let Some((name, (uid, gid))) = owner {
+        give_to(&config.data_dir, uid, gid)
+            .map_err(|e| format!("cannot give {} to {name}: {e}", config.data_dir.display()))?;
+        // The service reads its config but cannot change it.
+        rustix::fs::chown(&config_path, None, Some(rustix::fs::Gid::from_raw(gid))).map_err(
+            |e| {
+                format!(
+                    "cannot give {} to {name}'s group: {e}",
+                    config_path.display()
+                )
+            },
+        )?;
+        fs::set_permissions(&config_path, fs::Permissions::from_mode(0o640))?;
+    }
     println!(
         "Wrote {} and the data directory {}.",
         config_path.display(),
         config.data_dir.display()
     );
-    println!(
-        "Next: add journalists, then `agedrop serve --config {}`.",
-        config_path.display()
+    match owner {
+        Some((name, _)) => println!(
+            "The data directory belongs to {name}; the config is root's, readable by {name}'s \
+             group.\nNext: set the listen addresses (deploy/agedrop.toml explains them), add \
+             journalists with `runuser -u {name} -- agedrop journalist add NAME --config {}`, \
+             then start the service: `systemctl enable --now agedrop`.",
+            config_path.display()
+        ),
+        None if as_root => println!(
+            "You ran init as root, so these files are root's: a service user could not use \
+             them. For a real deployment, remove them and run init again with --owner agedrop \
+             (docs/admin.md, \"Create the config and data directory\")."
+        ),
+        None => println!(
+            "Next: add journalists with `agedrop journalist add NAME --config {0}`, then \
+             `agedrop serve --config {0}`.",
+            config_path.display()
+        ),
+    }
+    Ok(())
+}
+
+/// The uid and gid of the system user `name`, from /etc/passwd.
+fn system_user(name: &str) -> Result<(u32, u32), Box<dyn Error>> {
+    let passwd = fs::read_to_string("/etc/passwd")?;
+    passwd
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let user = fields.next()?;
+            let uid = fields.nth(1)?.parse().ok()?;
+            let gid = fields.next()?.parse().ok()?;
+            (user == name).then_some((uid, gid))
+        })
+        .next()
+        .ok_or_else(|| {
+            format!(
+                "no user {name:?}: create it first, e.g. `useradd --system --home-dir \
+                 /var/lib/agedrop --shell /usr/sbin/nologin {name}`"
+            )
+            .into()
+        })
+}
+
+/// Gives `dir` and everything in it (never following links) to `uid`:`gid`.
+fn give_to(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    let (uid, gid) = (
+        rustix::fs::Uid::from_raw(uid),
+        rustix::fs::Gid::from_raw(gid),
     );
+    let mut pending = vec![dir.to_owned()];
+    while let Some(path) = pending.pop() {
+        rustix::fs::chownat(
+            rustix::fs::CWD,
+            &path,
+            Some(uid),
+            Some(gid),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        if fs::symlink_metadata(&path)?.is_dir() {
+            for entry in fs::read_dir(&path)? {
+                pending.push(entry?.path());
+            }
+        }
+    }
     Ok(())
 }
 

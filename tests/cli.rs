@@ -262,6 +262,113 @@ fn init_writes_a_config_that_serve_accepts() {
 }
 
 #[test]
+fn init_as_root_gives_the_data_directory_to_the_service_user() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    // The service user must be able to reach the config through the test's directory.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = agedrop(
+        &[
+            "init",
+            "--recipient",
+            KEY,
+            "--dir",
+            "etc",
+            "--data-dir",
+            "../lib/data",
+            "--owner",
+            "nobody",
+        ],
+        dir.path(),
+    );
+    ok(&out);
+    let told = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        told.contains("runuser -u nobody -- agedrop journalist add NAME --config etc/agedrop.toml"),
+        "{told}"
+    );
+    let data = dir.path().join("lib/data");
+    let nobody = std::fs::metadata(&data).unwrap().uid();
+    assert_ne!(nobody, 0);
+    for path in everything_under(&data) {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!(
+            meta.uid(),
+            nobody,
+            "{} belongs to the service user",
+            path.display()
+        );
+    }
+    let config = std::fs::metadata(dir.path().join("etc/agedrop.toml")).unwrap();
+    assert_eq!((config.uid(), config.mode() & 0o777), (0, 0o640));
+    std::fs::set_permissions(
+        dir.path().join("lib"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        dir.path().join("etc"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    // As that user, the health check finds nothing wrong with what init made.
+    let check = std::process::Command::new("runuser")
+        .args([
+            "-u",
+            "nobody",
+            "--",
+            BIN,
+            "check",
+            "--config",
+            "etc/agedrop.toml",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        stderr(&check)
+    );
+
+    // Unknown users are refused before anything is written.
+    assert_refused(
+        &agedrop(
+            &[
+                "init",
+                "--recipient",
+                KEY,
+                "--dir",
+                "other",
+                "--owner",
+                "no-such-user",
+            ],
+            dir.path(),
+        ),
+        "no user \"no-such-user\": create it first, e.g. `useradd --system --home-dir \
+         /var/lib/agedrop --shell /usr/sbin/nologin no-such-user`",
+    );
+    assert!(!dir.path().join("other").exists());
+}
+
+/// A directory and everything under it, directories included.
+fn everything_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut all = vec![dir.to_owned()];
+    let mut pending = vec![dir.to_owned()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            all.push(path);
+        }
+    }
+    all
+}
+
+#[test]
 fn demo_serves_with_a_throwaway_identity_and_token() {
     require_tool("age");
     let dir = tempfile::tempdir().unwrap();
