@@ -67,16 +67,6 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-/// Names in a directory, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn a_backup_taken_during_uploads_restores_everything_acknowledged() {
     let server = Server::start();
@@ -147,7 +137,7 @@ fn a_backup_taken_during_uploads_restores_everything_acknowledged() {
     let second = work.path().join("second.tar");
     ok(&backup(&server, &second));
     let sent_during = during.join().unwrap();
-    assert_eq!(names(work.path()), ["first.tar", "second.tar"]);
+    assert_eq!(dir_names(work.path()), ["first.tar", "second.tar"]);
 
     // The first backup: everything acknowledged before it, nothing after.
     let restored_first = work.path().join("first-data");
@@ -221,7 +211,7 @@ fn restore_refuses_a_non_empty_or_live_directory_and_a_cut_backup() {
             full.display()
         ),
     );
-    assert_eq!(names(&full), ["keep.txt"]);
+    assert_eq!(dir_names(&full), ["keep.txt"]);
 
     // Not over a running server's data directory.
     assert_refused(
@@ -265,7 +255,7 @@ fn restore_refuses_a_non_empty_or_live_directory_and_a_cut_backup() {
             &format!("not a whole agedrop backup: {why}"),
         );
         assert!(!target.exists());
-        assert_eq!(names(work.path()), ["backup.tar", "cut.tar", "full"]);
+        assert_eq!(dir_names(work.path()), ["backup.tar", "cut.tar", "full"]);
     }
 
     // `-o -` writes the same archive to stdout (for `| age -r …`).
@@ -280,8 +270,8 @@ fn restore_refuses_a_non_empty_or_live_directory_and_a_cut_backup() {
     let from_pipe = work.path().join("from-pipe");
     ok(&restore(&piped_file, &from_pipe));
     assert_eq!(
-        names(&from_pipe.join("blobs")),
-        names(&server.data().join("blobs"))
+        dir_names(&from_pipe.join("blobs")),
+        dir_names(&server.data().join("blobs"))
     );
 
     // An empty directory is fine: the restore takes its place.
@@ -289,7 +279,7 @@ fn restore_refuses_a_non_empty_or_live_directory_and_a_cut_backup() {
     std::fs::create_dir(&empty).unwrap();
     ok(&restore(&archive, &empty));
     assert_eq!(
-        names(&empty),
+        dir_names(&empty),
         ["agedrop.sqlite", "blobs", "instance-secret", "lock", "tmp"]
     );
 }
@@ -319,7 +309,7 @@ fn a_backup_onto_a_full_disk_fails_and_leaves_no_partial_file() {
     let out = backup(&server, &archive);
     assert_refusal_starts(&out, "cannot write the backup");
     assert!(stderr(&out).contains("the disk is full, nothing was kept"));
-    assert_eq!(names(&small), Vec::<String>::new());
+    assert_eq!(dir_names(&small), Vec::<String>::new());
     // The snapshot's temp file is gone from the data directory too.
     assert_eq!(server.temp_files(), 0);
 }

@@ -167,12 +167,7 @@ impl Desk {
 
     /// Every name in the desk directory, sorted.
     fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
+        dir_names(self.dir.path())
     }
 }
 

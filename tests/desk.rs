@@ -179,10 +179,7 @@ fn a_journalist_reads_a_thread_and_replies_in_a_browser_without_javascript() {
     assert!(out.contains("b1.tar: 2 new"), "{out}");
     assert!(out.contains("b2.tar: 1 new"), "{out}");
 
-    let files: Vec<String> = std::fs::read_dir(desk.join("sources").join(&label))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let files = dir_names(&desk.join("sources").join(&label));
     assert!(files.contains(&"0001-message.txt".to_owned()), "{files:?}");
     assert!(
         files.contains(&"0002-evilfdp.exe".to_owned()),

@@ -205,7 +205,9 @@ pub fn import(
         super::private_subdir(&dir)?;
         let from = desk.staged(&placement.id);
         let to = dir.join(&placement.name);
-        fs::rename(&from, &to).map_err(io_error("move a decrypted file into place", &to))?;
+        // The error names the source's directory, never the file: its name is the
+        // source's (SECURITY.md, "Logs").
+        fs::rename(&from, &to).map_err(io_error("move a decrypted file into place", &dir))?;
     }
     for path in committed.removed {
         let _ = fs::remove_file(desk.dir.join(path));
