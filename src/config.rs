@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::code::KdfParams;
 use crate::crypto::{Recipients, RecipientsError};
 use crate::desks::{self, Desk, Desks};
+use crate::face::{Face, RawSite};
 
 /// Where a listener accepts connections.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,7 +97,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
         ConfigError::Invalid {
             key: key.into(),
             problem: problem.into(),
@@ -146,6 +147,9 @@ struct RawConfig {
     limits: Limits,
     #[serde(default, skip_serializing_if = "Retention::is_off")]
     retention: Retention,
+    /// The newsroom's face on the source site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    site: Option<RawSite>,
 }
 
 /// What the server deletes by itself (`[retention]`), off by default. Each rule is a
@@ -289,6 +293,8 @@ pub struct SourceOptions {
     pub kdf: KdfParams,
     /// What the server deletes by itself; the site tells sources.
     pub retention: Retention,
+    /// The newsroom's name, logo, words and languages.
+    pub face: Face,
 }
 
 impl Default for SourceOptions {
@@ -303,6 +309,7 @@ impl Default for SourceOptions {
                 lanes: default_argon2_lanes(),
             },
             retention: Retention::default(),
+            face: Face::default(),
         }
     }
 }
@@ -541,6 +548,10 @@ impl Config {
             ));
         }
         let desks = parse_desks(&raw)?;
+        let face = match &raw.site {
+            Some(site) => Face::from_raw(site, base)?,
+            None => Face::default(),
+        };
         raw.limits.validate()?;
         raw.retention.validate()?;
         let journalist_tls = match (&raw.journalist.tls_cert, &raw.journalist.tls_key) {
@@ -628,6 +639,7 @@ impl Config {
                 rotate_codes: raw.source.rotate_codes,
                 kdf,
                 retention: raw.retention,
+                face,
             },
             journalist_listen,
             journalist_tls,
@@ -672,6 +684,7 @@ impl Config {
             retired_desks: Vec::new(),
             limits: limits.clone(),
             retention: Retention::default(),
+            site: None,
         };
         let body = toml::to_string(&raw).expect("the config structure always serialises");
         format!(

@@ -24,6 +24,7 @@ pub mod crypto;
 mod cursor;
 pub mod desk;
 pub mod desks;
+mod face;
 mod fsync;
 mod hardening;
 mod label;

@@ -119,3 +119,188 @@ fn an_over_long_message_and_a_closed_conversation_get_pages_that_say_so() {
     assert!(driver.text("main").contains("Your code no longer works"));
     driver.screenshot("8-conversation-closed");
 }
+
+/// The `lang` and `dir` of the page the browser shows.
+fn language_of(driver: &Driver) -> (String, String) {
+    (
+        driver.attribute("html", "lang").unwrap_or_default(),
+        driver.attribute("html", "dir").unwrap_or_default(),
+    )
+}
+
+#[test]
+fn a_source_uses_the_site_in_spanish_and_in_arabic_and_the_choice_persists() {
+    let server = Server::start();
+    let site = format!("http://{}", server.addr);
+    for (tag, dir) in [("es", "ltr"), ("ar", "rtl")] {
+        let driver = Driver::start();
+        let expect = |what: &str| {
+            assert_eq!(
+                language_of(&driver),
+                (tag.to_owned(), dir.to_owned()),
+                "{what}"
+            );
+        };
+        driver.go(&format!("{site}/"));
+        assert_eq!(language_of(&driver).0, "en");
+        // The visible list of languages, each in its own name.
+        driver.click(&format!("nav a[hreflang='{tag}']"));
+        eventually("the page is in the chosen language", SOON, || {
+            language_of(&driver).0 == tag
+        });
+        expect("landing");
+        // The layout follows the direction (checked by the browser, not by our HTML).
+        assert_eq!(
+            driver.execute(
+                "return getComputedStyle(document.body).direction",
+                json!([])
+            ),
+            json!(dir)
+        );
+        driver.screenshot(&format!("{tag}-1-landing"));
+        driver.click("a.button");
+        driver.wait_for("#message");
+        expect("submit form");
+        driver.screenshot(&format!("{tag}-2-form"));
+        driver.type_into("#message", "Documentos sobre el programa. وثائق");
+        driver.click("button[type=submit]");
+        driver.wait_for("#code");
+        expect("code page");
+        let code = driver.text("#code");
+        // The code's words stay English whatever the page's language.
+        assert_eq!(code.split(' ').count(), 8, "{code}");
+        assert!(
+            code.bytes().all(|b| b.is_ascii_lowercase() || b == b' '),
+            "{code}"
+        );
+        assert_eq!(driver.attribute("#code", "lang").as_deref(), Some("en"));
+        driver.screenshot(&format!("{tag}-3-code"));
+
+        // A later visit in the same browser session: the session is gone, the language
+        // cookie is not.
+        driver.session("DELETE", "/cookie/agedrop_session", None);
+        driver.go(&format!("{site}/login"));
+        expect("login");
+        driver.type_into("#code", &code);
+        driver.click("button[type=submit]");
+        driver.wait_for("form[action='/logout']");
+        assert!(driver.url().ends_with("/inbox"), "{}", driver.url());
+        expect("inbox after login");
+        driver.screenshot(&format!("{tag}-4-inbox"));
+    }
+    assert_eq!(server.sources(), 2);
+}
+
+/// Every kind of source page, reached as a source would: landing, form, code, inbox,
+/// login, a refused field, a failed login, a page that does not exist. Calls `check`
+/// on each with its name.
+fn visit_every_page(driver: &Driver, site: &str, language: &str, mut check: impl FnMut(&str)) {
+    driver.session("DELETE", "/cookie", None);
+    driver.go(&format!("{site}/?l={language}"));
+    check("landing");
+    driver.go(&format!("{site}/submit"));
+    check("submit");
+    driver.type_into("#message", &"a".repeat(41));
+    driver.click("button[type=submit]");
+    driver.wait_for("#message-error");
+    check("refused-field");
+    driver.type_into("#message", "short enough");
+    driver.click("button[type=submit]");
+    driver.wait_for("#code");
+    check("code");
+    driver.click("main a");
+    driver.wait_for("form[action='/logout']");
+    check("inbox");
+    driver.session("DELETE", "/cookie/agedrop_session", None);
+    driver.go(&format!("{site}/login"));
+    check("login");
+    driver.type_into("#code", "wrong words that open nothing at all here");
+    driver.click("button[type=submit]");
+    driver.wait_for("#code-error");
+    check("login-failed");
+    driver.go(&format!("{site}/no-such-page"));
+    check("not-found");
+}
+
+/// Options for a site that also offers the pseudo-language, with a short message
+/// limit so a refusal is easy to reach.
+fn site_with_pseudo_language() -> Options {
+    let mut options = Options::default();
+    options.limits.push(("max_message_chars", "40".into()));
+    options.site = vec![(
+        "languages",
+        r#"["en", "es", "fr", "ar", "ru", "zh", "fa", "en-XA"]"#.into(),
+    )];
+    options
+}
+
+#[test]
+fn every_page_fits_a_narrow_window_in_the_lengthened_pseudo_language() {
+    let server = Server::with(site_with_pseudo_language());
+    let driver = Driver::start();
+    // A narrow window: a letterboxed Tor Browser, or a 1280-pixel one at 200 % zoom.
+    driver.window(480, 900);
+    let width = driver.execute("return document.documentElement.clientWidth", json!([]));
+    assert!(width.as_u64().unwrap() <= 480, "{width}");
+    let site = format!("http://{}", server.addr);
+    visit_every_page(&driver, &site, "en-XA", |page| {
+        assert_eq!(language_of(&driver).0, "en-XA", "{page}");
+        // Nothing wider than the window: no horizontal scrolling, no element sticking out.
+        let overflow = driver.execute(
+            "const width = document.documentElement.clientWidth;\
+             const out = [...document.querySelectorAll('body *')]\
+               .filter(e => { const r = e.getBoundingClientRect(); return r.right > width + 1 || r.left < -1; })\
+               .map(e => e.tagName + '#' + e.id + '.' + e.className);\
+             if (document.documentElement.scrollWidth > width) out.push('document ' + document.documentElement.scrollWidth);\
+             return out;",
+            json!([]),
+        );
+        assert_eq!(
+            overflow,
+            json!([]),
+            "{page} overflows a {width}-pixel window"
+        );
+        driver.screenshot(&format!("pseudo-{page}"));
+    });
+}
+
+#[test]
+fn every_source_page_passes_an_axe_core_wcag_2_2_aa_audit_left_to_right_and_right_to_left() {
+    let axe_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop/node_modules/axe-core/axe.min.js");
+    let axe = std::fs::read_to_string(&axe_path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run `npm ci` in tests/interop (scripts/test does)",
+            axe_path.display()
+        )
+    });
+    for language in ["en", "ar"] {
+        let server = Server::with(site_with_pseudo_language());
+        let driver = Driver::with_javascript();
+        let site = format!("http://{}", server.addr);
+        let mut audited = 0;
+        visit_every_page(&driver, &site, language, |page| {
+            assert_eq!(language_of(&driver).0, language, "{page}");
+            // axe runs as the test's script, injected by the WebDriver; the page itself
+            // still runs none.
+            driver.execute(
+                &format!("{axe}\n;window.axe = axe; return true;"),
+                json!([]),
+            );
+            let violations = driver.execute_async(
+                "const done = arguments[arguments.length - 1];\
+                 setTimeout(() => done(['axe did not finish in 20 s']), 20000);\
+                 axe.run(document, {runOnly: {type: 'tag', values:\
+                   ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']},\
+                   resultTypes: ['violations']})\
+                 .then(r => done(r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help\
+                   + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', '))))\
+                 .catch(e => done(['axe failed: ' + e]));",
+                json!([]),
+            );
+            assert_eq!(violations, json!([]), "{language} {page}");
+            audited += 1;
+        });
+        assert_eq!(audited, 8);
+    }
+}

@@ -145,29 +145,35 @@ fn a_silent_upload_is_dropped_after_the_idle_timeout() {
 }
 
 #[test]
-fn every_source_page_weighs_at_most_20_kb_with_its_stylesheet() {
+fn every_source_page_weighs_at_most_20_kb_with_its_stylesheet_in_every_language() {
     let server = Server::start();
     let css = get(server.addr, "/static/style.css");
     assert_eq!(css.status, 200);
     assert!(
-        css.body.contains(":focus{outline:3px solid"),
+        css.body.contains(":focus-visible{outline:3px solid"),
         "focus stays visible for keyboard users"
     );
-    let mut source = Browser::new(server.addr);
-    let mut pages = vec![
-        ("landing", source.get("/")),
-        ("submit", source.get("/submit")),
-        ("login", get(server.addr, "/login")),
-    ];
-    let code = source.submit(vec![Part::text("message", b"hello")]);
-    pages.push(("code", code));
-    pages.push(("inbox", source.get("/inbox")));
-    for (name, page) in &pages {
-        assert_eq!(page.status, 200, "{name}");
-        let weight = page.bytes.len() + css.bytes.len();
-        assert!(
-            weight <= 20 * 1024,
-            "{name}: {weight} bytes with the stylesheet"
-        );
+    for language in ["en", "es", "fr", "ar", "ru", "zh", "fa"] {
+        let mut source = Browser::new(server.addr);
+        let mut pages = vec![
+            ("landing", source.get(&format!("/?l={language}"))),
+            ("submit", source.get("/submit")),
+            ("login", source.get("/login")),
+        ];
+        let code = source.submit(vec![Part::text("message", b"hello")]);
+        pages.push(("code", code));
+        pages.push(("inbox", source.get("/inbox")));
+        for (name, page) in &pages {
+            assert_eq!(page.status, 200, "{language} {name}");
+            assert!(
+                page.body.contains(&format!("<html lang=\"{language}")),
+                "{language} {name}"
+            );
+            let weight = page.bytes.len() + css.bytes.len();
+            assert!(
+                weight <= 20 * 1024,
+                "{language} {name}: {weight} bytes with the stylesheet"
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod csrf;
 pub mod journalist;
+pub(crate) mod language;
 mod pages;
 mod session;
 pub mod source;

@@ -1,94 +1,49 @@
 //! The source site's pages: server-rendered HTML checked at compile time (maud), no
-//! JavaScript, nothing from another origin. Every sentence a source reads is in
-//! [`text`], so translation can follow.
+//! JavaScript, nothing from another origin. Every sentence a source reads is a message
+//! of the request's [`Language`]; the newsroom's own words come from its [`Face`].
 
 use maud::{html, Markup, DOCTYPE};
 
+use super::language::{Arg, Language};
 use super::session::Receipt;
 use crate::config::Retention;
+use crate::face::{Chosen, Face};
 use crate::submission::{FIELD_CSRF, FIELD_DESK, FIELD_FILES, FIELD_MESSAGE};
-
-/// The words of the source site, in one place.
-pub mod text {
-    pub const SITE: &str = "Secure drop";
-    pub const LANDING_TITLE: &str = "Send us documents, safely";
-    pub const LANDING_INTRO: &str = "This is a secure drop. You can send us documents and a message without an account and without telling us who you are.";
-    pub const SAFETY_TITLE: &str = "Stay safe";
-    pub const SAFETY: [&str; 4] = [
-        "Use Tor Browser with its security level set to Safest.",
-        "Use a device and a network that are not your employer's.",
-        "Your files are encrypted on arrival; only the newsroom can read them, on a computer that is never online.",
-        "After your first submission you get a code. It is the only way back to your conversation with us: nobody can recover it.",
-    ];
-    pub const START: &str = "Send documents or a message";
-    pub const SUBMIT_TITLE: &str = "Send documents or a message";
-    pub const MESSAGE_LABEL: &str = "Message";
-    pub const FILES_LABEL: &str = "Files";
-    pub const SEND: &str = "Send";
-    pub const CODE_TITLE: &str = "Thank you. Keep this code.";
-    pub const CODE_ADVICE: [&str; 3] = [
-        "Write this code down on paper and keep it somewhere safe, away from your devices.",
-        "With it you can come back later to read our replies and send more.",
-        "It is shown only this once. Nobody, not even we, can recover it.",
-    ];
-    pub const BACK: &str = "Back to the start";
-    pub const GO_INBOX: &str = "Go to your inbox";
-    pub const RETURNING: &str = "Sent something before? Log in with your code";
-    pub const LOGIN_TITLE: &str = "Log in with your code";
-    pub const CODE_LABEL: &str = "Your code (8 words)";
-    pub const LOG_IN: &str = "Log in";
-    pub const LOGIN_FAILED_TITLE: &str = "That did not work";
-    pub const LOGIN_FAILED: &str =
-        "That code did not open anything. Check the words and try again.";
-    pub const INBOX_TITLE: &str = "Your inbox";
-    pub const REPLIES_TITLE: &str = "Replies from the newsroom";
-    pub const NO_REPLIES: &str = "No replies yet. Check back later.";
-    pub const REPLY_UNREADABLE: &str = "This reply could not be opened.";
-    pub const DELETE: &str = "Delete this reply";
-    pub const FOLLOW_UP_TITLE: &str = "Send more";
-    pub const LOG_OUT: &str = "Log out";
-    pub const NEW_CODE_TITLE: &str = "Your new code";
-    pub const NEW_CODE_ADVICE: &str = "Write this new code down now. Your old code keeps working until you confirm below; after that, only the new code opens your inbox.";
-    pub const NEW_CODE_CONFIRM: &str = "I have written down my new code";
-    pub const ONION_IS: &str = "This site's onion address is:";
-    pub const NOT_ONION: &str = "You are not using this site's onion address. For your safety, open the onion address in Tor Browser.";
-    pub const NOTHING_KEPT: &str = "Nothing from this attempt was kept.";
-    pub const DESK_LEGEND: &str = "Who should receive it?";
-    pub const DESK_ADVICE: &str = "Only the desk you choose can read what you send, now and later.";
-    pub const YOUR_DESK: &str = "You are talking to:";
-    pub const RETENTION_TITLE: &str = "How long this site keeps things";
-    pub const RECEIVED: &str = "Received";
-    pub const RECEIVED_AGAIN: &str = "It arrived safely; you do not need to send it again.";
-    pub const CLOSED_TITLE: &str = "Conversation closed";
-    pub const CLOSED: &str = "The newsroom has closed this conversation and deleted it from the server, with its replies. Your code no longer works. If you want to send something new, start a new submission: you will get a new code.";
-}
 
 const STYLESHEET: &str = "/static/style.css";
 
-/// The one stylesheet, served from the binary.
+/// The one stylesheet, served from the binary. Logical properties (`inline-start`)
+/// so right-to-left pages mirror by themselves.
 pub const CSS: &str = "\
 *{box-sizing:border-box}\
-body{margin:0 auto;max-width:42rem;padding:1rem;font:1.05rem/1.5 system-ui,sans-serif;color:#1a1a1a;background:#fff}\
+body{margin:0 auto;max-width:42rem;padding:1rem;font:1.05rem/1.5 system-ui,sans-serif;color:#1a1a1a;background:#fff;overflow-wrap:break-word}\
 h1{font-size:1.6rem;line-height:1.2}\
 label{display:block;font-weight:600;margin-top:1rem}\
 textarea,input[type=file]{display:block;width:100%;margin-top:.3rem;font:inherit}\
 textarea{min-height:10rem;padding:.5rem;border:1px solid #555}\
 button,.button{display:inline-block;margin-top:1rem;padding:.6rem 1.2rem;font:inherit;color:#fff;background:#14532d;border:0;text-decoration:none}\
-a:focus,button:focus,.button:focus,textarea:focus,input:focus{outline:3px solid #b45309;outline-offset:2px}\
-#code{font:1.4rem/1.6 ui-monospace,monospace;padding:1rem;border:2px solid #14532d;word-spacing:.3rem}\
-.error{border-left:4px solid #991b1b;padding-left:1rem}\
-.notice{margin:0 0 1rem;padding:.6rem;background:#fef3c7;border:1px solid #92400e}\
+:focus-visible{outline:3px solid #b45309;outline-offset:2px}\
+#code{font:1.4rem/1.6 ui-monospace,monospace;padding:1rem;border:2px solid #14532d;word-spacing:.3rem;overflow-wrap:anywhere}\
+.error{border-inline-start:4px solid #991b1b;padding-inline-start:1rem}\
+.field-error{color:#991b1b;margin:.3rem 0}\
+[aria-invalid=true]{border:2px solid #991b1b}\
+.notice{margin:0 0 1rem;padding:.6rem;background:#fef3c7;border:1px solid #92400e;overflow-wrap:anywhere}\
 .reply{border:1px solid #555;padding:0 1rem;margin:1rem 0}\
 .reply pre{white-space:pre-wrap;font:inherit}\
 .day{color:#444;font-size:.9rem}\
 fieldset{margin-top:1rem;border:1px solid #555}\
-.desk label{display:inline;margin-left:.4rem}\
-.desk p{margin:.1rem 0 .6rem 1.8rem}\
+.desk label{display:inline;margin-inline-start:.4rem}\
+.desk p{margin:.1rem 0 .6rem;margin-inline-start:1.8rem}\
 input[type=password]{display:block;width:100%;margin-top:.3rem;padding:.5rem;font:1.1rem ui-monospace,monospace}\
+header{display:flex;flex-wrap:wrap;align-items:center;gap:.5rem 1rem;border-bottom:1px solid #ccc;padding-bottom:.5rem}\
+header img{max-height:4rem;max-width:100%;height:auto}\
+header .name{font-weight:700;margin:0}\
+nav ul{list-style:none;display:flex;flex-wrap:wrap;gap:.2rem .9rem;margin:.3rem 0;padding:0;font-size:.95rem}\
+footer{margin-top:2rem;border-top:1px solid #ccc;color:#444}\
 ";
 
 /// What every page needs to know about the request.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     /// Show the "not on the onion" notice.
     pub not_onion: bool,
@@ -96,85 +51,140 @@ pub struct Context<'a> {
     pub onion: Option<&'a str>,
     /// What the server deletes by itself, told to sources in plain words.
     pub retention: Retention,
+    /// The language the page is written in.
+    pub lang: &'static Language,
+    /// The languages the site offers, for the list of links on every page.
+    pub offered: &'a [&'static Language],
+    /// The newsroom's name, logo and words.
+    pub face: &'a Face,
 }
 
-fn layout(ctx: Context<'_>, title: &str, body: Markup) -> Markup {
+impl Context<'_> {
+    fn t(&self, id: &str) -> String {
+        self.lang.text(id)
+    }
+
+    fn t_with(&self, id: &str, args: &[(&str, Arg<'_>)]) -> String {
+        self.lang.text_with(id, args)
+    }
+
+    /// The newsroom's name, or the site's default one.
+    fn site_name(&self) -> String {
+        self.face.name.clone().unwrap_or_else(|| self.t("site"))
+    }
+}
+
+/// Whether a page lists the languages: not the page that shows a new code once, whose
+/// links would leave it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Links {
+    Languages,
+    None,
+}
+
+fn layout(ctx: Context<'_>, title: &str, links: Links, body: Markup) -> Markup {
+    let lang = ctx.lang;
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(lang.html_lang) dir=(if lang.rtl { "rtl" } else { "ltr" }) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="referrer" content="no-referrer";
-                title { (title) " — " (text::SITE) }
+                title { (title) " — " (ctx.site_name()) }
                 link rel="stylesheet" href=(STYLESHEET);
             }
             body {
+                header {
+                    @if let Some(logo) = &ctx.face.logo {
+                        img src=(logo.kind.path()) alt=(ctx.site_name());
+                    }
+                    @if ctx.face.logo.is_none() || ctx.face.name.is_some() {
+                        p.name { (ctx.site_name()) }
+                    }
+                }
+                @if links == Links::Languages && ctx.offered.len() > 1 {
+                    nav aria-label=(ctx.t("languages")) {
+                        ul {
+                            @for other in ctx.offered {
+                                li {
+                                    @if other.tag == lang.tag {
+                                        span lang=(other.html_lang) aria-current="true" { strong { (other.name) } }
+                                    } @else {
+                                        a href={ "?l=" (other.tag) } lang=(other.html_lang) hreflang=(other.html_lang) { (other.name) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
                 @if ctx.not_onion {
                     div.notice role="alert" {
-                        p { (text::NOT_ONION) }
+                        p { (ctx.t("not-onion")) }
                         @if let Some(onion) = ctx.onion {
-                            p { (text::ONION_IS) " " strong { (onion) } }
+                            p { (ctx.t("onion-is")) " " strong lang="en" dir="ltr" { (onion) } }
                         }
                     }
                 }
                 main { (body) }
+                @if let Some(contact) = ctx.face.contact(lang) {
+                    footer { p { (ctx.t("contact")) " " (in_language(&contact, html! { (contact.text) })) } }
+                }
             }
+        }
+    }
+}
+
+/// The newsroom's text as paragraphs (split at blank lines), marked with its language
+/// when it is not the page's.
+fn paragraphs(chosen: &Chosen<'_>) -> Markup {
+    html! {
+        @for paragraph in chosen.text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+            @match chosen.other_language {
+                Some(other) => p lang=(other.html_lang) dir=(if other.rtl { "rtl" } else { "ltr" }) { (paragraph) },
+                None => p { (paragraph) },
+            }
+        }
+    }
+}
+
+fn in_language(chosen: &Chosen<'_>, inner: Markup) -> Markup {
+    html! {
+        @match chosen.other_language {
+            Some(other) => span lang=(other.html_lang) dir=(if other.rtl { "rtl" } else { "ltr" }) { (inner) },
+            None => (inner),
         }
     }
 }
 
 /// `GET /`.
 pub fn landing(ctx: Context<'_>) -> Markup {
-    layout(
-        ctx,
-        text::LANDING_TITLE,
-        html! {
-            h1 { (text::LANDING_TITLE) }
-            p { (text::LANDING_INTRO) }
-            h2 { (text::SAFETY_TITLE) }
-            ul { @for line in text::SAFETY { li { (line) } } }
-            @if !ctx.retention.is_off() {
-                h2 { (text::RETENTION_TITLE) }
-                ul #retention { @for line in retention_words(&ctx.retention) { li { (line) } } }
+    let title = ctx.t("landing-title");
+    html! {
+        (layout(ctx, &title, Links::Languages, html! {
+            h1 { (title) }
+            @match ctx.face.intro(ctx.lang) {
+                Some(intro) => (paragraphs(&intro)),
+                None => p { (ctx.t("landing-intro")) },
             }
-            p { a.button href="/submit" { (text::START) } }
-            p { a href="/login" { (text::RETURNING) } }
-        },
-    )
-}
-
-/// A byte count as people read it: "2 GB", "500 MB", "1.5 MB", "20 KB" (units of
-/// 1024, as file managers show them, whole where exact, else one decimal).
-pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
+            @if let Some(instructions) = ctx.face.instructions(ctx.lang) {
+                h2 { (ctx.t("instructions-title")) }
+                (paragraphs(&instructions))
+            }
+            h2 { (ctx.t("safety-title")) }
+            ul {
+                @for id in ["safety-tor", "safety-device", "safety-encrypted", "safety-code"] {
+                    li { (ctx.t(id)) }
+                }
+            }
+            @if !ctx.retention.is_off() {
+                h2 { (ctx.t("retention-title")) }
+                ul #retention { @for line in retention_words(ctx) { li { (line) } } }
+            }
+            p { a.button href="/submit" { (ctx.t("start")) } }
+            p { a href="/login" { (ctx.t("returning")) } }
+        }))
     }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if (value - value.round()).abs() < 0.05 {
-        format!("{} {}", value.round() as u64, UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// 100000 as "100,000".
-fn group_digits(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Limits shown beside the submit form.
@@ -198,32 +208,92 @@ pub struct DeskChoice<'a> {
     pub description: Option<&'a str>,
 }
 
+/// The form field a refusal is about.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The message.
+    Message,
+    /// The files.
+    Files,
+    /// The choice of desk.
+    Desk,
+}
+
+impl Field {
+    fn error_id(self) -> &'static str {
+        match self {
+            Field::Message => "message-error",
+            Field::Files => "files-error",
+            Field::Desk => "desk-error",
+        }
+    }
+}
+
+/// What was wrong with a field, told beside it.
+pub struct FieldError {
+    /// The field.
+    pub field: Field,
+    /// What is wrong, in the page's language.
+    pub text: String,
+}
+
 /// The submit form, csrf first so the server checks it before any file, then the desk
 /// (only when there are several to choose from), whose keys the files are encrypted to.
-fn submit_fields(csrf: &str, limits: FormLimits, desks: &[DeskChoice<'_>]) -> Markup {
+/// A refused field gets its error beside it, tied to it for screen readers.
+fn submit_fields(
+    ctx: Context<'_>,
+    csrf: &str,
+    limits: FormLimits,
+    desks: &[DeskChoice<'_>],
+    error: Option<&FieldError>,
+) -> Markup {
+    let error_on = |field: Field| error.filter(|e| e.field == field);
+    let invalid = |field: Field| error_on(field).map(|_| "true");
+    let described = |field: Field, hint: &str| match error_on(field) {
+        Some(_) => format!("{} {hint}", field.error_id()),
+        None => hint.to_owned(),
+    };
+    let field_error = |field: Field| {
+        html! {
+            @if let Some(error) = error_on(field) {
+                p.field-error id=(field.error_id()) { strong { (ctx.t("error-label")) } " " (error.text) }
+            }
+        }
+    };
     html! {
         form method="post" action="/submit" enctype="multipart/form-data" {
             input type="hidden" name=(FIELD_CSRF) value=(csrf);
             @if desks.len() > 1 {
                 fieldset {
-                    legend { (text::DESK_LEGEND) }
-                    p { (text::DESK_ADVICE) }
+                    legend { (ctx.t("desk-legend")) }
+                    p #desk-advice { (ctx.t("desk-advice")) }
+                    (field_error(Field::Desk))
                     @for desk in desks {
                         div.desk {
-                            input type="radio" name=(FIELD_DESK) id={ "desk-" (desk.id) } value=(desk.id) required;
+                            input type="radio" name=(FIELD_DESK) id={ "desk-" (desk.id) } value=(desk.id) required
+                                aria-invalid=[invalid(Field::Desk)] aria-describedby=(described(Field::Desk, "desk-advice"));
                             label for={ "desk-" (desk.id) } { (desk.name) }
                             @if let Some(description) = desk.description { p.day { (description) } }
                         }
                     }
                 }
             }
-            label for="message" { (text::MESSAGE_LABEL) }
-            p.day #message-limit { "Up to " (group_digits(limits.max_chars)) " characters." }
-            textarea id="message" name=(FIELD_MESSAGE) aria-describedby="message-limit" {}
-            label for="files" { (text::FILES_LABEL) }
-            input id="files" type="file" name=(FIELD_FILES) multiple;
-            p { "Up to " (limits.max_files) " files, " (size(limits.max_bytes)) " in all." }
-            button type="submit" { (text::SEND) }
+            label for="message" { (ctx.t("message-label")) }
+            p.day #message-limit { (ctx.t_with("message-limit", &[("chars", Arg::Text(&ctx.lang.number(limits.max_chars as u64)))])) }
+            (field_error(Field::Message))
+            textarea id="message" name=(FIELD_MESSAGE) aria-invalid=[invalid(Field::Message)]
+                aria-describedby=(described(Field::Message, "message-limit")) {}
+            label for="files" { (ctx.t("files-label")) }
+            p.day #files-limit {
+                (ctx.t_with("files-limit", &[
+                    ("count", Arg::Count(limits.max_files as u64)),
+                    ("size", Arg::Text(&ctx.lang.size(limits.max_bytes))),
+                ]))
+            }
+            (field_error(Field::Files))
+            input id="files" type="file" name=(FIELD_FILES) multiple aria-invalid=[invalid(Field::Files)]
+                aria-describedby=(described(Field::Files, "files-limit"));
+            button type="submit" { (ctx.t("send")) }
         }
     }
 }
@@ -235,28 +305,73 @@ pub fn submit_form(
     limits: FormLimits,
     desks: &[DeskChoice<'_>],
 ) -> Markup {
+    let title = ctx.t("submit-title");
     layout(
         ctx,
-        text::SUBMIT_TITLE,
+        &title,
+        Links::Languages,
         html! {
-            h1 { (text::SUBMIT_TITLE) }
-            (submit_fields(csrf, limits, desks))
+            h1 { (title) }
+            (submit_fields(ctx, csrf, limits, desks, None))
         },
     )
 }
 
-/// `GET /login`.
-pub fn login(ctx: Context<'_>, csrf: &str) -> Markup {
+/// A submission refused for one of its fields: what went wrong, and the form again
+/// with the error beside the field. Nothing of the refused attempt is in it.
+pub fn refused_submission(
+    ctx: Context<'_>,
+    title: &str,
+    error: &FieldError,
+    csrf: &str,
+    limits: FormLimits,
+    desks: &[DeskChoice<'_>],
+) -> Markup {
     layout(
         ctx,
-        text::LOGIN_TITLE,
+        title,
+        Links::Languages,
         html! {
-            h1 { (text::LOGIN_TITLE) }
+            h1 { (title) }
+            div.error {
+                p { (error.text) }
+                p { (ctx.t("nothing-kept")) }
+            }
+            (submit_fields(ctx, csrf, limits, desks, Some(error)))
+        },
+    )
+}
+
+/// `GET /login`, and the same form after a code that opened nothing (`failed`), with
+/// the error tied to the code field.
+pub fn login(ctx: Context<'_>, csrf: &str, failed: bool) -> Markup {
+    let title = if failed {
+        ctx.t("login-failed-title")
+    } else {
+        ctx.t("login-title")
+    };
+    let described = if failed {
+        "code-error code-hint"
+    } else {
+        "code-hint"
+    };
+    layout(
+        ctx,
+        &title,
+        Links::Languages,
+        html! {
+            h1 { (title) }
             form method="post" action="/login" {
                 input type="hidden" name="csrf" value=(csrf);
-                label for="code" { (text::CODE_LABEL) }
-                input id="code" type="password" name="code" autocomplete="off" spellcheck="false" autocapitalize="none" required;
-                button type="submit" { (text::LOG_IN) }
+                label for="code" { (ctx.t("code-label")) }
+                p.day #code-hint { (ctx.t("code-hint")) }
+                @if failed {
+                    p.field-error #code-error { strong { (ctx.t("error-label")) } " " (ctx.t("login-failed")) }
+                }
+                input id="code" type="password" name="code" autocomplete="off" spellcheck="false"
+                    autocapitalize="none" required lang="en" dir="ltr"
+                    aria-invalid=[failed.then_some("true")] aria-describedby=(described);
+                button type="submit" { (ctx.t("log-in")) }
             }
         },
     )
@@ -282,109 +397,103 @@ pub fn inbox(
     desk: Option<&str>,
     receipt: Option<&Receipt>,
 ) -> Markup {
+    let title = ctx.t("inbox-title");
     layout(
         ctx,
-        text::INBOX_TITLE,
+        &title,
+        Links::Languages,
         html! {
-            h1 { (text::INBOX_TITLE) }
+            h1 { (title) }
             @if let Some(receipt) = receipt {
                 p #receipt role="status" {
-                    strong { (text::RECEIVED) " " (receipt.day) ": " (received(receipt)) "." }
-                    " " (text::RECEIVED_AGAIN)
+                    strong { (ctx.t_with("received", &[("day", Arg::Text(&receipt.day)), ("what", Arg::Text(&received(ctx, receipt)))])) }
+                    " " (ctx.t("received-again"))
                 }
             }
-            @if let Some(desk) = desk { p #desk { (text::YOUR_DESK) " " strong { (desk) } } }
+            @if let Some(desk) = desk { p #desk { (ctx.t("your-desk")) " " strong { (desk) } } }
             @if let Some(code) = new_code {
                 section {
-                    h2 { (text::NEW_CODE_TITLE) }
-                    p id="code" { (code) }
-                    p { (text::NEW_CODE_ADVICE) }
+                    h2 { (ctx.t("new-code-title")) }
+                    p id="code" lang="en" dir="ltr" { (code) }
+                    p { (ctx.t("new-code-advice")) " " (ctx.t("code-english")) }
                     form method="post" action="/code/confirm" {
                         input type="hidden" name="csrf" value=(csrf);
-                        button type="submit" { (text::NEW_CODE_CONFIRM) }
+                        button type="submit" { (ctx.t("new-code-confirm")) }
                     }
                 }
             }
-            h2 { (text::REPLIES_TITLE) }
-            @if replies.is_empty() { p { (text::NO_REPLIES) } }
+            h2 { (ctx.t("replies-title")) }
+            @if replies.is_empty() { p { (ctx.t("no-replies")) } }
             @for reply in replies {
                 article.reply {
                     p.day { (reply.day) }
                     @match &reply.text {
-                        Some(text) => pre { (text) },
-                        None => p { (text::REPLY_UNREADABLE) },
+                        // The newsroom's text: its language is not the page's to guess.
+                        Some(text) => pre dir="auto" { (text) },
+                        None => p { (ctx.t("reply-unreadable")) },
                     }
                     form method="post" action={ "/replies/" (reply.id) "/delete" } {
                         input type="hidden" name="csrf" value=(csrf);
-                        button type="submit" { (text::DELETE) }
+                        button type="submit" { (ctx.t("delete-reply")) }
                     }
                 }
             }
-            h2 { (text::FOLLOW_UP_TITLE) }
-            (submit_fields(csrf, limits, &[]))
+            h2 { (ctx.t("follow-up-title")) }
+            (submit_fields(ctx, csrf, limits, &[], None))
             form method="post" action="/logout" {
                 input type="hidden" name="csrf" value=(csrf);
-                button type="submit" { (text::LOG_OUT) }
+                button type="submit" { (ctx.t("log-out")) }
             }
         },
     )
 }
 
 /// The retention rules in plain words, one sentence each.
-fn retention_words(policy: &Retention) -> Vec<String> {
-    let days = |n: u32| match n {
-        1 => "1 day".to_owned(),
-        n => format!("{n} days"),
-    };
-    let mut words = Vec::new();
-    if let Some(n) = policy.items_after_days {
-        words.push(format!(
-            "What you send is deleted from this server {} after it arrives.",
-            days(n)
-        ));
-    }
-    if let Some(n) = policy.pulled_items_after_days {
-        words.push(format!(
-            "What you send is deleted from this server {} after the newsroom has downloaded it.",
-            days(n)
-        ));
-    }
-    if let Some(n) = policy.inactive_sources_after_days {
-        words.push(format!(
-            "If you do not log in for {}, your conversation is deleted, with the newsroom's replies, and your code stops working.",
-            days(n)
-        ));
-    }
-    words
+fn retention_words(ctx: Context<'_>) -> Vec<String> {
+    let policy = ctx.retention;
+    [
+        ("retention-items", policy.items_after_days),
+        ("retention-pulled", policy.pulled_items_after_days),
+        ("retention-inactive", policy.inactive_sources_after_days),
+    ]
+    .into_iter()
+    .filter_map(|(id, days)| days.map(|n| ctx.t_with(id, &[("days", Arg::Count(n.into()))])))
+    .collect()
 }
 
 /// "1 message and 2 files", as people say it.
-fn received(receipt: &Receipt) -> String {
-    let count = |n: usize, one: &str, many: &str| match n {
-        1 => format!("1 {one}"),
-        n => format!("{n} {many}"),
-    };
+fn received(ctx: Context<'_>, receipt: &Receipt) -> String {
+    let count = |id: &str, n: usize| ctx.t_with(id, &[("n", Arg::Count(n as u64))]);
     match (receipt.messages, receipt.files) {
-        (0, files) => count(files, "file", "files"),
-        (messages, 0) => count(messages, "message", "messages"),
-        (messages, files) => format!(
-            "{} and {}",
-            count(messages, "message", "messages"),
-            count(files, "file", "files")
+        (0, files) => count("received-files", files),
+        (messages, 0) => count("received-messages", messages),
+        (messages, files) => ctx.t_with(
+            "received-both",
+            &[
+                ("messages", Arg::Text(&count("received-messages", messages))),
+                ("files", Arg::Text(&count("received-files", files))),
+            ],
         ),
     }
 }
 
-/// The page after a first submission: the code, shown once.
+/// The page after a first submission: the code, shown once. It lists no languages:
+/// a link would leave the only page that shows the code.
 pub fn code(ctx: Context<'_>, code: &str) -> Markup {
+    let title = ctx.t("code-title");
     layout(
         ctx,
-        text::CODE_TITLE,
+        &title,
+        Links::None,
         html! {
-            h1 { (text::CODE_TITLE) }
-            p id="code" { (code) }
-            ul { @for line in text::CODE_ADVICE { li { (line) } } }
-            p { a href="/inbox" { (text::GO_INBOX) } }
+            h1 { (title) }
+            p id="code" lang="en" dir="ltr" { (code) }
+            ul {
+                @for id in ["code-paper", "code-back", "code-once", "code-english"] {
+                    li { (ctx.t(id)) }
+                }
+            }
+            p { a href="/inbox" { (ctx.t("go-inbox")) } }
         },
     )
 }
@@ -394,13 +503,14 @@ pub fn error(ctx: Context<'_>, title: &str, explanation: &str, nothing_kept: boo
     layout(
         ctx,
         title,
+        Links::Languages,
         html! {
             h1 { (title) }
             div.error {
                 p { (explanation) }
-                @if nothing_kept { p { (text::NOTHING_KEPT) } }
+                @if nothing_kept { p { (ctx.t("nothing-kept")) } }
             }
-            p { a href="/" { (text::BACK) } }
+            p { a href="/" { (ctx.t("back")) } }
         },
     )
 }
@@ -408,23 +518,26 @@ pub fn error(ctx: Context<'_>, title: &str, explanation: &str, nothing_kept: boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::web::language;
 
     #[test]
-    fn sizes_and_counts_read_as_people_read_them() {
-        assert_eq!(size(2 * 1024 * 1024 * 1024), "2 GB");
-        assert_eq!(size(500 * 1024 * 1024), "500 MB");
-        assert_eq!(size(1536 * 1024), "1.5 MB");
-        assert_eq!(size(20 * 1024), "20 KB");
-        assert_eq!(size(999), "999 bytes");
-        assert_eq!(group_digits(100_000), "100,000");
-        assert_eq!(group_digits(999), "999");
+    fn counts_read_as_people_read_them() {
+        let face = Face::default();
+        let ctx = Context {
+            not_onion: false,
+            onion: None,
+            retention: Retention::default(),
+            lang: language::english(),
+            offered: &[],
+            face: &face,
+        };
         let receipt = |messages, files| Receipt {
             messages,
             files,
             day: "2026-11-29".into(),
         };
-        assert_eq!(received(&receipt(1, 2)), "1 message and 2 files");
-        assert_eq!(received(&receipt(0, 1)), "1 file");
-        assert_eq!(received(&receipt(1, 0)), "1 message");
+        assert_eq!(received(ctx, &receipt(1, 2)), "1 message and 2 files");
+        assert_eq!(received(ctx, &receipt(0, 1)), "1 file");
+        assert_eq!(received(ctx, &receipt(1, 0)), "1 message");
     }
 }

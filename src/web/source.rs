@@ -19,7 +19,8 @@ use tracing::{debug, info, instrument, warn};
 use zeroize::Zeroizing;
 
 use super::csrf::{self, CsrfKey};
-use super::pages::{self, Context, DeskChoice, FormLimits, ShownReply};
+use super::language::{self, Arg, Language};
+use super::pages::{self, Context, DeskChoice, Field, FieldError, FormLimits, ShownReply};
 use super::session::{self, Receipt, Session, Sessions};
 use crate::code::{Deriver, SourceCode};
 use crate::config::{Limits, SourceOptions};
@@ -39,6 +40,8 @@ pub struct SourceSite {
     options: SourceOptions,
     limits: Limits,
     incidents: Incidents,
+    /// The languages offered, in the order the config lists them.
+    offered: Vec<&'static Language>,
 }
 
 /// Failures during sources' requests, logged in aggregate: a log line per failure would
@@ -104,6 +107,12 @@ impl SourceSite {
             ),
             deriver,
             sessions: Sessions::new(limits.session_idle(), limits.max_sessions),
+            offered: options
+                .face
+                .languages
+                .iter()
+                .filter_map(|tag| language::find(tag))
+                .collect(),
             store,
             intake,
             options,
@@ -156,7 +165,62 @@ impl SourceSite {
             not_onion: self.options.onion_notice && !reached_by_onion(headers),
             onion: self.options.onion_address.as_deref(),
             retention: self.options.retention,
+            lang: self.language(headers),
+            offered: &self.offered,
+            face: &self.options.face,
         }
+    }
+
+    /// The request's language, as [`protect`] chose it.
+    fn language(&self, headers: &HeaderMap) -> &'static Language {
+        headers
+            .get(CHOSEN_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|tag| self.offered_language(tag))
+            .unwrap_or_else(|| self.default_language())
+    }
+
+    fn offered_language(&self, tag: &str) -> Option<&'static Language> {
+        self.offered.iter().copied().find(|l| l.tag == tag)
+    }
+
+    fn default_language(&self) -> &'static Language {
+        self.offered_language(self.options.face.default_language)
+            .unwrap_or_else(language::english)
+    }
+
+    /// `?l=TAG` (a link on every page), else the `lang` cookie it set, else the
+    /// browser's `Accept-Language` (Tor Browser usually sends en-US whatever its
+    /// user reads, hence the links), else the configured default. `true` when the
+    /// choice came from the link, so the answer remembers it.
+    fn choose_language(
+        &self,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> (&'static Language, bool) {
+        let asked = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter_map(|pair| pair.strip_prefix("l="))
+            .find_map(|tag| self.offered_language(tag));
+        if let Some(asked) = asked {
+            return (asked, true);
+        }
+        let remembered = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().strip_prefix(LANGUAGE_COOKIE)?.strip_prefix('='))
+            .find_map(|tag| self.offered_language(tag));
+        if let Some(remembered) = remembered {
+            return (remembered, false);
+        }
+        let accepted = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| language::from_accept_language(v, &self.offered));
+        (accepted.unwrap_or_else(|| self.default_language()), false)
     }
 
     fn form_limits(&self) -> FormLimits {
@@ -188,6 +252,8 @@ pub fn router(site: Arc<SourceSite>) -> Router {
         .route("/submit", get(submit_form).post(submit))
         .route("/inbox", get(inbox))
         .route("/static/style.css", get(stylesheet))
+        .route("/logo.png", get(logo))
+        .route("/logo.svg", get(logo))
         .merge(small_forms)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -197,6 +263,14 @@ pub fn router(site: Arc<SourceSite>) -> Router {
         ))
         .with_state(site)
 }
+
+/// The cookie that remembers a language chosen from the list of links: the tag alone,
+/// for this browser session only, sent to this site only (SECURITY.md, "Cookies").
+const LANGUAGE_COOKIE: &str = "lang";
+
+/// The request header through which [`protect`] hands the chosen language to the
+/// handlers; whatever a client sends under this name is replaced.
+const CHOSEN_LANGUAGE: &str = "agedrop-language";
 
 /// Content-Security-Policy: nothing but our own stylesheet; no scripts, frames or
 /// foreign forms.
@@ -239,22 +313,37 @@ async fn small_body_in_time(
             &site,
             &parts.headers,
             StatusCode::REQUEST_TIMEOUT,
-            "Too slow",
-            "The form took too long to arrive. Go back and try again.",
+            "too-slow-title",
+            "too-slow",
         ),
     }
 }
 
 /// Strict headers on every response, and, when the site is reached by another name
 /// and knows its onion address, `Onion-Location` (Tor Browser offers the onion).
-async fn protect(State(site): State<Arc<SourceSite>>, request: Request, next: Next) -> Response {
+async fn protect(
+    State(site): State<Arc<SourceSite>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let onion_location = match &site.options.onion_address {
         Some(onion) if !reached_by_onion(request.headers()) => {
             HeaderValue::from_str(&format!("http://{onion}{}", request.uri().path())).ok()
         }
         _ => None,
     };
+    let (lang, from_link) = site.choose_language(request.uri().query(), request.headers());
+    request
+        .headers_mut()
+        .insert(CHOSEN_LANGUAGE, HeaderValue::from_static(lang.tag));
     let mut response = security_headers(next.run(request).await);
+    if from_link {
+        let cookie = format!(
+            "{LANGUAGE_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+            lang.tag
+        );
+        response = with_cookie(response, &cookie);
+    }
     if let Some(location) = onion_location {
         response
             .headers_mut()
@@ -265,10 +354,10 @@ async fn protect(State(site): State<Arc<SourceSite>>, request: Request, next: Ne
 
 fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // A handler's own, stricter policy (the logo's) stays.
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -303,14 +392,25 @@ fn form_page(
     headers: &HeaderMap,
     render: impl FnOnce(&str) -> Markup,
 ) -> Response {
+    form_page_with(site, headers, StatusCode::OK, render)
+}
+
+/// [`form_page`] with another status: a refusal that shows the form again.
+fn form_page_with(
+    site: &SourceSite,
+    headers: &HeaderMap,
+    status: StatusCode,
+    render: impl FnOnce(&str) -> Markup,
+) -> Response {
     let (token, new_nonce) = site.csrf.issue(headers);
-    let response = page(StatusCode::OK, render(&token));
+    let response = page(status, render(&token));
     match new_nonce {
         Some(nonce) => with_cookie(response, &csrf::cookie(&nonce)),
         None => response,
     }
 }
 
+/// An error page whose title and explanation are the messages `title` and `text`.
 fn error(
     site: &SourceSite,
     headers: &HeaderMap,
@@ -318,10 +418,9 @@ fn error(
     title: &str,
     text: &str,
 ) -> Response {
-    page(
-        status,
-        pages::error(site.context(headers), title, text, false),
-    )
+    let ctx = site.context(headers);
+    let (title, text) = (ctx.lang.text(title), ctx.lang.text(text));
+    page(status, pages::error(ctx, &title, &text, false))
 }
 
 #[instrument(skip_all)]
@@ -338,14 +437,38 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
+/// The newsroom's logo, checked when the config was loaded (src/face.rs); an SVG gets
+/// a policy that lets it run and load nothing, even opened on its own.
+#[instrument(skip_all)]
+async fn logo(
+    State(site): State<Arc<SourceSite>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    match &site.options.face.logo {
+        Some(logo) if logo.kind.path() == uri.path() => (
+            [
+                (header::CONTENT_TYPE, logo.kind.content_type()),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+                ),
+            ],
+            Body::from(bytes::Bytes::from_owner(Arc::clone(&logo.bytes))),
+        )
+            .into_response(),
+        _ => not_found(State(site), headers).await,
+    }
+}
+
 #[instrument(skip_all)]
 async fn not_found(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Response {
     error(
         &site,
         &headers,
         StatusCode::NOT_FOUND,
-        "Page not found",
-        "There is no page at this address.",
+        "not-found-title",
+        "not-found",
     )
 }
 
@@ -355,8 +478,8 @@ async fn method_not_allowed(State(site): State<Arc<SourceSite>>, headers: Header
         &site,
         &headers,
         StatusCode::METHOD_NOT_ALLOWED,
-        "Not allowed",
-        "This page cannot be used that way.",
+        "not-allowed-title",
+        "not-allowed",
     )
 }
 
@@ -365,8 +488,8 @@ fn csrf_failed(site: &SourceSite, headers: &HeaderMap) -> Response {
         site,
         headers,
         StatusCode::FORBIDDEN,
-        "Form expired",
-        CSRF_FAILED,
+        "form-expired-title",
+        "form-expired",
     )
 }
 
@@ -375,8 +498,8 @@ fn busy(site: &SourceSite, headers: &HeaderMap) -> Response {
         site,
         headers,
         StatusCode::SERVICE_UNAVAILABLE,
-        "Busy",
-        "The server is busy right now. Please try again in a few minutes.",
+        "busy-title",
+        "busy-server",
     ))
 }
 
@@ -395,8 +518,8 @@ fn server_error(site: &SourceSite, headers: &HeaderMap, err: &StoreError) -> Res
             site,
             headers,
             StatusCode::INSUFFICIENT_STORAGE,
-            "Out of space",
-            "The server is short of disk space right now. Please try again later.",
+            "no-space-title",
+            "no-space-server",
         );
     }
     site.incidents.store_error(err);
@@ -404,8 +527,8 @@ fn server_error(site: &SourceSite, headers: &HeaderMap, err: &StoreError) -> Res
         site,
         headers,
         StatusCode::INTERNAL_SERVER_ERROR,
-        "Server error",
-        SERVER_ERROR,
+        "server-error-title",
+        "server-error",
     )
 }
 
@@ -415,20 +538,26 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
         .expect("store calls do not panic")
 }
 
+impl SourceSite {
+    /// The desks a first submission can choose from.
+    fn desk_choices(&self) -> Vec<DeskChoice<'_>> {
+        self.intake
+            .desks()
+            .iter()
+            .map(|d| DeskChoice {
+                id: &d.id,
+                name: &d.name,
+                description: d.description.as_deref(),
+            })
+            .collect()
+    }
+}
+
 #[instrument(skip_all)]
 async fn submit_form(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Response {
     let ctx = site.context(&headers);
     let limits = site.form_limits();
-    let desks: Vec<DeskChoice<'_>> = site
-        .intake
-        .desks()
-        .iter()
-        .map(|d| DeskChoice {
-            id: &d.id,
-            name: &d.name,
-            description: d.description.as_deref(),
-        })
-        .collect();
+    let desks = site.desk_choices();
     form_page(&site, &headers, |token| {
         pages::submit_form(ctx, token, limits, &desks)
     })
@@ -451,8 +580,8 @@ async fn submit(State(site): State<Arc<SourceSite>>, request: Request) -> Respon
                     &site,
                     &headers,
                     StatusCode::UNAUTHORIZED,
-                    "Session ended",
-                    "Your session has ended, so nothing was sent. Log in again with your code, then send your files.",
+                    "session-ended-title",
+                    "session-ended",
                 ),
                 &session::clear_cookie(),
             );
@@ -593,130 +722,189 @@ async fn first_submission(
 /// the log (no client data, no sizes).
 struct Refusal {
     status: StatusCode,
+    /// The title's message.
     title: &'static str,
     explanation: String,
     cause: &'static str,
+    /// The form field at fault, when there is one: the form is shown again with the
+    /// explanation beside it.
+    field: Option<Field>,
 }
 
 /// The one table from a failed submission to its page, status and logged cause.
-fn refusal(err: &SubmissionError, limits: &Limits) -> Refusal {
+fn refusal(err: &SubmissionError, limits: &Limits, lang: &Language) -> Refusal {
+    use StatusCode as S;
     use SubmissionError as E;
-    let (status, title, explanation, cause) = match err {
-        E::Csrf => (StatusCode::FORBIDDEN, "Form expired", CSRF_FAILED.to_owned(), "csrf"),
+    let text = |id: &str| lang.text(id);
+    let (status, title, explanation, cause, field) = match err {
+        E::Csrf => (
+            S::FORBIDDEN,
+            "form-expired-title",
+            text("form-expired"),
+            "csrf",
+            None,
+        ),
         E::TooLarge { .. } => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Too large",
-            format!(
-                "Your submission is larger than the limit of {}. Send fewer or smaller files, or several submissions.",
-                pages::size(limits.max_submission_bytes)
+            S::PAYLOAD_TOO_LARGE,
+            "too-large-title",
+            lang.text_with(
+                "too-large",
+                &[("limit", Arg::Text(&lang.size(limits.max_submission_bytes)))],
             ),
             "too large",
+            Some(Field::Files),
         ),
         E::TooManyFiles { limit } => (
-            StatusCode::BAD_REQUEST,
-            "Too many files",
-            format!("You can send at most {limit} files at once. Send the rest in another submission."),
+            S::BAD_REQUEST,
+            "too-many-files-title",
+            lang.text_with("too-many-files", &[("count", Arg::Count(*limit as u64))]),
             "too many files",
+            Some(Field::Files),
         ),
         E::MessageTooLong { limit } => (
-            StatusCode::BAD_REQUEST,
-            "Message too long",
-            format!("A message can be at most {limit} characters long. Put longer text in a file."),
+            S::BAD_REQUEST,
+            "message-too-long-title",
+            lang.text_with(
+                "message-too-long",
+                &[("chars", Arg::Text(&lang.number(*limit as u64)))],
+            ),
             "message too long",
+            Some(Field::Message),
         ),
         E::MessageNotText => (
-            StatusCode::BAD_REQUEST,
-            "Message not readable",
-            "The message could not be read as text. Put it in a file instead.".to_owned(),
+            S::BAD_REQUEST,
+            "message-not-text-title",
+            text("message-not-text"),
             "message not utf-8",
+            Some(Field::Message),
         ),
         E::Empty => (
-            StatusCode::BAD_REQUEST,
-            "Nothing to send",
-            "Write a message or choose at least one file.".to_owned(),
+            S::BAD_REQUEST,
+            "empty-title",
+            text("empty"),
             "empty",
+            Some(Field::Message),
         ),
-        E::UnexpectedField => (StatusCode::BAD_REQUEST, "Upload failed", UPLOAD_FAILED.to_owned(), "unexpected field"),
-        E::Malformed => (StatusCode::BAD_REQUEST, "Upload failed", UPLOAD_FAILED.to_owned(), "malformed multipart"),
-        E::Idle => (StatusCode::BAD_REQUEST, "Upload failed", UPLOAD_FAILED.to_owned(), "idle body"),
-        E::Disconnected => (StatusCode::BAD_REQUEST, "Upload failed", UPLOAD_FAILED.to_owned(), "client disconnected"),
+        E::UnexpectedField => (
+            S::BAD_REQUEST,
+            "upload-failed-title",
+            text("upload-failed"),
+            "unexpected field",
+            None,
+        ),
+        E::Malformed => (
+            S::BAD_REQUEST,
+            "upload-failed-title",
+            text("upload-failed"),
+            "malformed multipart",
+            None,
+        ),
+        E::Idle => (
+            S::BAD_REQUEST,
+            "upload-failed-title",
+            text("upload-failed"),
+            "idle body",
+            None,
+        ),
+        E::Disconnected => (
+            S::BAD_REQUEST,
+            "upload-failed-title",
+            text("upload-failed"),
+            "client disconnected",
+            None,
+        ),
         E::Busy => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Busy",
-            "Many uploads are running right now. Please try again in a few minutes.".to_owned(),
+            S::SERVICE_UNAVAILABLE,
+            "busy-title",
+            text("busy-uploads"),
             "busy",
+            None,
         ),
         E::RateLimited => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Busy",
-            "This site is receiving many submissions right now, so it takes no more for a \
-             short while. Nothing was stored. Please try again in a few minutes."
-                .to_owned(),
+            S::SERVICE_UNAVAILABLE,
+            "busy-title",
+            text("busy-rate"),
             "rate limited",
+            None,
         ),
         E::NoSpace => (
-            StatusCode::INSUFFICIENT_STORAGE,
-            "Out of space",
-            "The server has no room for new uploads right now. Please try again later.".to_owned(),
+            S::INSUFFICIENT_STORAGE,
+            "no-space-title",
+            text("no-space-uploads"),
             "no space",
+            None,
         ),
-        E::SourceGone => (
-            StatusCode::GONE,
-            "Conversation closed",
-            "The newsroom has closed this conversation. Start a new submission if you want to send more.".to_owned(),
-            "source deleted",
-        ),
+        E::SourceGone => (S::GONE, "gone-title", text("gone"), "source deleted", None),
         E::NoDesk => (
-            StatusCode::BAD_REQUEST,
-            "Choose who receives it",
-            "Go back and choose the desk your submission is for. Nothing was sent.".to_owned(),
+            S::BAD_REQUEST,
+            "no-desk-title",
+            text("no-desk"),
             "no desk chosen",
+            Some(Field::Desk),
         ),
         E::UnknownDesk => (
-            StatusCode::BAD_REQUEST,
-            "Unknown desk",
-            "The desk you chose does not exist here (any more). Go back, reload the page and choose again. Nothing was sent.".to_owned(),
+            S::BAD_REQUEST,
+            "unknown-desk-title",
+            text("unknown-desk"),
             "unknown desk",
+            Some(Field::Desk),
         ),
         E::DeskClosed => (
-            StatusCode::GONE,
-            "Desk closed",
-            "The desk you were talking to no longer takes submissions. You can still log in to read its replies. Nothing was sent.".to_owned(),
+            S::GONE,
+            "desk-closed-title",
+            text("desk-closed"),
             "desk closed",
+            None,
         ),
-        E::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Server error", SERVER_ERROR.to_owned(), "store"),
+        E::Store(_) => (
+            S::INTERNAL_SERVER_ERROR,
+            "server-error-title",
+            text("server-error"),
+            "store",
+            None,
+        ),
     };
     Refusal {
         status,
         title,
         explanation,
         cause,
+        field,
     }
 }
-
-const CSRF_FAILED: &str =
-    "This form was not sent from this site, or it has expired. Go back, reload the page and try again.";
-const UPLOAD_FAILED: &str = "The upload could not be read completely. Please try again.";
-const SERVER_ERROR: &str = "Something went wrong on our side. Please try again later.";
 
 /// Answers a failed submission with its page; the log gets the cause's name (store
 /// failures and full disks are counted for the ten-minute summary instead).
 fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError) -> Response {
-    let refusal = refusal(&err, &site.limits);
+    let ctx = site.context(headers);
+    let refusal = refusal(&err, &site.limits, ctx.lang);
     match &err {
         SubmissionError::Store(cause) => site.incidents.store_error(cause),
         SubmissionError::NoSpace => site.incidents.no_space(),
         _ => debug!(cause = refusal.cause, "submission refused"),
     }
-    let response = page(
-        refusal.status,
-        pages::error(
-            site.context(headers),
-            refusal.title,
-            &refusal.explanation,
-            true,
+    let title = ctx.lang.text(refusal.title);
+    let response = match refusal.field {
+        Some(field) => {
+            // A follow-up (the session is live) chooses no desk: its desk is fixed.
+            let desks = match site.sessions.get(headers) {
+                Some(_) => Vec::new(),
+                None => site.desk_choices(),
+            };
+            let error = FieldError {
+                field,
+                text: refusal.explanation,
+            };
+            let limits = site.form_limits();
+            form_page_with(site, headers, refusal.status, |token| {
+                pages::refused_submission(ctx, &title, &error, token, limits, &desks)
+            })
+        }
+        None => page(
+            refusal.status,
+            pages::error(ctx, &title, &refusal.explanation, true),
         ),
-    );
+    };
     if refusal.status == StatusCode::SERVICE_UNAVAILABLE {
         retry_later(response)
     } else {
@@ -727,7 +915,7 @@ fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError
 #[instrument(skip_all)]
 async fn login_form(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Response {
     let ctx = site.context(&headers);
-    form_page(&site, &headers, |token| pages::login(ctx, token))
+    form_page(&site, &headers, |token| pages::login(ctx, token, false))
 }
 
 #[derive(Deserialize)]
@@ -791,8 +979,8 @@ fn bad_form(site: &SourceSite, headers: &HeaderMap) -> Response {
         site,
         headers,
         StatusCode::BAD_REQUEST,
-        "Form not readable",
-        "The form could not be read. Go back and try again.",
+        "form-unreadable-title",
+        "form-unreadable",
     )
 }
 
@@ -808,13 +996,10 @@ async fn login(
     };
     let failed = || {
         // One page for every failure: a malformed code, an unknown one, a deleted source.
-        error(
-            &site,
-            &headers,
-            StatusCode::FORBIDDEN,
-            pages::text::LOGIN_FAILED_TITLE,
-            pages::text::LOGIN_FAILED,
-        )
+        let ctx = site.context(&headers);
+        form_page_with(&site, &headers, StatusCode::FORBIDDEN, |token| {
+            pages::login(ctx, token, true)
+        })
     };
     let Some(code) = SourceCode::normalise(&fields.code) else {
         return failed();
@@ -903,17 +1088,7 @@ async fn inbox(State(site): State<Arc<SourceSite>>, headers: HeaderMap) -> Respo
         Ok(Some(shown)) => shown,
         // The session stays, so a form still open in another tab gets the same answer
         // rather than starting a new conversation unasked.
-        Ok(None) => {
-            return page(
-                StatusCode::GONE,
-                pages::error(
-                    site.context(&headers),
-                    pages::text::CLOSED_TITLE,
-                    pages::text::CLOSED,
-                    false,
-                ),
-            )
-        }
+        Ok(None) => return error(&site, &headers, StatusCode::GONE, "closed-title", "closed"),
         Err(err) => return server_error(&site, &headers, &err),
     };
     // Named only when there are several desks; a retired or removed one by its id.
@@ -968,8 +1143,8 @@ async fn delete_reply(
             &site,
             &headers,
             StatusCode::NOT_FOUND,
-            "Not found",
-            "There is no such reply.",
+            "no-reply-title",
+            "no-reply",
         ),
         Err(err) => server_error(&site, &headers, &err),
     }

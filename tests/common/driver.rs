@@ -19,7 +19,19 @@ pub struct Driver {
 }
 
 impl Driver {
+    /// A browser with JavaScript off, as a source's Tor Browser at "Safest".
     pub fn start() -> Self {
+        Self::launch(false)
+    }
+
+    /// A browser with JavaScript on, for tools the test injects that need timers (an
+    /// accessibility audit); the pages themselves carry no script and their CSP
+    /// forbids one.
+    pub fn with_javascript() -> Self {
+        Self::launch(true)
+    }
+
+    fn launch(javascript: bool) -> Self {
         let chromium = require_tool("chromium");
         let chromedriver = require_tool("chromedriver");
         let port = TcpListener::bind("127.0.0.1:0")
@@ -55,8 +67,8 @@ impl Driver {
                     "--window-size=900,1300",
                     format!("--user-data-dir={}", driver._profile.path().display()),
                 ],
-                // JavaScript off, as in Tor Browser at "Safest".
-                "prefs": {"profile.managed_default_content_settings.javascript": 2}
+                // JavaScript off, as in Tor Browser at "Safest" (1: allowed).
+                "prefs": {"profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 }}
             }
         }}});
         let created = driver.call("POST", "/session", Some(capabilities));
@@ -146,6 +158,42 @@ impl Driver {
             &format!("{css} is on the page"),
             Duration::from_secs(20),
             || self.count(css) > 0,
+        );
+    }
+
+    /// The value of attribute `name` of the first element matching `css`.
+    pub fn attribute(&self, css: &str, name: &str) -> Option<String> {
+        let element = self.find(css);
+        self.session("GET", &format!("/element/{element}/attribute/{name}"), None)
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// Runs `script` as a function body in the page with `args`, as the WebDriver does
+    /// (the page's own JavaScript stays off: this is the test's, not the page's).
+    pub fn execute(&self, script: &str, args: Value) -> Value {
+        self.session(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+    }
+
+    /// Like [`Driver::execute`], for a script that ends by calling its last argument.
+    pub fn execute_async(&self, script: &str, args: Value) -> Value {
+        self.session(
+            "POST",
+            "/execute/async",
+            Some(json!({ "script": script, "args": args })),
+        )
+    }
+
+    /// Sets the window's outer size.
+    pub fn window(&self, width: u32, height: u32) {
+        self.session(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
         );
     }
 

@@ -454,10 +454,12 @@ pub fn submit_chunked(addr: SocketAddr, parts: Vec<Part>) -> Response {
 
 /// The code shown on the page after a first submission.
 pub fn code_from(page: &Response) -> String {
-    page.body
-        .split("id=\"code\">")
+    let element = page
+        .body
+        .split("id=\"code\"")
         .nth(1)
-        .expect("the page shows a code")
+        .expect("the page shows a code");
+    element[element.find('>').unwrap() + 1..]
         .split('<')
         .next()
         .unwrap()

@@ -51,6 +51,8 @@ pub struct Options {
     pub top: Vec<(&'static str, String)>,
     /// Keys of `[retention]` (TOML values); none: no such section.
     pub retention: Vec<(&'static str, String)>,
+    /// Keys of `[site]` (TOML values); none: no such section.
+    pub site: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -77,6 +79,7 @@ impl Default for Options {
             desks: Vec::new(),
             top: Vec::new(),
             retention: Vec::new(),
+            site: Vec::new(),
         }
     }
 }
@@ -133,8 +136,13 @@ impl Options {
         } else {
             format!("[retention]\n{}", keys(&self.retention))
         };
+        let site = if self.site.is_empty() {
+            String::new()
+        } else {
+            format!("[site]\n{}", keys(&self.site))
+        };
         format!(
-            "{}data_dir = \"data\"\n[source]\nlisten = \"{}\"\n{}[journalist]\nlisten = \"{}\"\n{}{desks}[limits]\n{}{retention}",
+            "{}data_dir = \"data\"\n[source]\nlisten = \"{}\"\n{}[journalist]\nlisten = \"{}\"\n{}{desks}[limits]\n{}{retention}{site}",
             keys(&self.top),
             self.source_listen,
             keys(&self.source),
