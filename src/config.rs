@@ -904,6 +904,23 @@ mod tests {
     }
 
     #[test]
+    fn the_samples_site_section_parses_once_uncommented() {
+        let sample = include_str!("../deploy/agedrop.toml");
+        let site: String = sample[sample.find("# [site]").expect("a [site] sample")..]
+            .lines()
+            // The logo needs a file; tests/face.rs covers it.
+            .filter(|line| !line.starts_with("# logo"))
+            .filter_map(|line| line.strip_prefix("# ").or(line.strip_prefix("#")))
+            .filter(|line| !line.starts_with("Per language") && !line.starts_with("a blank line"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let config = parse(&format!("{}{site}", minimal(""))).expect("the sample parses");
+        let face = &config.source.face;
+        assert_eq!(face.name.as_deref(), Some("The Example Times"));
+        assert_eq!(face.languages.len(), 7);
+    }
+
+    #[test]
     fn onion_addresses_need_a_valid_checksum() {
         // A real v3 address, and the same with one character changed.
         let good = "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad";
