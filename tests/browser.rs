@@ -304,3 +304,78 @@ fn every_source_page_passes_an_axe_core_wcag_2_2_aa_audit_left_to_right_and_righ
         assert_eq!(audited, 8);
     }
 }
+
+/// Presses `key` (a WebDriver key code, e.g. Tab) once, through the input device
+/// actions a person's keyboard produces.
+fn press(driver: &Driver, key: &str) {
+    driver.session(
+        "POST",
+        "/actions",
+        Some(
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}
+            ]}]}),
+        ),
+    );
+}
+
+/// Presses Tab until the focused element matches `css` (at most 40 times), as a person
+/// moving through the page with the keyboard.
+fn tab_to(driver: &Driver, css: &str) {
+    const TAB: &str = "\u{E004}";
+    let wanted = driver.find(css);
+    for _ in 0..40 {
+        press(driver, TAB);
+        let active = driver.session("GET", "/element/active", None);
+        if active.as_object().and_then(|o| o.values().next()) == Some(&json!(wanted)) {
+            return;
+        }
+    }
+    panic!("Tab never reached {css}");
+}
+
+#[test]
+fn the_whole_source_flow_works_with_the_keyboard_alone() {
+    const ENTER: &str = "\u{E007}";
+    let server = Server::start();
+    let driver = Driver::start();
+    let site = format!("http://{}", server.addr);
+    driver.go(&format!("{site}/"));
+    // Choose a language, start, write, send: Tab and Enter only.
+    tab_to(&driver, "nav a[hreflang='fr']");
+    press(&driver, ENTER);
+    eventually("the page is in French", SOON, || {
+        language_of(&driver).0 == "fr"
+    });
+    tab_to(&driver, "a.button");
+    press(&driver, ENTER);
+    driver.wait_for("#message");
+    tab_to(&driver, "#message");
+    for key in "Par le clavier".chars() {
+        press(&driver, &key.to_string());
+    }
+    tab_to(&driver, "form[action='/submit'] button[type=submit]");
+    press(&driver, ENTER);
+    driver.wait_for("#code");
+    let code = driver.text("#code");
+    tab_to(&driver, "main a[href='/inbox']");
+    press(&driver, ENTER);
+    driver.wait_for("form[action='/logout']");
+    // Log out and back in with the code, still by keyboard.
+    tab_to(&driver, "form[action='/logout'] button");
+    press(&driver, ENTER);
+    driver.wait_for("a.button");
+    driver.go(&format!("{site}/login"));
+    tab_to(&driver, "#code");
+    for key in code.chars() {
+        press(&driver, &key.to_string());
+    }
+    press(&driver, ENTER);
+    driver.wait_for("form[action='/logout']");
+    assert!(driver.url().ends_with("/inbox"), "{}", driver.url());
+    assert_eq!(language_of(&driver).0, "fr");
+    let items = server.items();
+    assert_eq!(items.len(), 1, "the message");
+    let (plain, _) = server.open_item(&items[0]);
+    assert_eq!(plain, b"Par le clavier");
+}

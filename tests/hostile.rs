@@ -262,7 +262,7 @@ fn catalogue(addr: SocketAddr, form: &Form, other: &Form) -> Vec<Case> {
             upload(&text_part("message", "m".repeat(100_001).as_bytes())),
             &[Some(400)],
         )
-        .says("at most 100000 characters"),
+        .says("at most 100,000 characters"),
         Case::new(
             "a field the form does not have",
             upload(&text_part("admin", b"1")),
