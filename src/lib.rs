@@ -28,6 +28,7 @@ mod fsync;
 mod hardening;
 mod label;
 mod logging;
+mod metrics;
 mod nofollow;
 pub mod offline;
 mod random;

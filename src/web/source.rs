@@ -112,6 +112,16 @@ impl SourceSite {
         }
     }
 
+    /// Live sessions and derivations, for the metrics listener: counts only.
+    pub fn gauges(&self) -> crate::metrics::SiteGauges {
+        let (derivations_running, derivations_queued) = self.deriver.load();
+        crate::metrics::SiteGauges {
+            sessions: self.sessions.count(),
+            derivations_running,
+            derivations_queued,
+        }
+    }
+
     /// Once a minute, drops idle sessions and Argon2 memory unused for a minute; every
     /// ten minutes, logs the failures sources
     /// ran into (counts, never one line per source action). Runs as long as the site.
@@ -703,6 +713,7 @@ const SERVER_ERROR: &str = "Something went wrong on our side. Please try again l
 /// failures and full disks are counted for the ten-minute summary instead).
 fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError) -> Response {
     let refusal = refusal(&err, &site.limits);
+    site.intake.metrics().refused(&err);
     match &err {
         SubmissionError::Store(cause) => site.incidents.store_error(cause),
         SubmissionError::NoSpace => site.incidents.no_space(),
