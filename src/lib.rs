@@ -41,6 +41,7 @@ pub mod submission;
 mod time;
 mod watch;
 mod web;
+mod x509;
 
 pub use config::{Config, ConfigError, Listen};
 pub use crypto::Recipients;

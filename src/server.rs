@@ -226,6 +226,17 @@ pub fn tls_acceptor(tls: &JournalistTls) -> Result<TlsAcceptor, ServerError> {
             problem: "no certificate in the file".into(),
         });
     }
+    if crate::x509::is_version_1(&chain[0]) {
+        return Err(ServerError::Tls {
+            key: "journalist.tls_cert",
+            problem: format!(
+                "{}: {}: make a version 3 certificate with extensions \
+                 (deploy/journalist-tls.sh server DIR HOST)",
+                tls.cert.display(),
+                crate::x509::VERSION_1
+            ),
+        });
+    }
     let key = PrivateKeyDer::from_pem_slice(&read("journalist.tls_key", &tls.key)?)
         .map_err(bad("journalist.tls_key"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());

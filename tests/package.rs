@@ -203,6 +203,7 @@ const FILES: &[&str] = &[
     "/usr/share/doc/agedrop/copyright",
     "/usr/share/doc/agedrop/examples/agedrop.toml",
     "/usr/share/doc/agedrop/examples/torrc",
+    "/usr/share/doc/agedrop/examples/journalist-tls.sh",
     "/usr/share/doc/agedrop/admin.md",
     "/usr/share/doc/agedrop/SECURITY.md",
 ];
@@ -244,6 +245,7 @@ fn the_package_lints_installs_serves_and_purges_in_a_throwaway_root() {
             [
                 "root:root 755",
                 "agedrop:agedrop 700",
+                "root:root 644",
                 "root:root 644",
                 "root:root 644",
                 "root:root 644",
