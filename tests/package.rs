@@ -327,6 +327,20 @@ fn the_package_lints_installs_serves_and_purges_in_a_throwaway_root() {
         assert_eq!(page.status, 200, "{}", page.body);
         drop(serve);
 
+        // Upgraded (the same version again runs every upgrade script): the drop, its
+        // owners and modes stay as they were, and the unit is still not enabled.
+        let drop_state = "sha256sum /var/lib/agedrop/instance-secret /etc/agedrop/agedrop.toml \
+                          && stat -c '%U:%G %a %n' /var/lib/agedrop /var/lib/agedrop/* \
+                          /etc/agedrop/agedrop.toml";
+        let before_upgrade = root.sh(drop_state);
+        root.sh(&format!("dpkg -i {deb}"));
+        assert_eq!(root.sh(drop_state), before_upgrade);
+        assert_eq!(root.sh("find /etc/systemd -name 'agedrop*'"), "");
+        let accounts = root.sh(&as_agedrop(
+            "agedrop journalist list --config /etc/agedrop/agedrop.toml",
+        ));
+        assert!(accounts.contains("ana"), "{accounts}");
+
         // Purged after init: the drop's data and config stay, and purge says so.
         let purge = root.sh("dpkg --purge agedrop");
         assert!(purge.contains("agedrop: kept /var/lib/agedrop"), "{purge}");
