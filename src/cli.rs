@@ -1011,7 +1011,7 @@ fn init(
     match owner {
         Some((name, _)) => println!(
             "The data directory belongs to {name}; the config is root's, readable by {name}'s \
-             group.\nNext: set the listen addresses (deploy/agedrop.toml explains them), add \
+             group.\nNext: set the listen addresses (/usr/share/doc/agedrop/examples/agedrop.toml explains them), add \
              journalists with `runuser -u {name} -- agedrop journalist add NAME --config {}`, \
              then start the service: `systemctl enable --now agedrop`.",
             config_path.display()

@@ -75,6 +75,10 @@ pub enum ClientError {
     NotAnId,
     /// TLS set-up failed (certificates).
     Tls(String),
+    /// The server requires a client certificate (mutual TLS) and none was given.
+    ClientCertRequired,
+    /// The server refused the client certificate, with this TLS alert.
+    ClientCertRefused(rustls::AlertDescription),
     /// The request failed: connecting, the proxy, TLS, or the server's answer.
     Request(ureq::Error),
 }
@@ -129,6 +133,18 @@ impl fmt::Display for ClientError {
                 "an id is 32 lowercase hex digits, as in the bundle's manifest"
             ),
             ClientError::Tls(why) => write!(f, "TLS: {why}"),
+            ClientError::ClientCertRequired => write!(
+                f,
+                "the server requires a client certificate (mutual TLS): pass --client-cert \
+                 and --client-key with the certificate and key the drop's admin made for you"
+            ),
+            ClientError::ClientCertRefused(alert) => write!(
+                f,
+                "the server refused the client certificate (TLS alert: {alert:?}): it must be \
+                 signed by the CA the server trusts (journalist.client_ca), unexpired, and \
+                 made for client authentication (extendedKeyUsage clientAuth): ask the \
+                 drop's admin for a new one (docs/admin.md, \"Journalist API over TLS\")"
+            ),
             ClientError::Request(err) => write!(f, "the request failed: {err}"),
         }
     }
@@ -138,7 +154,34 @@ impl std::error::Error for ClientError {}
 
 impl From<ureq::Error> for ClientError {
     fn from(err: ureq::Error) -> Self {
-        ClientError::Request(err)
+        use rustls::AlertDescription as Alert;
+        // rustls's alerts arrive as an io::Error around a rustls::Error. The server
+        // checks nothing of ours but the client certificate, so these alerts are about
+        // it; said plainly, since "received fatal alert" reads as the server's fault.
+        let alert = match &err {
+            ureq::Error::Io(io) => io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .and_then(|tls| match tls {
+                    rustls::Error::AlertReceived(alert) => Some(*alert),
+                    _ => None,
+                }),
+            _ => None,
+        };
+        match alert {
+            Some(Alert::CertificateRequired) => ClientError::ClientCertRequired,
+            Some(
+                alert @ (Alert::BadCertificate
+                | Alert::UnsupportedCertificate
+                | Alert::CertificateRevoked
+                | Alert::CertificateExpired
+                | Alert::CertificateUnknown
+                | Alert::UnknownCA
+                | Alert::AccessDenied
+                | Alert::DecryptError),
+            ) => ClientError::ClientCertRefused(alert),
+            _ => ClientError::Request(err),
+        }
     }
 }
 
@@ -540,6 +583,14 @@ fn tls_config(files: &TlsFiles, https: bool) -> Result<TlsConfig, ClientError> {
             let chain = CertificateDer::pem_slice_iter(&read_pem_file(cert)?)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ClientError::Tls(format!("{}: {e}", cert.display())))?;
+            if chain.first().is_some_and(crate::x509::is_version_1) {
+                return Err(ClientError::Tls(format!(
+                    "{}: {}: ask the drop's admin for a version 3 certificate with \
+                     extensions (deploy/journalist-tls.sh client DIR NAME)",
+                    cert.display(),
+                    crate::x509::VERSION_1
+                )));
+            }
             let key_pem = Zeroizing::new(read_pem_file(key_path)?);
             let key = PrivateKeyDer::from_pem_slice(&key_pem)
                 .map_err(|e| ClientError::Tls(format!("{}: {e}", key_path.display())))?;

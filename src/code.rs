@@ -198,6 +198,8 @@ pub struct Deriver {
     admitted: Arc<Semaphore>,
     secret: Arc<Zeroizing<[u8; 32]>>,
     in_flight: Arc<AtomicUsize>,
+    /// Derivations waiting for a free slot (a count for metrics).
+    waiting: Arc<AtomicUsize>,
     /// Wiped Argon2 working memory, ready for the next run.
     spare: Arc<Mutex<Vec<Vec<Block>>>>,
     /// When the last derivation ended.
@@ -216,9 +218,18 @@ impl Deriver {
             admitted: Arc::new(Semaphore::new(limit + queue)),
             secret: Arc::new(Zeroizing::new(*instance_secret)),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            waiting: Arc::new(AtomicUsize::new(0)),
             spare: Arc::new(Mutex::new(Vec::new())),
             last_used: Arc::new(Mutex::new(Instant::now())),
         }
+    }
+
+    /// Derivations running and derivations waiting for a slot, right now.
+    pub fn load(&self) -> (usize, usize) {
+        (
+            self.in_flight.load(Ordering::SeqCst),
+            self.waiting.load(Ordering::SeqCst),
+        )
     }
 
     /// Frees the kept working memory if no derivation ran for `idle`.
@@ -244,10 +255,12 @@ impl Deriver {
     /// For a new source whose upload is already stored in tmp/: waits for its turn,
     /// never refuses (uploads are capped separately), so no submission is lost.
     pub async fn derive(&self, code: Arc<SourceCode>, params: KdfParams) -> SourceKeys {
+        let waiting = Waiting::start(&self.waiting);
         let permit = Arc::clone(&self.running)
             .acquire_owned()
             .await
             .expect("the derivation semaphore is never closed");
+        drop(waiting);
         let secret = Arc::clone(&self.secret);
         let in_flight = Arc::clone(&self.in_flight);
         let spare = Arc::clone(&self.spare);
@@ -267,6 +280,23 @@ impl Deriver {
         })
         .await
         .expect("key derivation does not panic")
+    }
+}
+
+/// One derivation counted as waiting until dropped, also when its login is given up
+/// while it waits.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -150,6 +150,8 @@ struct RawConfig {
     /// The newsroom's face on the source site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     site: Option<RawSite>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metrics: Option<RawMetrics>,
 }
 
 /// What the server deletes by itself (`[retention]`), off by default. Each rule is a
@@ -498,6 +500,57 @@ pub struct Config {
     pub journalist_socket_group: Option<String>,
     /// Lock all memory (mlockall) so nothing is swapped out.
     pub lock_memory: bool,
+    /// The optional metrics listener (`[metrics]`), off unless set.
+    pub metrics: Option<MetricsListen>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    socket_group: Option<String>,
+}
+
+/// Where the metrics listener accepts scrapes: loopback TCP or a Unix socket only
+/// (SECURITY.md, "Metrics").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsListen {
+    /// The address; never a non-loopback TCP address.
+    pub listen: Listen,
+    /// Group given to its Unix socket (mode 0660).
+    pub socket_group: Option<String>,
+}
+
+impl RawMetrics {
+    fn validate(&self, others: [&Listen; 2]) -> Result<MetricsListen, ConfigError> {
+        let key = "metrics.listen";
+        let listen = Listen::parse(&self.listen)
+            .map_err(|problem| ConfigError::invalid(key, problem.to_string()))?;
+        if let Listen::Tcp(addr) = &listen {
+            if !addr.ip().is_loopback() {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be a loopback address (127.0.0.1:PORT or [::1]:PORT) or \
+                     unix:/path: metrics are for this machine only, never the network",
+                ));
+            }
+        }
+        let clash = others.iter().any(|other| match (&listen, other) {
+            (Listen::Tcp(a), Listen::Tcp(b)) => a == b && a.port() != 0,
+            (a, b) => a == *b,
+        });
+        if clash {
+            return Err(ConfigError::invalid(
+                key,
+                "must differ from source.listen and journalist.listen",
+            ));
+        }
+        Ok(MetricsListen {
+            listen,
+            socket_group: self.socket_group.clone(),
+        })
+    }
 }
 
 impl Config {
@@ -612,9 +665,16 @@ impl Config {
                 ));
             }
         }
+        let metrics = raw
+            .metrics
+            .as_ref()
+            .map(|m| m.validate([&source_listen, &journalist_listen]))
+            .transpose()?;
+        let metrics_group = raw.metrics.as_ref().and_then(|m| m.socket_group.clone());
         for (key, group) in [
             ("source.socket_group", &raw.source.socket_group),
             ("journalist.socket_group", &raw.journalist.socket_group),
+            ("metrics.socket_group", &metrics_group),
         ] {
             if let Some(group) = group {
                 let ok = !group.is_empty()
@@ -633,6 +693,7 @@ impl Config {
             source_socket_group: raw.source.socket_group.clone(),
             journalist_socket_group: raw.journalist.socket_group.clone(),
             lock_memory: raw.lock_memory,
+            metrics,
             source: SourceOptions {
                 onion_address,
                 onion_notice: raw.source.onion_notice,
@@ -685,6 +746,7 @@ impl Config {
             limits: limits.clone(),
             retention: Retention::default(),
             site: None,
+            metrics: None,
         };
         let body = toml::to_string(&raw).expect("the config structure always serialises");
         format!(

@@ -29,6 +29,7 @@ mod fsync;
 mod hardening;
 mod label;
 mod logging;
+mod metrics;
 mod nofollow;
 pub mod offline;
 mod random;
@@ -41,6 +42,7 @@ pub mod submission;
 mod time;
 mod watch;
 mod web;
+mod x509;
 
 pub use config::{Config, ConfigError, Listen};
 pub use crypto::Recipients;

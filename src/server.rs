@@ -226,6 +226,17 @@ pub fn tls_acceptor(tls: &JournalistTls) -> Result<TlsAcceptor, ServerError> {
             problem: "no certificate in the file".into(),
         });
     }
+    if crate::x509::is_version_1(&chain[0]) {
+        return Err(ServerError::Tls {
+            key: "journalist.tls_cert",
+            problem: format!(
+                "{}: {}: make a version 3 certificate with extensions \
+                 (deploy/journalist-tls.sh server DIR HOST)",
+                tls.cert.display(),
+                crate::x509::VERSION_1
+            ),
+        });
+    }
     let key = PrivateKeyDer::from_pem_slice(&read("journalist.tls_key", &tls.key)?)
         .map_err(bad("journalist.tls_key"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -691,11 +702,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     )
     .await?;
 
+    let metrics_listener = match &config.metrics {
+        Some(m) => Some(bind("metrics.listen", m.listen.clone(), m.socket_group.clone()).await?),
+        None => None,
+    };
+
     let intake = Intake::new(
         Arc::clone(&store),
         config.desks.clone(),
         config.limits.clone(),
     );
+    let metrics = Arc::clone(intake.metrics());
     let site = Arc::new(SourceSite::new(
         Arc::clone(&store),
         intake,
@@ -703,8 +720,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.limits.clone(),
     ));
     let sweeper = tokio::spawn(Arc::clone(&site).housekeeping());
+    let metrics_app = {
+        let site = Arc::clone(&site);
+        crate::metrics::router(Arc::new(crate::metrics::Scrape {
+            metrics: Arc::clone(&metrics),
+            site: Box::new(move || site.gauges()),
+            store: Arc::clone(&store),
+        }))
+    };
     let source_app = web::source::router(site);
-    let journalist_app = web::journalist::router(Arc::clone(&store), config.limits.clone());
+    let journalist_app = web::journalist::router(Arc::clone(&store), config.limits.clone()).layer(
+        axum::middleware::map_response(move |response: axum::response::Response| {
+            let metrics = Arc::clone(&metrics);
+            async move {
+                metrics.journalist_answered(response.status());
+                response
+            }
+        }),
+    );
 
     // Tests and scripts read these lines to find the ports.
     println!(
@@ -717,6 +750,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         _ => journalist_where,
     };
     println!("agedrop: journalist API listening on {journalist_where}");
+    if let Some(listener) = &metrics_listener {
+        println!("agedrop: metrics listening on {}", listener.describe());
+    }
     info!(desks = config.desks.len(), "serving");
     if let Listen::Tcp(addr) = &config.source_listen {
         if !addr.ip().is_loopback() {
@@ -731,6 +767,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
 
     let (stop, stopped) = watch::channel(false);
+    let stopped_metrics = stopped.clone();
     let source_task = tokio::spawn(serve(
         source_listener,
         source_app,
@@ -745,12 +782,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         journalist_tls,
         stopped,
     ));
+    let metrics_task = metrics_listener.map(|listener| {
+        tokio::spawn(serve(
+            listener,
+            metrics_app,
+            config.limits.clone(),
+            None,
+            stopped_metrics,
+        ))
+    });
     shutdown.await;
     info!("shutting down");
     let _ = stop.send(true);
     let (source_done, journalist_done) = tokio::join!(source_task, journalist_task);
+    let metrics_done = match metrics_task {
+        Some(task) => task.await,
+        None => Ok(()),
+    };
     sweeper.abort();
-    for done in [source_done, journalist_done] {
+    for done in [source_done, journalist_done, metrics_done] {
         if let Err(err) = done {
             warn!(error = %err, "a listener task failed");
         }

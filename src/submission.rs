@@ -20,6 +20,7 @@ use crate::bundle::ItemRecord;
 use crate::config::Limits;
 use crate::crypto::Recipients;
 use crate::desks::{Desk, Desks};
+use crate::metrics::Metrics;
 use crate::rate::TokenBucket;
 use crate::store::{encrypt_error, io_error, ItemKind, Owner, SealedItem, Store, StoreError};
 use crate::{random, time};
@@ -133,6 +134,8 @@ pub struct Intake {
     /// `max_submissions_per_minute` at once at most, refilled evenly over a minute;
     /// one for the whole site (SECURITY.md, "Floods").
     rate: std::sync::Mutex<TokenBucket>,
+    /// Submissions accepted and refused, for the metrics listener.
+    metrics: Arc<Metrics>,
 }
 
 impl Intake {
@@ -148,7 +151,13 @@ impl Intake {
             limits,
             uploads,
             rate,
+            metrics: Arc::default(),
         }
+    }
+
+    /// The counters of submissions accepted and refused.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The limits in force.
@@ -413,10 +422,12 @@ impl Intake {
         owner: Owner,
         items: Vec<SealedItem>,
     ) -> Result<String, SubmissionError> {
+        let bytes = items.iter().map(|i| i.size + i.meta_size).sum();
         let store = Arc::clone(&self.store);
         let source_id = tokio::task::spawn_blocking(move || store.commit(owner, items))
             .await
             .expect("Store::commit does not panic")?;
+        self.metrics.accepted(bytes);
         Ok(source_id)
     }
 

@@ -650,13 +650,19 @@ fn mutual_tls_admits_only_clients_with_a_certificate_from_client_ca() {
     let without = pull("none.tar", None);
     assert_refused(
         &without,
-        "the request failed: io: received fatal alert: CertificateRequired",
+        "the server requires a client certificate (mutual TLS): pass --client-cert and \
+         --client-key with the certificate and key the drop's admin made for you",
     );
     assert!(!work.join("none.tar").exists());
     let rogue = pull("rogue.tar", Some((&rogue_cert, &rogue_key)));
+    // rcgen gives both CAs the same (empty) name, so the server finds "its" CA and the
+    // signature check fails: DecryptError rather than UnknownCA.
     assert_refused(
         &rogue,
-        "the request failed: io: received fatal alert: DecryptError",
+        "the server refused the client certificate (TLS alert: DecryptError): it must be \
+         signed by the CA the server trusts (journalist.client_ca), unexpired, and made for \
+         client authentication (extendedKeyUsage clientAuth): ask the drop's admin for a \
+         new one (docs/admin.md, \"Journalist API over TLS\")",
     );
     assert!(!work.join("rogue.tar").exists());
     // Plain HTTP to the TLS port gets no page either.

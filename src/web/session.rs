@@ -104,6 +104,11 @@ impl Sessions {
         }
     }
 
+    /// How many sessions are live (for metrics).
+    pub fn count(&self) -> usize {
+        self.map().len()
+    }
+
     fn map(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         // Entries are whole at every await-free step, so a poisoned map is usable.
         self.map.lock().unwrap_or_else(|p| p.into_inner())

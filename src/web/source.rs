@@ -121,6 +121,16 @@ impl SourceSite {
         }
     }
 
+    /// Live sessions and derivations, for the metrics listener: counts only.
+    pub fn gauges(&self) -> crate::metrics::SiteGauges {
+        let (derivations_running, derivations_queued) = self.deriver.load();
+        crate::metrics::SiteGauges {
+            sessions: self.sessions.count(),
+            derivations_running,
+            derivations_queued,
+        }
+    }
+
     /// Once a minute, drops idle sessions and Argon2 memory unused for a minute; every
     /// ten minutes, logs the failures sources
     /// ran into (counts, never one line per source action). Runs as long as the site.
@@ -878,6 +888,7 @@ fn refusal(err: &SubmissionError, limits: &Limits, lang: &Language) -> Refusal {
 fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError) -> Response {
     let ctx = site.context(headers);
     let refusal = refusal(&err, &site.limits, ctx.lang);
+    site.intake.metrics().refused(&err);
     match &err {
         SubmissionError::Store(cause) => site.incidents.store_error(cause),
         SubmissionError::NoSpace => site.incidents.no_space(),
