@@ -100,7 +100,8 @@ fn an_over_long_message_and_a_closed_conversation_get_pages_that_say_so() {
     );
     driver.type_into("#message", &"a".repeat(41));
     driver.click("button[type=submit]");
-    driver.wait_for("h1");
+    // The refusal's own element: the form page also has an h1.
+    driver.wait_for("#message-error");
     assert_eq!(driver.text("h1"), "Message too long");
     assert!(driver.text("main").contains("at most 40 characters"));
     assert!(server.items().is_empty());
