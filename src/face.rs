@@ -1,7 +1,7 @@
 //! The newsroom's face on the source site (config `[site]`): its name, logo,
 //! introduction, instructions and contact line, and the languages it offers. All of it
 //! is plain text that the pages escape; the logo is a local file, checked here once and
-//! served from the site's own origin (SECURITY.md, "The newsroom's face").
+//! served from the site's own origin (SECURITY.md, "Languages and the newsroom's face").
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -275,7 +275,8 @@ pub fn router(site: Arc<SourceSite>) -> Router {
 }
 
 /// The cookie that remembers a language chosen from the list of links: the tag alone,
-/// for this browser session only, sent to this site only (SECURITY.md, "Cookies").
+/// for this browser session only, sent to this site only (SECURITY.md, "Languages
+/// and the newsroom's face").
 const LANGUAGE_COOKIE: &str = "lang";
 
 /// The request header through which [`protect`] hands the chosen language to the
