@@ -23,101 +23,6 @@ use http::{header, StatusCode};
 use crate::store::Store;
 use crate::submission::SubmissionError;
 
-/// Why a submission was refused, as a metrics label: one per [`SubmissionError`]
-/// variant, so the label set is fixed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cause {
-    Csrf,
-    TooLarge,
-    TooManyFiles,
-    MessageTooLong,
-    MessageNotText,
-    UnexpectedField,
-    Malformed,
-    Empty,
-    Idle,
-    Disconnected,
-    Busy,
-    RateLimited,
-    NoSpace,
-    Store,
-    SourceGone,
-    NoDesk,
-    UnknownDesk,
-    DeskClosed,
-}
-
-impl Cause {
-    /// Every cause, in the order of the exposition.
-    const ALL: [Cause; 18] = [
-        Cause::Csrf,
-        Cause::TooLarge,
-        Cause::TooManyFiles,
-        Cause::MessageTooLong,
-        Cause::MessageNotText,
-        Cause::UnexpectedField,
-        Cause::Malformed,
-        Cause::Empty,
-        Cause::Idle,
-        Cause::Disconnected,
-        Cause::Busy,
-        Cause::RateLimited,
-        Cause::NoSpace,
-        Cause::Store,
-        Cause::SourceGone,
-        Cause::NoDesk,
-        Cause::UnknownDesk,
-        Cause::DeskClosed,
-    ];
-
-    fn of(err: &SubmissionError) -> Self {
-        use SubmissionError as E;
-        match err {
-            E::Csrf => Cause::Csrf,
-            E::TooLarge { .. } => Cause::TooLarge,
-            E::TooManyFiles { .. } => Cause::TooManyFiles,
-            E::MessageTooLong { .. } => Cause::MessageTooLong,
-            E::MessageNotText => Cause::MessageNotText,
-            E::UnexpectedField => Cause::UnexpectedField,
-            E::Malformed => Cause::Malformed,
-            E::Empty => Cause::Empty,
-            E::Idle => Cause::Idle,
-            E::Disconnected => Cause::Disconnected,
-            E::Busy => Cause::Busy,
-            E::RateLimited => Cause::RateLimited,
-            E::NoSpace => Cause::NoSpace,
-            E::Store(_) => Cause::Store,
-            E::SourceGone => Cause::SourceGone,
-            E::NoDesk => Cause::NoDesk,
-            E::UnknownDesk => Cause::UnknownDesk,
-            E::DeskClosed => Cause::DeskClosed,
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Cause::Csrf => "csrf",
-            Cause::TooLarge => "too_large",
-            Cause::TooManyFiles => "too_many_files",
-            Cause::MessageTooLong => "message_too_long",
-            Cause::MessageNotText => "message_not_text",
-            Cause::UnexpectedField => "unexpected_field",
-            Cause::Malformed => "malformed",
-            Cause::Empty => "empty",
-            Cause::Idle => "idle",
-            Cause::Disconnected => "disconnected",
-            Cause::Busy => "busy",
-            Cause::RateLimited => "rate_limited",
-            Cause::NoSpace => "no_space",
-            Cause::Store => "store_error",
-            Cause::SourceGone => "source_gone",
-            Cause::NoDesk => "no_desk",
-            Cause::UnknownDesk => "unknown_desk",
-            Cause::DeskClosed => "desk_closed",
-        }
-    }
-}
-
 /// The journalist API's status classes, `1xx` to `5xx`.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
@@ -127,7 +32,7 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 pub struct Metrics {
     accepted: AtomicU64,
     ciphertext_bytes: AtomicU64,
-    refused: [AtomicU64; Cause::ALL.len()],
+    refused: [AtomicU64; SubmissionError::KINDS.len()],
     journalist: [AtomicU64; CLASSES.len()],
 }
 
@@ -140,7 +45,7 @@ impl Metrics {
 
     /// A submission was refused.
     pub fn refused(&self, err: &SubmissionError) {
-        self.refused[Cause::of(err) as usize].fetch_add(1, Ordering::Relaxed);
+        self.refused[err.kind_index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The journalist API answered with `status`.
@@ -211,14 +116,10 @@ fn render(metrics: &Metrics, site: &SiteGauges, free_bytes: Option<u64>) -> Stri
         "Submissions stored (first ones and follow-ups).",
         &[(String::new(), load(&metrics.accepted))],
     );
-    let refused: Vec<(String, u64)> = Cause::ALL
+    let refused: Vec<(String, u64)> = SubmissionError::KINDS
         .iter()
-        .map(|cause| {
-            (
-                format!("{{cause=\"{}\"}}", cause.label()),
-                load(&metrics.refused[*cause as usize]),
-            )
-        })
+        .zip(&metrics.refused)
+        .map(|(cause, count)| (format!("{{cause=\"{cause}\"}}"), load(count)))
         .collect();
     family(
         "agedrop_submissions_refused_total",

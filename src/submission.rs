@@ -105,6 +105,62 @@ pub enum SubmissionError {
     DeskClosed,
 }
 
+impl SubmissionError {
+    /// Every refusal's fixed name, in the order of [`SubmissionError::kind`]'s arms: the
+    /// cause in the debug log line and the label of the metrics counter. Never anything
+    /// the client sent.
+    pub const KINDS: [&'static str; 18] = [
+        "csrf",
+        "too_large",
+        "too_many_files",
+        "message_too_long",
+        "message_not_text",
+        "unexpected_field",
+        "malformed",
+        "empty",
+        "idle",
+        "disconnected",
+        "busy",
+        "rate_limited",
+        "no_space",
+        "store_error",
+        "source_gone",
+        "no_desk",
+        "unknown_desk",
+        "desk_closed",
+    ];
+
+    /// This refusal's place in [`SubmissionError::KINDS`].
+    pub fn kind_index(&self) -> usize {
+        use SubmissionError as E;
+        match self {
+            E::Csrf => 0,
+            E::TooLarge { .. } => 1,
+            E::TooManyFiles { .. } => 2,
+            E::MessageTooLong { .. } => 3,
+            E::MessageNotText => 4,
+            E::UnexpectedField => 5,
+            E::Malformed => 6,
+            E::Empty => 7,
+            E::Idle => 8,
+            E::Disconnected => 9,
+            E::Busy => 10,
+            E::RateLimited => 11,
+            E::NoSpace => 12,
+            E::Store(_) => 13,
+            E::SourceGone => 14,
+            E::NoDesk => 15,
+            E::UnknownDesk => 16,
+            E::DeskClosed => 17,
+        }
+    }
+
+    /// This refusal's fixed name.
+    pub fn kind(&self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+}
+
 impl From<StoreError> for SubmissionError {
     fn from(err: StoreError) -> Self {
         if err.is_disk_full() {

@@ -235,6 +235,11 @@ fn metrics_count_submissions_refusals_bytes_sessions_and_api_answers() {
     ] {
         expected.insert(name.into(), value);
     }
+    // A refused first submission has already started its source's Argon2 derivation,
+    // which runs to its end in the background: wait for those to finish.
+    eventually("the refused uploads' derivations end", SOON, || {
+        without_free(scrape_unix(&socket))["agedrop_derivations_running"] == 0
+    });
     assert_eq!(without_free(scrape_unix(&socket)), expected);
 
     // Only GET /metrics answers; the log never names a scrape.

@@ -216,12 +216,7 @@ impl SourceSite {
         if let Some(asked) = asked {
             return (asked, true);
         }
-        let remembered = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().strip_prefix(LANGUAGE_COOKIE)?.strip_prefix('='))
+        let remembered = super::cookie_values(headers, LANGUAGE_COOKIE)
             .find_map(|tag| self.offered_language(tag));
         if let Some(remembered) = remembered {
             return (remembered, false);
@@ -729,14 +724,13 @@ async fn first_submission(
     Ok((code, session))
 }
 
-/// What a source is told about a refused submission, and the cause's fixed name for
-/// the log (no client data, no sizes).
+/// What a source is told about a refused submission (its fixed name for the log and
+/// the metrics is [`SubmissionError::kind`]).
 struct Refusal {
     status: StatusCode,
     /// The title's message.
     title: &'static str,
     explanation: String,
-    cause: &'static str,
     /// The form field at fault, when there is one: the form is shown again with the
     /// explanation beside it.
     field: Option<Field>,
@@ -747,12 +741,11 @@ fn refusal(err: &SubmissionError, limits: &Limits, lang: &Language) -> Refusal {
     use StatusCode as S;
     use SubmissionError as E;
     let text = |id: &str| lang.text(id);
-    let (status, title, explanation, cause, field) = match err {
+    let (status, title, explanation, field) = match err {
         E::Csrf => (
             S::FORBIDDEN,
             "form-expired-title",
             text("form-expired"),
-            "csrf",
             None,
         ),
         E::TooLarge { .. } => (
@@ -762,14 +755,12 @@ fn refusal(err: &SubmissionError, limits: &Limits, lang: &Language) -> Refusal {
                 "too-large",
                 &[("limit", Arg::Text(&lang.size(limits.max_submission_bytes)))],
             ),
-            "too large",
             Some(Field::Files),
         ),
         E::TooManyFiles { limit } => (
             S::BAD_REQUEST,
             "too-many-files-title",
             lang.text_with("too-many-files", &[("count", Arg::Count(*limit as u64))]),
-            "too many files",
             Some(Field::Files),
         ),
         E::MessageTooLong { limit } => (
@@ -779,99 +770,62 @@ fn refusal(err: &SubmissionError, limits: &Limits, lang: &Language) -> Refusal {
                 "message-too-long",
                 &[("chars", Arg::Text(&lang.number(*limit as u64)))],
             ),
-            "message too long",
             Some(Field::Message),
         ),
         E::MessageNotText => (
             S::BAD_REQUEST,
             "message-not-text-title",
             text("message-not-text"),
-            "message not utf-8",
             Some(Field::Message),
         ),
         E::Empty => (
             S::BAD_REQUEST,
             "empty-title",
             text("empty"),
-            "empty",
             Some(Field::Message),
         ),
-        E::UnexpectedField => (
+        E::UnexpectedField | E::Malformed | E::Idle | E::Disconnected => (
             S::BAD_REQUEST,
             "upload-failed-title",
             text("upload-failed"),
-            "unexpected field",
-            None,
-        ),
-        E::Malformed => (
-            S::BAD_REQUEST,
-            "upload-failed-title",
-            text("upload-failed"),
-            "malformed multipart",
-            None,
-        ),
-        E::Idle => (
-            S::BAD_REQUEST,
-            "upload-failed-title",
-            text("upload-failed"),
-            "idle body",
-            None,
-        ),
-        E::Disconnected => (
-            S::BAD_REQUEST,
-            "upload-failed-title",
-            text("upload-failed"),
-            "client disconnected",
             None,
         ),
         E::Busy => (
             S::SERVICE_UNAVAILABLE,
             "busy-title",
             text("busy-uploads"),
-            "busy",
             None,
         ),
         E::RateLimited => (
             S::SERVICE_UNAVAILABLE,
             "busy-title",
             text("busy-rate"),
-            "rate limited",
             None,
         ),
         E::NoSpace => (
             S::INSUFFICIENT_STORAGE,
             "no-space-title",
             text("no-space-uploads"),
-            "no space",
             None,
         ),
-        E::SourceGone => (S::GONE, "gone-title", text("gone"), "source deleted", None),
+        E::SourceGone => (S::GONE, "gone-title", text("gone"), None),
         E::NoDesk => (
             S::BAD_REQUEST,
             "no-desk-title",
             text("no-desk"),
-            "no desk chosen",
             Some(Field::Desk),
         ),
         E::UnknownDesk => (
             S::BAD_REQUEST,
             "unknown-desk-title",
             text("unknown-desk"),
-            "unknown desk",
             Some(Field::Desk),
         ),
-        E::DeskClosed => (
-            S::GONE,
-            "desk-closed-title",
-            text("desk-closed"),
-            "desk closed",
-            None,
-        ),
+        E::DeskClosed => (S::GONE, "desk-closed-title", text("desk-closed"), None),
         E::Store(_) => (
             S::INTERNAL_SERVER_ERROR,
             "server-error-title",
             text("server-error"),
-            "store",
             None,
         ),
     };
@@ -879,7 +833,6 @@ fn refusal(err: &SubmissionError, limits: &Limits, lang: &Language) -> Refusal {
         status,
         title,
         explanation,
-        cause,
         field,
     }
 }
@@ -893,7 +846,7 @@ fn submission_error(site: &SourceSite, headers: &HeaderMap, err: SubmissionError
     match &err {
         SubmissionError::Store(cause) => site.incidents.store_error(cause),
         SubmissionError::NoSpace => site.incidents.no_space(),
-        _ => debug!(cause = refusal.cause, "submission refused"),
+        _ => debug!(cause = err.kind(), "submission refused"),
     }
     let title = ctx.lang.text(refusal.title);
     let response = match refusal.field {
