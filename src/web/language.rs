@@ -198,6 +198,15 @@ impl Language {
         language
     }
 
+    /// Its `dir` attribute.
+    pub fn dir(&self) -> &'static str {
+        if self.rtl {
+            "rtl"
+        } else {
+            "ltr"
+        }
+    }
+
     /// The message `id`, without variables.
     pub fn text(&self, id: &str) -> String {
         self.text_with(id, &[])

@@ -36,15 +36,20 @@ pub(crate) fn strict_headers(headers: &mut HeaderMap) {
     headers.remove(header::SERVER);
 }
 
-/// The value of cookie `name` if it is exactly `hex_len` hex digits: anything else is
-/// ignored, so cookie contents never reach further than this check.
-fn hex_cookie(headers: &HeaderMap, name: &str, hex_len: usize) -> Option<String> {
+/// Every value the request's cookies give `name`, in the order sent.
+fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+        .filter_map(move |pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The value of cookie `name` if it is exactly `hex_len` hex digits: anything else is
+/// ignored, so cookie contents never reach further than this check.
+fn hex_cookie(headers: &HeaderMap, name: &str, hex_len: usize) -> Option<String> {
+    cookie_values(headers, name)
         .find(|value| value.len() == hex_len && value.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(str::to_owned)
 }

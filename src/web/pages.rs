@@ -86,7 +86,7 @@ fn layout(ctx: Context<'_>, title: &str, links: Links, body: Markup) -> Markup {
     let lang = ctx.lang;
     html! {
         (DOCTYPE)
-        html lang=(lang.html_lang) dir=(if lang.rtl { "rtl" } else { "ltr" }) {
+        html lang=(lang.html_lang) dir=(lang.dir()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -141,7 +141,7 @@ fn paragraphs(chosen: &Chosen<'_>) -> Markup {
     html! {
         @for paragraph in chosen.text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
             @match chosen.other_language {
-                Some(other) => p lang=(other.html_lang) dir=(if other.rtl { "rtl" } else { "ltr" }) { (paragraph) },
+                Some(other) => p lang=(other.html_lang) dir=(other.dir()) { (paragraph) },
                 None => p { (paragraph) },
             }
         }
@@ -151,7 +151,7 @@ fn paragraphs(chosen: &Chosen<'_>) -> Markup {
 fn in_language(chosen: &Chosen<'_>, inner: Markup) -> Markup {
     html! {
         @match chosen.other_language {
-            Some(other) => span lang=(other.html_lang) dir=(if other.rtl { "rtl" } else { "ltr" }) { (inner) },
+            Some(other) => span lang=(other.html_lang) dir=(other.dir()) { (inner) },
             None => (inner),
         }
     }
