@@ -312,13 +312,30 @@ fn localized(
 fn load_logo(path: &Path) -> Result<Logo, ConfigError> {
     let invalid = |problem: String| ConfigError::invalid("site.logo", problem);
     let shown = path.display();
-    let bytes =
-        std::fs::read(path).map_err(|err| invalid(format!("cannot read {shown}: {err}")))?;
+    let cannot_read = |err: std::io::Error| invalid(format!("cannot read {shown}: {err}"));
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    // A device or a pipe named by mistake must not hang or fill memory at start-up.
+    let metadata = file.metadata().map_err(cannot_read)?;
+    if !metadata.is_file() {
+        return Err(invalid(format!("{shown} is not a regular file")));
+    }
+    let too_big = |len: u64| {
+        invalid(format!(
+            "{shown} is {len} bytes; a logo may be at most {MAX_LOGO_BYTES}"
+        ))
+    };
+    if metadata.len() > MAX_LOGO_BYTES as u64 {
+        return Err(too_big(metadata.len()));
+    }
+    let mut bytes = Vec::new();
+    // The file may grow after the look at its size.
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_LOGO_BYTES as u64 + 1),
+        &mut bytes,
+    )
+    .map_err(cannot_read)?;
     if bytes.len() > MAX_LOGO_BYTES {
-        return Err(invalid(format!(
-            "{shown} is {} bytes; a logo may be at most {MAX_LOGO_BYTES}",
-            bytes.len()
-        )));
+        return Err(too_big(bytes.len() as u64));
     }
     const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
     let kind = if bytes.starts_with(PNG_SIGNATURE) {

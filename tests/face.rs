@@ -9,11 +9,6 @@ use common::*;
 /// A 1×1 PNG.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82";
 
-fn get(server: &Server, path: &str) -> Response {
-    let host = server.addr.to_string();
-    request(server.addr, "GET", path, &[("Host", &host)], b"")
-}
-
 #[test]
 fn the_newsroom_name_logo_and_words_are_shown_escaped_in_the_sources_language() {
     let mut options = Options::default();
@@ -34,7 +29,7 @@ fn the_newsroom_name_logo_and_words_are_shown_escaped_in_the_sources_language() 
     ];
     let server = Server::with(options);
 
-    let landing = get(&server, "/");
+    let landing = get(server.addr, "/");
     let body = &landing.body;
     // Escaped everywhere: the title, the header, the logo's text alternative.
     assert!(
@@ -65,7 +60,7 @@ fn the_newsroom_name_logo_and_words_are_shown_escaped_in_the_sources_language() 
 
     // In Spanish: the Spanish introduction; the text for every language; a contact line
     // written only in other languages falls back to the default's, marked as English.
-    let spanish = get(&server, "/?l=es").body;
+    let spanish = get(server.addr, "/?l=es").body;
     assert!(
         spanish.contains("<p>Investigamos el poder.</p>"),
         "{spanish}"
@@ -75,20 +70,20 @@ fn the_newsroom_name_logo_and_words_are_shown_escaped_in_the_sources_language() 
         spanish.contains(r#"<span lang="en" dir="ltr">Signal: +1 555 0100</span>"#),
         "{spanish}"
     );
-    let french = get(&server, "/login?l=fr").body;
+    let french = get(server.addr, "/login?l=fr").body;
     assert!(
         french.contains("Signal : +1 555 0100</p></footer>"),
         "{french}"
     );
     // Arabic has no introduction of its own: the default language's, marked as such.
-    let arabic = get(&server, "/?l=ar").body;
+    let arabic = get(server.addr, "/?l=ar").body;
     assert!(
         arabic.contains(r#"<p lang="en" dir="ltr">We investigate &lt;power&gt;.</p>"#),
         "{arabic}"
     );
 
     // The logo comes from the site itself, as it was given, with the strict headers.
-    let served = get(&server, "/logo.png");
+    let served = get(server.addr, "/logo.png");
     assert_eq!(served.status, 200);
     assert_eq!(served.header("content-type"), Some("image/png"));
     assert_eq!(served.bytes, PNG);
@@ -97,19 +92,19 @@ fn the_newsroom_name_logo_and_words_are_shown_escaped_in_the_sources_language() 
         .unwrap()
         .contains("sandbox"));
     assert_eq!(served.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(get(&server, "/logo.svg").status, 404);
+    assert_eq!(get(server.addr, "/logo.svg").status, 404);
 }
 
 #[test]
 fn without_a_site_section_the_face_is_neutral() {
     let server = Server::start();
-    let landing = get(&server, "/");
+    let landing = get(server.addr, "/");
     assert!(landing
         .body
         .contains("<title>Send us documents, safely — Secure drop</title>"));
     assert!(landing.body.contains("This is a secure drop."));
     assert!(!landing.body.contains("<img") && !landing.body.contains("<footer>"));
-    assert_eq!(get(&server, "/logo.png").status, 404);
+    assert_eq!(get(server.addr, "/logo.png").status, 404);
 }
 
 #[test]
@@ -129,14 +124,14 @@ fn a_plain_svg_logo_is_served_and_an_active_or_large_one_stops_the_server() {
         ..Default::default()
     };
     let server = Server::with(options);
-    let served = get(&server, "/logo.svg");
+    let served = get(server.addr, "/logo.svg");
     assert_eq!(served.status, 200);
     assert_eq!(served.header("content-type"), Some("image/svg+xml"));
     assert_eq!(
         served.header("content-security-policy"),
         Some("default-src 'none'; style-src 'unsafe-inline'; sandbox")
     );
-    assert!(get(&server, "/")
+    assert!(get(server.addr, "/")
         .body
         .contains(r#"<img src="/logo.svg" alt="Example News">"#));
 
@@ -172,6 +167,16 @@ fn a_plain_svg_logo_is_served_and_an_active_or_large_one_stops_the_server() {
         assert!(said.contains("config key `site.logo`: "), "{name}: {said}");
         assert!(said.contains(problem), "{name}: {said}");
     }
+    // A device named by mistake is refused at once, not read until memory runs out.
+    let options = Options {
+        site: vec![("logo", r#""/dev/zero""#.into())],
+        ..Default::default()
+    };
+    let said = stderr(&Server::prepare(options).refused());
+    assert!(
+        said.contains("config key `site.logo`: /dev/zero is not a regular file"),
+        "{said}"
+    );
     let options = Options {
         site: vec![("name", format!("{:?}", "N".repeat(81)))],
         ..Default::default()

@@ -134,10 +134,7 @@ fn html_lang(page: &Response) -> (String, String) {
 }
 
 fn get_with(server: &Server, path: &str, headers: &[(&str, &str)]) -> Response {
-    let host = server.addr.to_string();
-    let mut all = vec![("Host", host.as_str())];
-    all.extend_from_slice(headers);
-    request(server.addr, "GET", path, &all, b"")
+    request(server.addr, "GET", path, headers, b"")
 }
 
 #[test]
