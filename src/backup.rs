@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::{self, BundleError, TarReader, TarWriter, MAX_ENTRY_BYTES};
+use crate::config::Storage;
 use crate::store::{self, is_blob_name, Layout, Store, StoreError, SCHEMA_VERSION};
 use crate::{fsync, random};
 
@@ -107,6 +108,9 @@ pub enum BackupError {
     InUse(PathBuf),
     /// The archive is not a whole backup this agedrop can restore, and why.
     Refused(String),
+    /// The blobs are in an object store, which a backup of the data directory would
+    /// leave out.
+    BlobsInObjectStore,
 }
 
 impl fmt::Display for BackupError {
@@ -138,6 +142,12 @@ impl fmt::Display for BackupError {
                 path.display()
             ),
             BackupError::Refused(why) => write!(f, "not a whole agedrop backup: {why}"),
+            BackupError::BlobsInObjectStore => write!(
+                f,
+                "the blobs are in an object store ([storage] kind = \"s3\"), which `agedrop backup` \
+                 does not copy: back up the bucket with the object store's own tools, together with \
+                 the data directory (docs/admin.md, \"Scaling out\")"
+            ),
         }
     }
 }
@@ -206,8 +216,16 @@ impl Drop for Leftover {
 /// Backs up the data directory `data_dir` (served or not) into a new file `out`, or
 /// to stdout if `out` is `-`. The file is written as `OUT.partial` (0600), fsynced and
 /// renamed to `out` without replacing anything.
-pub fn backup(data_dir: &Path, out: &Path) -> Result<BackupSummary, BackupError> {
-    let store = Store::open_shared(data_dir)?;
+pub fn backup(
+    data_dir: &Path,
+    storage: &Storage,
+    out: &Path,
+) -> Result<BackupSummary, BackupError> {
+    if *storage != Storage::Local {
+        // Without its blobs an archive would restore items that are not there.
+        return Err(BackupError::BlobsInObjectStore);
+    }
+    let store = Store::open_shared(data_dir, storage)?;
     if out == Path::new("-") {
         let mut stdout = BufWriter::with_capacity(1024 * 1024, io::stdout().lock());
         let summary = write_archive(&store, &mut stdout)?;
@@ -296,10 +314,7 @@ fn write_archive(store: &Store, out: &mut impl Write) -> Result<BackupSummary, B
             continue;
         }
         for (blob, mut file) in files {
-            let size = file
-                .metadata()
-                .map_err(io_error("stat a blob", &blob_dir))?
-                .len();
+            let size = file.len().map_err(io_error("stat a blob", &blob_dir))?;
             if size > MAX_ENTRY_BYTES {
                 return Err(refused("a blob is larger than an archive entry may be"));
             }
@@ -375,7 +390,7 @@ pub fn restore(archive: &Path, dir: &Path) -> Result<BackupSummary, BackupError>
     // The store itself opens what was written (the secret's length, the database and
     // its migrations to this agedrop's schema) and adds tmp/ and the lock, with the
     // modes `init` gives.
-    drop(Store::create(&temp)?);
+    drop(Store::create(&temp, &Storage::Local)?);
     for synced in [temp.join("blobs"), temp.clone()] {
         fsync::sync_dir(&synced).map_err(io_error("fsync the restored directory", &synced))?;
     }

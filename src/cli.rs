@@ -448,8 +448,8 @@ fn keygen(output: Option<&Path>, passphrase: bool, pq: bool) -> CliResult {
 
 fn journalist(config_path: &Path, action: JournalistAction) -> CliResult {
     let config = Config::load(config_path)?;
-    let store =
-        Store::open_shared(&config.data_dir).map_err(|e| format!("config key `data_dir`: {e}"))?;
+    let store = Store::open_shared(&config.data_dir, &config.storage)
+        .map_err(|e| format!("config key `{}`: {e}", e.config_key()))?;
     match action {
         JournalistAction::Add { name, mut desks } => {
             if !account::valid_name(&name) {
@@ -920,7 +920,7 @@ fn reply(
 
 fn backup(config_path: &Path, output: &Path) -> CliResult {
     let config = Config::load(config_path)?;
-    let summary = backup::backup(&config.data_dir, output)?;
+    let summary = backup::backup(&config.data_dir, &config.storage, output)?;
     // stderr: stdout may be the backup itself.
     eprintln!(
         "Backed up {} blobs, the database and the instance secret{}.",
@@ -987,7 +987,8 @@ fn init(
     // Validate exactly what we are about to write.
     let config = Config::parse(&text, dir)?;
     fs::create_dir_all(dir)?;
-    Store::create(&config.data_dir).map_err(|e| format!("config key `data_dir`: {e}"))?;
+    Store::create(&config.data_dir, &config.storage)
+        .map_err(|e| format!("config key `{}`: {e}", e.config_key()))?;
     write_private(&config_path, text.as_bytes())?;
     if let Some((name, (uid, gid))) = owner {
         give_to(&config.data_dir, uid, gid)
@@ -1091,8 +1092,8 @@ fn retention(config_path: &Path, as_of: Option<&str>) -> CliResult {
             .ok_or_else(|| format!("--as-of {day:?} is not a day (YYYY-MM-DD)"))?,
         None => crate::time::start_of_day(std::time::SystemTime::now()),
     };
-    let store =
-        Store::open_shared(&config.data_dir).map_err(|e| format!("config key `data_dir`: {e}"))?;
+    let store = Store::open_shared(&config.data_dir, &config.storage)
+        .map_err(|e| format!("config key `{}`: {e}", e.config_key()))?;
     let swept = store.sweep(&policy, today)?;
     println!(
         "Deleted {} item(s) pulled by every account of their desk, {} old item(s), {} inactive source(s).",
@@ -1186,7 +1187,7 @@ fn demo(dir: &Path, port: u16) -> CliResult {
             &limits,
         );
         let config = Config::parse(&config_text, dir)?;
-        let store = Store::create(&config.data_dir)?;
+        let store = Store::create(&config.data_dir, &config.storage)?;
         let token = Token::generate();
         store.add_journalist("demo", &token.id, &token.secret_hash(), None)?;
         write_private(&token_path, format!("{}\n", token.expose()).as_bytes())?;

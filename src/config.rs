@@ -152,6 +152,161 @@ struct RawConfig {
     site: Option<RawSite>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     metrics: Option<RawMetrics>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    storage: Option<RawStorage>,
+}
+
+/// `[storage]` as written.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    kind: String,
+    endpoint: Option<String>,
+    bucket: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+}
+
+/// Where the blobs (ciphertext) live: `[storage]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Storage {
+    /// Under `data_dir/blobs` (the default).
+    #[default]
+    Local,
+    /// In an S3-compatible object store.
+    S3(S3Storage),
+}
+
+/// An S3-compatible bucket (`[storage] kind = "s3"`); docs/admin.md, "Scaling out".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Storage {
+    /// `https://HOST[:PORT]`, or `http://` to a loopback address.
+    pub endpoint: String,
+    /// The bucket's name.
+    pub bucket: String,
+    /// The region the signatures name (Garage's default is `garage`).
+    pub region: String,
+    /// The access key's id.
+    pub access_key_id: String,
+    /// A file holding the secret key (read at start-up, never copied into the config).
+    pub secret_access_key_file: PathBuf,
+    /// CA certificates for an `https://` endpoint; the system's when left out.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl RawStorage {
+    fn validate(&self, base: &Path) -> Result<Storage, ConfigError> {
+        match self.kind.as_str() {
+            "local" => {
+                let set = [
+                    ("endpoint", self.endpoint.is_some()),
+                    ("bucket", self.bucket.is_some()),
+                    ("region", self.region.is_some()),
+                    ("access_key_id", self.access_key_id.is_some()),
+                    (
+                        "secret_access_key_file",
+                        self.secret_access_key_file.is_some(),
+                    ),
+                    ("ca_file", self.ca_file.is_some()),
+                ];
+                match set.iter().find(|(_, is_set)| *is_set) {
+                    Some((key, _)) => Err(ConfigError::invalid(
+                        format!("storage.{key}"),
+                        "is for kind = \"s3\"; local storage keeps blobs under data_dir",
+                    )),
+                    None => Ok(Storage::Local),
+                }
+            }
+            "s3" => {
+                let required = |key: &str, value: &Option<String>| {
+                    value
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_owned)
+                        .ok_or_else(|| {
+                            ConfigError::invalid(
+                                format!("storage.{key}"),
+                                "is required for kind = \"s3\"",
+                            )
+                        })
+                };
+                let endpoint = required("endpoint", &self.endpoint)?;
+                check_endpoint(&endpoint)?;
+                let bucket = required("bucket", &self.bucket)?;
+                let bucket_ok = (3..=63).contains(&bucket.len())
+                    && bucket.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b)
+                    });
+                if !bucket_ok {
+                    return Err(ConfigError::invalid(
+                        "storage.bucket",
+                        "not a bucket name (3 to 63 lowercase letters, digits, '-' and '.')",
+                    ));
+                }
+                let secret = self.secret_access_key_file.as_ref().ok_or_else(|| {
+                    ConfigError::invalid(
+                        "storage.secret_access_key_file",
+                        "is required for kind = \"s3\" (a file holding the secret key, mode 0600)",
+                    )
+                })?;
+                Ok(Storage::S3(S3Storage {
+                    endpoint,
+                    bucket,
+                    region: required("region", &self.region)?,
+                    access_key_id: required("access_key_id", &self.access_key_id)?,
+                    secret_access_key_file: base.join(secret),
+                    ca_file: self.ca_file.as_ref().map(|ca| base.join(ca)),
+                }))
+            }
+            _ => Err(ConfigError::invalid(
+                "storage.kind",
+                "must be \"local\" or \"s3\"",
+            )),
+        }
+    }
+}
+
+/// An object store is reached over HTTPS, or over plain HTTP on this machine only:
+/// requests are signed, not encrypted, and an observer on the network would see every
+/// blob's size and time.
+fn check_endpoint(endpoint: &str) -> Result<(), ConfigError> {
+    let key = "storage.endpoint";
+    let (scheme, rest) = endpoint
+        .split_once("://")
+        .ok_or_else(|| ConfigError::invalid(key, "expected https://HOST[:PORT]"))?;
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+        return Err(ConfigError::invalid(
+            key,
+            "expected https://HOST[:PORT], without a path, user or query",
+        ));
+    }
+    match scheme {
+        "https" => Ok(()),
+        "http" => {
+            let host = match authority.rsplit_once(':') {
+                Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+                _ => authority,
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err(ConfigError::invalid(
+                    key,
+                    "plain http:// only to a loopback address; use https:// for an object store on another machine",
+                ))
+            }
+        }
+        _ => Err(ConfigError::invalid(key, "expected https://HOST[:PORT]")),
+    }
 }
 
 /// What the server deletes by itself (`[retention]`), off by default. Each rule is a
@@ -502,6 +657,8 @@ pub struct Config {
     pub lock_memory: bool,
     /// The optional metrics listener (`[metrics]`), off unless set.
     pub metrics: Option<MetricsListen>,
+    /// Where the blobs live (`[storage]`).
+    pub storage: Storage,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -670,6 +827,10 @@ impl Config {
             .as_ref()
             .map(|m| m.validate([&source_listen, &journalist_listen]))
             .transpose()?;
+        let storage = match &raw.storage {
+            Some(storage) => storage.validate(base)?,
+            None => Storage::Local,
+        };
         let metrics_group = raw.metrics.as_ref().and_then(|m| m.socket_group.clone());
         for (key, group) in [
             ("source.socket_group", &raw.source.socket_group),
@@ -694,6 +855,7 @@ impl Config {
             journalist_socket_group: raw.journalist.socket_group.clone(),
             lock_memory: raw.lock_memory,
             metrics,
+            storage,
             source: SourceOptions {
                 onion_address,
                 onion_notice: raw.source.onion_notice,
@@ -747,6 +909,7 @@ impl Config {
             retention: Retention::default(),
             site: None,
             metrics: None,
+            storage: None,
         };
         let body = toml::to_string(&raw).expect("the config structure always serialises");
         format!(

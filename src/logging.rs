@@ -26,7 +26,13 @@ pub fn init(format: LogFormat) {
         // ureq's trace output dumps whole requests, the journalist's token included:
         // never, at any level (SECURITY.md, "Logs").
         .add_directive("ureq_proto=off".parse().expect("a valid directive"))
-        .add_directive("ureq=warn".parse().expect("a valid directive"));
+        .add_directive("ureq=warn".parse().expect("a valid directive"))
+        // The object store's client and hyper name the objects (item ids) and the
+        // headers of requests below `info`; their retries at `info` name neither.
+        .add_directive("object_store=info".parse().expect("a valid directive"))
+        .add_directive("hyper=info".parse().expect("a valid directive"))
+        .add_directive("hyper_util=info".parse().expect("a valid directive"))
+        .add_directive("hyper_rustls=info".parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

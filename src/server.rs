@@ -79,7 +79,7 @@ pub enum ServerError {
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServerError::DataDir(err) => write!(f, "config key `data_dir`: {err}"),
+            ServerError::DataDir(err) => write!(f, "config key `{}`: {err}", err.config_key()),
             ServerError::Tls { key, problem } => write!(f, "config key `{key}`: {problem}"),
             ServerError::Bind {
                 key,
@@ -651,7 +651,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     crate::hardening::apply(config.lock_memory);
     raise_open_file_limit(&config.limits);
     let data_dir = config.data_dir.clone();
-    let (store, reconciled) = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+    let storage = config.storage.clone();
+    let (store, reconciled) = tokio::task::spawn_blocking(move || Store::open(&data_dir, &storage))
         .await
         .expect("Store::open does not panic")
         .map_err(ServerError::DataDir)?;

@@ -22,7 +22,9 @@ use crate::crypto::Recipients;
 use crate::desks::{Desk, Desks};
 use crate::metrics::Metrics;
 use crate::rate::TokenBucket;
-use crate::store::{encrypt_error, io_error, ItemKind, Owner, SealedItem, Store, StoreError};
+use crate::store::{
+    encrypt_error, io_error, ItemBlob, ItemKind, Owner, SealedItem, Store, StoreError,
+};
 use crate::{random, time};
 
 /// Field names of the submit form (docs/protocol.md).
@@ -831,8 +833,9 @@ fn seal_item(
     recipients: &Recipients,
     mut rx: mpsc::Receiver<Piece>,
 ) -> Result<SealedItem, SubmissionError> {
-    let mut blob = store.temp_blob()?;
-    let path = blob.path().to_owned();
+    let id = store.new_item_id();
+    let mut blob = store.new_item_blob(&id, ItemBlob::Content)?;
+    let path = blob.location().to_owned();
     let mut writer = blob.writer();
     let mut sealer = recipients
         .seal(&mut writer)
@@ -866,13 +869,13 @@ fn seal_item(
     let sealed_meta = recipients
         .seal_bytes(&record)
         .map_err(encrypt_error("encrypt an item's metadata"))?;
-    let mut meta_blob = store.temp_blob()?;
+    let mut meta_blob = store.new_item_blob(&id, ItemBlob::Meta)?;
     meta_blob
-        .file()
         .write_all(&sealed_meta)
-        .map_err(io_error("write metadata", meta_blob.path()))?;
+        .map_err(io_error("write metadata", &path))?;
     let meta_size = meta_blob.seal()?;
     Ok(SealedItem {
+        id,
         kind,
         blob,
         size,

@@ -14,17 +14,7 @@ fn url(addr: std::net::SocketAddr) -> String {
 }
 
 fn open(server: &Server, bundle: &Path, out: &Path) -> Output {
-    agedrop(
-        &[
-            "open",
-            bundle.to_str().unwrap(),
-            "-i",
-            server.newsroom.identity_file.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        server.dir.path(),
-    )
+    server.open_bundle(bundle, out)
 }
 
 fn push(server: &Server, token: &Path, reply: &Path) -> Output {

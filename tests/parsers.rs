@@ -99,7 +99,9 @@ struct Upload {
 impl Upload {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::create(&dir.path().join("data")).unwrap());
+        let store = Arc::new(
+            Store::create(&dir.path().join("data"), &agedrop::config::Storage::Local).unwrap(),
+        );
         let identity = age::x25519::Identity::generate();
         let recipients = Recipients::parse(&[identity.to_public().to_string()]).unwrap();
         let limits = Limits {

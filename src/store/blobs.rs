@@ -1,14 +1,17 @@
-//! The files of the data directory: temp files being written in `tmp/` ([`TempBlob`],
-//! [`BlobWriter`]), sealed items waiting for their commit ([`SealedItem`]), where an
-//! item's or reply's blobs live in `blobs/`, and how blobs are read, removed and made
-//! durable.
+//! The blobs and the files being written: temp files in `tmp/` ([`TempBlob`]), new
+//! blobs on their way to their place ([`NewBlob`], [`BlobWriter`]), sealed items
+//! waiting for their commit ([`SealedItem`]), and [`Blobs`], where the blobs live — the
+//! data directory's `blobs/` or an S3 bucket (`bucket`) — and how they are placed, read,
+//! removed, listed and made durable there.
 
+use std::collections::HashSet;
 use std::fs::{self, File, FileTimes, OpenOptions};
-use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::bucket::{self, Bucket};
 use super::{io_error, ItemKind, Store, StoreError};
 use super::{ID_BYTES, ITEM_SUFFIX, META_SUFFIX, REPLY_SUFFIX};
 use crate::{fsync, random, time};
@@ -31,30 +34,6 @@ impl TempBlob {
         self.file
             .as_mut()
             .expect("a TempBlob's file is open until it is sealed")
-    }
-
-    /// A writer for large blobs that has the kernel write back every
-    /// [`FLUSH_EVERY`] bytes on a helper thread while writing goes on, so the fsync in
-    /// [`TempBlob::seal`] finds little left to do. You **MUST** call
-    /// [`BlobWriter::finish`]: it reports a failed background flush, which the final
-    /// fsync would not see again (an fsync error is reported once per open file).
-    pub fn writer(&mut self) -> BlobWriter<'_> {
-        let file = self.file();
-        let flusher = file.try_clone().ok().map(|clone| {
-            let (tick, ticks) = std::sync::mpsc::sync_channel::<()>(1);
-            let thread = std::thread::spawn(move || -> io::Result<()> {
-                for () in ticks {
-                    clone.sync_data()?;
-                }
-                Ok(())
-            });
-            (tick, thread)
-        });
-        BlobWriter {
-            file,
-            unflushed: 0,
-            flusher,
-        }
     }
 
     /// Finishes the file: coarse times (so the filesystem does not keep the exact upload
@@ -86,55 +65,176 @@ impl TempBlob {
 /// Bytes written between background flushes of a large blob.
 pub const FLUSH_EVERY: u64 = 64 * 1024 * 1024;
 
-/// See [`TempBlob::writer`].
-pub struct BlobWriter<'a> {
-    file: &'a mut File,
-    unflushed: u64,
-    flusher: Option<(
-        std::sync::mpsc::SyncSender<()>,
-        std::thread::JoinHandle<io::Result<()>>,
-    )>,
+/// A blob being written to where it will live: a temp file in `tmp/` that is renamed
+/// into `blobs/` when placed, or an upload into the bucket under its final name (S3
+/// has no rename; the object counts only once a commit records it). Removed on drop
+/// unless placed, so an aborted upload leaves nothing behind.
+pub struct NewBlob {
+    name: String,
+    inner: New,
+}
+
+enum New {
+    Local(TempBlob),
+    Bucket(bucket::Upload, PathBuf),
+}
+
+impl NewBlob {
+    /// Where it is being written, for errors: the temp file, or the bucket.
+    pub fn location(&self) -> &Path {
+        match &self.inner {
+            New::Local(temp) => temp.path(),
+            New::Bucket(_, place) => place,
+        }
+    }
+
+    /// A writer for large blobs. On a local disk it has the kernel write back every
+    /// [`FLUSH_EVERY`] bytes on a helper thread while writing goes on, so the fsync in
+    /// [`NewBlob::seal`] finds little left to do. You **MUST** call
+    /// [`BlobWriter::finish`]: it reports a failed background flush, which the final
+    /// fsync would not see again (an fsync error is reported once per open file).
+    pub fn writer(&mut self) -> BlobWriter<'_> {
+        match &mut self.inner {
+            New::Local(temp) => {
+                let file = temp.file();
+                let flusher = file.try_clone().ok().map(|clone| {
+                    let (tick, ticks) = std::sync::mpsc::sync_channel::<()>(1);
+                    let thread = std::thread::spawn(move || -> io::Result<()> {
+                        for () in ticks {
+                            clone.sync_data()?;
+                        }
+                        Ok(())
+                    });
+                    (tick, thread)
+                });
+                BlobWriter(Writer::File {
+                    file,
+                    unflushed: 0,
+                    flusher,
+                })
+            }
+            New::Bucket(upload, _) => BlobWriter(Writer::Upload(upload)),
+        }
+    }
+
+    /// Finishes the blob: on a local disk coarse times (so the filesystem does not keep
+    /// the exact upload time), fsync and close; in a bucket the last part. Returns its
+    /// size. Once this returns, the blob's bytes are durable where they will live.
+    pub fn seal(&mut self) -> Result<u64, StoreError> {
+        match &mut self.inner {
+            New::Local(temp) => temp.seal(),
+            New::Bucket(upload, place) => upload.seal().map_err(|source| StoreError::Bucket {
+                action: "store a blob in the bucket",
+                place: place.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Puts the sealed blob in its place under its name: a rename into `blobs/` (the
+    /// caller syncs the directory once for all it places) or, in a bucket, nothing
+    /// more than keeping it. The caller removes it again if its commit fails.
+    pub(super) fn place(&mut self, blobs: &Blobs) -> Result<(), StoreError> {
+        match (&mut self.inner, blobs) {
+            (New::Local(temp), Blobs::Local { dir }) => temp.place(&dir.join(&self.name)),
+            (New::Bucket(upload, _), Blobs::Bucket(_)) => {
+                upload.keep();
+                Ok(())
+            }
+            _ => unreachable!("a new blob is made by the blobs it is placed in"),
+        }
+    }
+
+    /// Its name in `blobs/`.
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Write for NewBlob {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            New::Local(temp) => temp.file().write(buf),
+            New::Bucket(upload, _) => upload.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// See [`NewBlob::writer`].
+pub struct BlobWriter<'a>(Writer<'a>);
+
+enum Writer<'a> {
+    File {
+        file: &'a mut File,
+        unflushed: u64,
+        flusher: Option<(
+            std::sync::mpsc::SyncSender<()>,
+            std::thread::JoinHandle<io::Result<()>>,
+        )>,
+    },
+    Upload(&'a mut bucket::Upload),
 }
 
 impl BlobWriter<'_> {
     /// Waits for the background flushes; fails if any failed.
     pub fn finish(mut self) -> io::Result<()> {
-        match self.flusher.take() {
-            Some((tick, thread)) => {
-                drop(tick);
-                thread
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("the flush thread panicked")))
-            }
-            None => Ok(()),
+        match &mut self.0 {
+            Writer::File { flusher, .. } => match flusher.take() {
+                Some((tick, thread)) => {
+                    drop(tick);
+                    thread
+                        .join()
+                        .unwrap_or_else(|_| Err(io::Error::other("the flush thread panicked")))
+                }
+                None => Ok(()),
+            },
+            Writer::Upload(_) => Ok(()),
         }
     }
 }
 
-impl io::Write for BlobWriter<'_> {
+impl Write for BlobWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.unflushed += n as u64;
-        if self.unflushed >= FLUSH_EVERY {
-            self.unflushed = 0;
-            if let Some((tick, _)) = &self.flusher {
-                // If the last flush is still running, skip this one: it catches up.
-                let _ = tick.try_send(());
+        match &mut self.0 {
+            Writer::File {
+                file,
+                unflushed,
+                flusher,
+            } => {
+                let n = file.write(buf)?;
+                *unflushed += n as u64;
+                if *unflushed >= FLUSH_EVERY {
+                    *unflushed = 0;
+                    if let Some((tick, _)) = flusher {
+                        // If the last flush is still running, skip this one: it catches up.
+                        let _ = tick.try_send(());
+                    }
+                }
+                Ok(n)
             }
+            Writer::Upload(upload) => upload.write(buf),
         }
-        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        match &mut self.0 {
+            Writer::File { file, .. } => file.flush(),
+            Writer::Upload(_) => Ok(()),
+        }
     }
 }
 
 impl Drop for BlobWriter<'_> {
     fn drop(&mut self) {
-        if let Some((tick, thread)) = self.flusher.take() {
-            drop(tick);
-            let _ = thread.join();
+        if let Writer::File { flusher, .. } = &mut self.0 {
+            if let Some((tick, thread)) = flusher.take() {
+                drop(tick);
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -159,23 +259,35 @@ impl Drop for TempBlob {
     }
 }
 
-/// An item whose ciphertext and encrypted metadata are whole and fsynced in `tmp/`,
-/// waiting for [`Store::commit`].
+/// An item whose ciphertext and encrypted metadata are whole and durable (a local
+/// disk's `tmp/`, or the bucket), waiting for [`Store::commit`].
 pub struct SealedItem {
+    /// The item's id, which its blobs were made for ([`Store::new_item_id`]).
+    pub id: String,
     /// What it is.
     pub kind: ItemKind,
     /// The item's ciphertext.
-    pub blob: TempBlob,
+    pub blob: NewBlob,
     /// Ciphertext bytes of `blob`.
     pub size: u64,
     /// The encrypted metadata record.
-    pub meta: TempBlob,
+    pub meta: NewBlob,
     /// Ciphertext bytes of `meta`.
     pub meta_size: u64,
 }
 
+/// Which blob of an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemBlob {
+    /// The item's ciphertext.
+    Content,
+    /// Its encrypted metadata record.
+    Meta,
+}
+
 impl Store {
-    /// A new, empty temp file (0600) under a random name in `tmp/`.
+    /// A new, empty temp file (0600) under a random name in `tmp/`, on this machine
+    /// whatever the storage (a backup's database snapshot is one).
     pub fn temp_blob(&self) -> Result<TempBlob, StoreError> {
         let path = self.tmp.join(format!("{}.tmp", random::hex_id(ID_BYTES)));
         let file = OpenOptions::new()
@@ -190,45 +302,241 @@ impl Store {
         })
     }
 
-    /// The paths of an item's ciphertext and metadata blobs.
-    pub fn item_paths(&self, item_id: &str) -> (PathBuf, PathBuf) {
-        (
-            self.blobs.join(format!("{item_id}{ITEM_SUFFIX}")),
-            self.blobs.join(format!("{item_id}{META_SUFFIX}")),
-        )
+    /// A new random item id, for [`Store::new_item_blob`].
+    pub fn new_item_id(&self) -> String {
+        random::hex_id(ID_BYTES)
     }
 
-    pub(super) fn reply_path(&self, reply_id: &str) -> PathBuf {
-        self.blobs.join(format!("{reply_id}{REPLY_SUFFIX}"))
+    /// A new, empty blob of item `item_id`.
+    pub fn new_item_blob(&self, item_id: &str, which: ItemBlob) -> Result<NewBlob, StoreError> {
+        let (content, meta) = item_names(item_id);
+        self.new_blob(match which {
+            ItemBlob::Content => content,
+            ItemBlob::Meta => meta,
+        })
     }
 
-    /// Every blob of these items (ciphertext and metadata) and replies.
-    pub(super) fn blob_paths<'a>(
-        &'a self,
-        items: impl IntoIterator<Item = &'a str> + 'a,
-        replies: impl IntoIterator<Item = &'a str> + 'a,
-    ) -> impl Iterator<Item = PathBuf> + 'a {
-        items
-            .into_iter()
-            .flat_map(|id| {
-                let (item, meta) = self.item_paths(id);
-                [item, meta]
-            })
-            .chain(replies.into_iter().map(|id| self.reply_path(id)))
+    pub(super) fn new_blob(&self, name: String) -> Result<NewBlob, StoreError> {
+        let inner = match &self.blobs {
+            Blobs::Local { .. } => New::Local(self.temp_blob()?),
+            Blobs::Bucket(bucket) => New::Bucket(bucket.upload(&name), bucket.place().to_owned()),
+        };
+        Ok(NewBlob { name, inner })
     }
 }
 
-/// Runs `place`, which renames files into `blobs/` and records each in the list it is
-/// given; if it fails, those files are removed again, so a commit that did not happen
-/// leaves no blob behind.
+/// The names of an item's ciphertext and metadata blobs.
+pub(super) fn item_names(item_id: &str) -> (String, String) {
+    (
+        format!("{item_id}{ITEM_SUFFIX}"),
+        format!("{item_id}{META_SUFFIX}"),
+    )
+}
+
+/// The name of a reply's blob.
+pub(super) fn reply_name(reply_id: &str) -> String {
+    format!("{reply_id}{REPLY_SUFFIX}")
+}
+
+/// Every blob of these items (ciphertext and metadata) and replies.
+pub(super) fn blob_names<'a>(
+    items: impl IntoIterator<Item = &'a str> + 'a,
+    replies: impl IntoIterator<Item = &'a str> + 'a,
+) -> impl Iterator<Item = String> + 'a {
+    items
+        .into_iter()
+        .flat_map(|id| {
+            let (item, meta) = item_names(id);
+            [item, meta]
+        })
+        .chain(replies.into_iter().map(reply_name))
+}
+
+/// Where the blobs live.
+pub(super) enum Blobs {
+    /// `DATA_DIR/blobs`, written through `DATA_DIR/tmp`.
+    Local {
+        /// `DATA_DIR/blobs`.
+        dir: PathBuf,
+    },
+    /// An S3 bucket (`[storage] kind = "s3"`).
+    Bucket(Bucket),
+}
+
+/// A blob a deletion could not remove because an export is streaming it.
+pub(super) enum Parked {
+    /// Moved to this file in `tmp/` (still open for the export; start-up empties tmp/).
+    Moved(PathBuf),
+    /// Left in the bucket under a `deleting/` marker; deleted when the last export
+    /// holding it ends, or by the next start-up.
+    Deferred,
+}
+
+impl Blobs {
+    /// Where they are: the directory, or the bucket's endpoint and name.
+    pub(super) fn place(&self) -> &Path {
+        match self {
+            Blobs::Local { dir } => dir,
+            Blobs::Bucket(bucket) => bucket.place(),
+        }
+    }
+
+    /// Opens blob `name` for reading (from `parked` instead if a deletion moved it
+    /// there). `NotFound` if it is gone.
+    pub(super) fn open(&self, name: &str, parked: Option<&Parked>) -> io::Result<BlobReader> {
+        match (self, parked) {
+            (Blobs::Local { .. }, Some(Parked::Moved(path))) => {
+                open_for_reading(path).map(BlobReader::File)
+            }
+            (Blobs::Local { dir }, _) => open_for_reading(&dir.join(name)).map(BlobReader::File),
+            (Blobs::Bucket(bucket), _) => bucket.open(name).map(BlobReader::Bucket),
+        }
+    }
+
+    /// Removes blob `name`; one that is already gone is fine.
+    pub(super) fn remove(&self, name: &str) -> Result<(), StoreError> {
+        match self {
+            Blobs::Local { dir } => unlink(&dir.join(name)),
+            Blobs::Bucket(bucket) => bucket.remove(name),
+        }
+    }
+
+    /// Takes blob `name` out of `blobs/` without destroying it, for an export that is
+    /// streaming it; `None` if it is gone already.
+    pub(super) fn park(&self, name: &str, tmp: &Path) -> Result<Option<Parked>, StoreError> {
+        match self {
+            Blobs::Local { dir } => {
+                let path = dir.join(name);
+                let parked = tmp.join(format!("{}.tmp", random::hex_id(ID_BYTES)));
+                match fs::rename(&path, &parked) {
+                    Ok(()) => Ok(Some(Parked::Moved(parked))),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(io_error("move a deleted blob aside", &path)(e)),
+                }
+            }
+            Blobs::Bucket(bucket) => {
+                bucket.defer_removal(name)?;
+                Ok(Some(Parked::Deferred))
+            }
+        }
+    }
+
+    /// Removes a parked blob once no export holds it. Best effort: a file left in
+    /// `tmp/` goes at the next start-up.
+    pub(super) fn remove_parked(&self, name: &str, parked: Parked) {
+        match parked {
+            Parked::Moved(path) => {
+                let _ = fs::remove_file(path);
+            }
+            Parked::Deferred => {
+                if let Blobs::Bucket(bucket) = self {
+                    bucket.finish_removal_in_background(name);
+                }
+            }
+        }
+    }
+
+    /// Makes placements and removals durable: fsyncs `blobs/` (a bucket's are, once
+    /// its requests return).
+    pub(super) fn sync(&self) -> Result<(), StoreError> {
+        match self {
+            Blobs::Local { dir } => sync_dir(dir),
+            Blobs::Bucket(_) => Ok(()),
+        }
+    }
+
+    /// The names of every blob.
+    pub(super) fn list(&self) -> Result<HashSet<String>, StoreError> {
+        match self {
+            Blobs::Local { dir } => {
+                let mut names = HashSet::new();
+                for entry in fs::read_dir(dir).map_err(io_error("list blobs/", dir))? {
+                    let entry = entry.map_err(io_error("list blobs/", dir))?;
+                    if let Some(name) = entry.file_name().to_str() {
+                        names.insert(name.to_owned());
+                    }
+                }
+                Ok(names)
+            }
+            Blobs::Bucket(bucket) => bucket.list(),
+        }
+    }
+
+    /// Moves blob `name`, which no row refers to, to `orphans/` (`DATA_DIR/orphans`,
+    /// or the bucket's `orphans/`): ciphertext is never deleted on a guess.
+    pub(super) fn orphan(&self, name: &str, orphans: &Path) -> Result<(), StoreError> {
+        match self {
+            Blobs::Local { dir } => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(orphans)
+                    .map_err(io_error("create orphans/", orphans))?;
+                let path = dir.join(name);
+                fs::rename(&path, orphans.join(name))
+                    .map_err(io_error("move an orphaned blob to orphans/", &path))
+            }
+            Blobs::Bucket(bucket) => bucket.orphan(name),
+        }
+    }
+
+    /// What a crash left in the bucket: uploads it gives up, and removals an export
+    /// had deferred, which it finishes. Returns how many uploads it aborted.
+    pub(super) fn clean_up_bucket(&self) -> Result<usize, StoreError> {
+        match self {
+            Blobs::Local { .. } => Ok(0),
+            Blobs::Bucket(bucket) => {
+                bucket.finish_deferred_removals()?;
+                bucket.abort_unfinished()
+            }
+        }
+    }
+}
+
+/// A blob open for reading.
+pub enum BlobReader {
+    /// From the data directory.
+    File(File),
+    /// From the bucket, as it arrives.
+    Bucket(bucket::Reader),
+}
+
+impl BlobReader {
+    /// The blob's size in bytes.
+    pub fn len(&self) -> io::Result<u64> {
+        match self {
+            BlobReader::File(file) => Ok(file.metadata()?.len()),
+            BlobReader::Bucket(reader) => Ok(reader.len()),
+        }
+    }
+
+    /// Whether the blob is empty (none of ours is).
+    pub fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            BlobReader::File(file) => file.read(buf),
+            BlobReader::Bucket(reader) => reader.read(buf),
+        }
+    }
+}
+
+/// Runs `place`, which places blobs and records each name in the list it is given;
+/// if it fails, those blobs are removed again, so a commit that did not happen leaves
+/// no blob behind.
 pub(super) fn placing<T>(
-    place: impl FnOnce(&mut Vec<PathBuf>) -> Result<T, StoreError>,
+    blobs: &Blobs,
+    place: impl FnOnce(&mut Vec<String>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let mut placed = Vec::new();
     let result = place(&mut placed);
     if result.is_err() {
-        for path in &placed {
-            let _ = fs::remove_file(path);
+        for name in &placed {
+            let _ = blobs.remove(name);
         }
     }
     result
@@ -248,7 +556,7 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     fsync::sync_dir(dir).map_err(io_error("fsync a directory", dir))
 }
 
-/// Opens a blob for reading with `O_NOATIME`, so reading it (an inbox, an export)
+/// Opens a file for reading with `O_NOATIME`, so reading a blob (an inbox, an export)
 /// leaves no access time on disk that dates a login or a pull. The kernel allows the
 /// flag only to the file's owner (agedrop made it) or root; otherwise the file is
 /// opened plainly, and docs/admin.md asks for a `noatime` mount as well.

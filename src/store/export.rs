@@ -3,14 +3,12 @@
 //! they are deleted.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 
-use super::blobs::open_for_reading;
+use super::blobs::{blob_names, item_names, reply_name, BlobReader, ItemBlob, Parked};
 use super::ItemKind;
 use super::{Store, StoreError};
 
@@ -99,24 +97,15 @@ pub struct Export {
     /// The cursor that asks for what comes after these.
     pub next_cursor: i64,
     /// The blobs this export registered in [`Exports::streaming`].
-    held: Vec<PathBuf>,
+    held: Vec<String>,
     store: Arc<Store>,
-}
-
-/// Which blob of an item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ItemBlob {
-    /// The item's ciphertext.
-    Content,
-    /// Its encrypted metadata record.
-    Meta,
 }
 
 impl Export {
     /// Opens a blob of one of this export's items for reading, without touching its
     /// access time.
-    pub fn open(&self, item_id: &str, which: ItemBlob) -> io::Result<File> {
-        let (item, meta) = self.store.item_paths(item_id);
+    pub fn open(&self, item_id: &str, which: ItemBlob) -> io::Result<BlobReader> {
+        let (item, meta) = item_names(item_id);
         self.open_blob(match which {
             ItemBlob::Content => item,
             ItemBlob::Meta => meta,
@@ -124,14 +113,14 @@ impl Export {
     }
 
     /// Opens the ciphertext of one of this export's replies, like [`Export::open`].
-    pub fn open_reply(&self, reply_id: &str) -> io::Result<File> {
-        self.open_blob(self.store.reply_path(reply_id))
+    pub fn open_reply(&self, reply_id: &str) -> io::Result<BlobReader> {
+        self.open_blob(reply_name(reply_id))
     }
 
-    fn open_blob(&self, path: PathBuf) -> io::Result<File> {
+    fn open_blob(&self, name: String) -> io::Result<BlobReader> {
         // Looked up and opened under the lock that deletion moves blobs under.
         let exports = self.store.exports.lock().unwrap_or_else(|p| p.into_inner());
-        open_for_reading(exports.parked.get(&path).unwrap_or(&path))
+        self.store.blobs.open(&name, exports.parked.get(&name))
     }
 }
 
@@ -139,31 +128,32 @@ impl Drop for Export {
     fn drop(&mut self) {
         let mut exports = self.store.exports.lock().unwrap_or_else(|p| p.into_inner());
         let mut done = Vec::new();
-        for path in &self.held {
-            if let Some(count) = exports.streaming.get_mut(path) {
+        for name in &self.held {
+            if let Some(count) = exports.streaming.get_mut(name) {
                 *count -= 1;
                 if *count == 0 {
-                    exports.streaming.remove(path);
-                    done.extend(exports.parked.remove(path));
+                    exports.streaming.remove(name);
+                    if let Some(parked) = exports.parked.remove(name) {
+                        done.push((name, parked));
+                    }
                 }
             }
         }
         drop(exports);
-        for path in done {
-            // A file left here is in tmp/, which start-up empties.
-            let _ = fs::remove_file(path);
+        for (name, parked) in done {
+            self.store.blobs.remove_parked(name, parked);
         }
     }
 }
 
-/// Blobs exports are streaming, and those deleted meanwhile. Keyed by the blob's path
+/// Blobs exports are streaming, and those deleted meanwhile. Keyed by the blob's name
 /// in `blobs/`, so items and replies share one mechanism.
 #[derive(Default)]
 pub(super) struct Exports {
     /// Blob → how many running exports hold it.
-    pub(super) streaming: HashMap<PathBuf, usize>,
-    /// Blob → where a deletion moved it in `tmp/`.
-    pub(super) parked: HashMap<PathBuf, PathBuf>,
+    pub(super) streaming: HashMap<String, usize>,
+    /// Blob → where a deletion parked it.
+    pub(super) parked: HashMap<String, Parked>,
 }
 
 impl Store {
@@ -294,12 +284,11 @@ impl Store {
         }
         // Registered while the database lock is held, so no deletion slips in between
         // listing a blob and protecting it.
-        let held: Vec<PathBuf> = self
-            .blob_paths(
-                items.iter().map(|i| i.id.as_str()),
-                replies.iter().map(|r| r.id.as_str()),
-            )
-            .collect();
+        let held: Vec<String> = blob_names(
+            items.iter().map(|i| i.id.as_str()),
+            replies.iter().map(|r| r.id.as_str()),
+        )
+        .collect();
         let mut exports = self.exports.lock().unwrap_or_else(|p| p.into_inner());
         for path in &held {
             *exports.streaming.entry(path.clone()).or_default() += 1;

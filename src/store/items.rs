@@ -2,17 +2,13 @@
 //! deleting them.
 
 use std::collections::hash_map::Entry;
-use std::fs;
-use std::io;
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use rusqlite::{params, TransactionBehavior};
 
-use super::blobs::{placing, sync_dir, unlink, SealedItem};
+use super::blobs::{blob_names, placing, SealedItem};
 use super::sources::{unused_label, SourceKeyRecord};
-use super::{io_error, next_order, source_row, Store, StoreError};
-use super::{ID_BYTES, ITEM_SUFFIX, META_SUFFIX};
+use super::{next_order, source_row, Store, StoreError, ID_BYTES};
 use crate::{random, time};
 
 /// Whose items these are.
@@ -29,30 +25,31 @@ pub enum Owner {
 }
 
 impl Store {
-    /// Makes sealed items permanent, all or none: renames them into `blobs/`, fsyncs the
-    /// directory, then records them (and, for [`Owner::NewSource`], the new source) in
-    /// one transaction. Returns the source id.
+    /// Makes sealed items permanent, all or none: puts their blobs in place (renamed
+    /// into `blobs/`, the directory fsynced; in a bucket they are there already), then
+    /// records them (and, for [`Owner::NewSource`], the new source) in one transaction.
+    /// Returns the source id.
     pub fn commit(&self, owner: Owner, items: Vec<SealedItem>) -> Result<String, StoreError> {
-        placing(|placed| self.place_and_record(owner, items, placed))
+        placing(&self.blobs, |placed| {
+            self.place_and_record(owner, items, placed)
+        })
     }
 
     fn place_and_record(
         &self,
         owner: Owner,
         items: Vec<SealedItem>,
-        placed: &mut Vec<PathBuf>,
+        placed: &mut Vec<String>,
     ) -> Result<String, StoreError> {
         let mut rows = Vec::with_capacity(items.len());
         for mut item in items {
-            let id = random::hex_id(ID_BYTES);
-            for (blob, suffix) in [(&mut item.blob, ITEM_SUFFIX), (&mut item.meta, META_SUFFIX)] {
-                let target = self.blobs.join(format!("{id}{suffix}"));
-                blob.place(&target)?;
-                placed.push(target);
+            for blob in [&mut item.blob, &mut item.meta] {
+                blob.place(&self.blobs)?;
+                placed.push(blob.name().to_owned());
             }
-            rows.push((id, item.kind, item.size, item.meta_size));
+            rows.push((item.id, item.kind, item.size, item.meta_size));
         }
-        sync_dir(&self.blobs)?;
+        self.blobs.sync()?;
 
         let day = time::day(SystemTime::now());
         let mut db = self.db();
@@ -125,37 +122,33 @@ impl Store {
     }
 
     /// Removes the blobs of these items and replies. A blob that an export is
-    /// streaming is moved to `tmp/` instead and removed when that export ends, so a
-    /// bundle is never cut short (start-up empties `tmp/` after a crash).
+    /// streaming is parked instead (moved to `tmp/`, or left in the bucket with a
+    /// marker) and removed when that export ends, so a bundle is never cut short
+    /// (after a crash, start-up empties `tmp/` and removes the bucket's marked blobs).
     pub(super) fn remove_item_blobs(
         &self,
         items: &[String],
         replies: &[String],
     ) -> Result<(), StoreError> {
-        let blobs = self.blob_paths(
+        let names = blob_names(
             items.iter().map(String::as_str),
             replies.iter().map(String::as_str),
         );
         let mut exports = self.exports.lock().unwrap_or_else(|p| p.into_inner());
-        for path in blobs {
-            if !exports.streaming.contains_key(&path) {
-                unlink(&path)?;
+        for name in names {
+            if !exports.streaming.contains_key(&name) {
+                self.blobs.remove(&name)?;
                 continue;
             }
             // Recorded as each blob moves, so a failure half-way (or a retried
             // deletion) never hides a moved blob from the export.
-            if let Entry::Vacant(slot) = exports.parked.entry(path) {
-                let parked = self.tmp.join(format!("{}.tmp", random::hex_id(ID_BYTES)));
-                match fs::rename(slot.key(), &parked) {
-                    Ok(()) => {
-                        slot.insert(parked);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_error("move a deleted blob aside", slot.key())(e)),
+            if let Entry::Vacant(slot) = exports.parked.entry(name) {
+                if let Some(parked) = self.blobs.park(slot.key(), &self.tmp)? {
+                    slot.insert(parked);
                 }
             }
         }
         drop(exports);
-        sync_dir(&self.blobs)
+        self.blobs.sync()
     }
 }

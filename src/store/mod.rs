@@ -26,6 +26,7 @@
 //! `journalists`.
 
 mod blobs;
+mod bucket;
 mod export;
 mod items;
 mod journalists;
@@ -49,8 +50,8 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension};
 use tracing::warn;
 
-pub use blobs::{BlobWriter, SealedItem, TempBlob, FLUSH_EVERY};
-pub use export::{Export, ExportDeletedReply, ExportItem, ExportReply, ExportSource, ItemBlob};
+pub use blobs::{BlobReader, BlobWriter, ItemBlob, NewBlob, SealedItem, TempBlob, FLUSH_EVERY};
+pub use export::{Export, ExportDeletedReply, ExportItem, ExportReply, ExportSource};
 pub use items::Owner;
 pub use journalists::Journalist;
 pub use reconcile::Reconciled;
@@ -61,8 +62,12 @@ pub use secret::InstanceSecret;
 pub use snapshot::{is_blob_name, BlobOwner, Layout, Snapshot, SnapshotBlob};
 pub use sources::{FoundSource, PendingRotation, SourceKeyRecord};
 
+use blobs::Blobs;
+use bucket::Bucket;
 use export::Exports;
 use lock::Lock;
+
+use crate::config::Storage;
 
 const DATABASE: &str = "agedrop.sqlite";
 const INSTANCE_SECRET: &str = "instance-secret";
@@ -87,6 +92,16 @@ pub enum StoreError {
         /// The path involved (server-chosen, never a client's name).
         path: PathBuf,
         /// The OS error.
+        source: io::Error,
+    },
+    /// The object store holding the blobs (`[storage] kind = "s3"`) failed or refused,
+    /// or its settings could not be used.
+    Bucket {
+        /// What we were doing, e.g. "reach the bucket".
+        action: &'static str,
+        /// The endpoint and bucket (or the secret key's file), never an object's name.
+        place: PathBuf,
+        /// What went wrong, without object names.
         source: io::Error,
     },
     /// Encrypting something the store is to keep failed: a source's key wrapped to its
@@ -130,6 +145,11 @@ impl fmt::Display for StoreError {
                 path,
                 source,
             } => write!(f, "cannot {action} ({}): {source}", path.display()),
+            StoreError::Bucket {
+                action,
+                place,
+                source,
+            } => write!(f, "cannot {action} ({}): {source}", place.display()),
             StoreError::Encrypt { action, source } => write!(f, "cannot {action}: {source}"),
             StoreError::Database(err) => write!(f, "database: {err}"),
             StoreError::UnknownSchema(v) => write!(
@@ -152,7 +172,8 @@ impl fmt::Display for StoreError {
             StoreError::NoRoom => write!(f, "too little disk space or too few inodes left"),
             StoreError::BlobsMissing { dir, rows } => write!(
                 f,
-                "{} holds none of the blobs of the {rows} stored items and replies: is its volume mounted? \
+                "{} holds none of the blobs of the {rows} stored items and replies: is its volume mounted \
+                 (or, for an object store, is this the right bucket)? \
                  Refusing to start, so that no item is dropped; nothing was changed",
                 dir.display()
             ),
@@ -161,6 +182,17 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+impl StoreError {
+    /// The config key an admin would look at first for this error: `storage` for the
+    /// object store, `data_dir` for everything else.
+    pub fn config_key(&self) -> &'static str {
+        match self {
+            StoreError::Bucket { .. } => "storage",
+            _ => "data_dir",
+        }
+    }
+}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
@@ -242,7 +274,7 @@ impl rusqlite::types::FromSql for ItemKind {
 /// The data directory, open.
 pub struct Store {
     dir: PathBuf,
-    blobs: PathBuf,
+    blobs: Blobs,
     tmp: PathBuf,
     db: Mutex<Connection>,
     exports: Mutex<Exports>,
@@ -256,7 +288,7 @@ pub struct Store {
 impl Store {
     /// Makes a new data directory (directories 0700, files 0600) with its instance
     /// secret and database, or opens one `init` made before. For `init` and `demo`.
-    pub fn create(dir: &Path) -> Result<Store, StoreError> {
+    pub fn create(dir: &Path, storage: &Storage) -> Result<Store, StoreError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -272,7 +304,7 @@ impl Store {
         }
         let lock = lock::acquire(dir, Lock::Exclusive)?;
         let secret = secret::load_or_create(&dir.join(INSTANCE_SECRET))?;
-        Self::assemble(dir, secret, lock)
+        Self::assemble(dir, storage, secret, lock)
     }
 
     /// Opens an existing data directory for serving: takes the exclusive lock (a second
@@ -280,12 +312,12 @@ impl Store {
     /// reconciles rows with blobs, then holds a shared lock so admin commands can run
     /// beside it. A directory `init` did not make is refused rather than created: it
     /// may be a volume that failed to mount.
-    pub fn open(dir: &Path) -> Result<(Store, Reconciled), StoreError> {
+    pub fn open(dir: &Path, storage: &Storage) -> Result<(Store, Reconciled), StoreError> {
         lock::require_initialised(dir)?;
         let lock = lock::acquire(dir, Lock::Exclusive)?;
         lock::probe_writable(&dir.join(TMP))?;
         let secret = secret::load(&dir.join(INSTANCE_SECRET))?;
-        let store = Self::assemble(dir, secret, lock)?;
+        let store = Self::assemble(dir, storage, secret, lock)?;
         let reconciled = store.reconcile()?;
         lock::downgrade(&store.lock, dir)?;
         Ok((store, reconciled))
@@ -293,18 +325,29 @@ impl Store {
 
     /// Opens an existing data directory beside a running server (admin commands): a
     /// shared lock, no clean-up.
-    pub fn open_shared(dir: &Path) -> Result<Store, StoreError> {
+    pub fn open_shared(dir: &Path, storage: &Storage) -> Result<Store, StoreError> {
         lock::require_initialised(dir)?;
         let lock = lock::acquire(dir, Lock::Shared)?;
         let secret = secret::load(&dir.join(INSTANCE_SECRET))?;
-        Self::assemble(dir, secret, lock)
+        Self::assemble(dir, storage, secret, lock)
     }
 
-    fn assemble(dir: &Path, secret: InstanceSecret, lock: File) -> Result<Store, StoreError> {
+    fn assemble(
+        dir: &Path,
+        storage: &Storage,
+        secret: InstanceSecret,
+        lock: File,
+    ) -> Result<Store, StoreError> {
+        let blobs = match storage {
+            Storage::Local => Blobs::Local {
+                dir: dir.join(BLOBS),
+            },
+            Storage::S3(config) => Blobs::Bucket(Bucket::connect(config)?),
+        };
         let db = schema::open_database(&dir.join(DATABASE))?;
         Ok(Store {
             dir: dir.to_owned(),
-            blobs: dir.join(BLOBS),
+            blobs,
             tmp: dir.join(TMP),
             db: Mutex::new(db),
             exports: Mutex::new(Exports::default()),
@@ -342,6 +385,11 @@ impl Store {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether the blobs are in the data directory (not in an object store).
+    pub fn blobs_are_local(&self) -> bool {
+        matches!(self.blobs, Blobs::Local { .. })
     }
 
     /// The instance secret.

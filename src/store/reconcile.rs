@@ -2,13 +2,11 @@
 //! whose deletion was cut short, and blobs no row refers to. [`Store::open`] runs
 //! this before serving.
 
-use std::collections::HashSet;
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
 
 use rusqlite::TransactionBehavior;
 
-use super::blobs::unlink;
+use super::blobs::{item_names, reply_name};
 use super::{
     io_error, query_ids, Store, StoreError, ITEM_SUFFIX, META_SUFFIX, ORPHANS, REPLY_SUFFIX,
 };
@@ -16,7 +14,8 @@ use super::{
 /// What start-up found and repaired (counts only: see SECURITY.md on logging).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reconciled {
-    /// Temp files of interrupted uploads, removed.
+    /// Temp files of interrupted uploads, removed (in a bucket: unfinished uploads,
+    /// aborted).
     pub temp_files_removed: usize,
     /// Item rows whose blobs were missing, removed.
     pub rows_without_blobs: usize,
@@ -34,14 +33,9 @@ impl Store {
             fs::remove_file(entry.path()).map_err(io_error("remove a temp file", &self.tmp))?;
             report.temp_files_removed += 1;
         }
+        report.temp_files_removed += self.blobs.clean_up_bucket()?;
 
-        let mut on_disk = HashSet::new();
-        for entry in fs::read_dir(&self.blobs).map_err(io_error("list blobs/", &self.blobs))? {
-            let entry = entry.map_err(io_error("list blobs/", &self.blobs))?;
-            if let Some(name) = entry.file_name().to_str() {
-                on_disk.insert(name.to_owned());
-            }
-        }
+        let mut on_disk = self.blobs.list()?;
 
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -49,16 +43,17 @@ impl Store {
         let unfinished = query_ids(&tx, "SELECT id FROM items WHERE deleting = 1")?;
         let unfinished_replies = query_ids(&tx, "SELECT id FROM replies WHERE deleting = 1")?;
         for id in &unfinished {
-            let (item, meta) = self.item_paths(id);
-            unlink(&item)?;
-            unlink(&meta)?;
-            on_disk.remove(&format!("{id}{ITEM_SUFFIX}"));
-            on_disk.remove(&format!("{id}{META_SUFFIX}"));
+            let (item, meta) = item_names(id);
+            for name in [item, meta] {
+                self.blobs.remove(&name)?;
+                on_disk.remove(&name);
+            }
             tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
         }
         for id in &unfinished_replies {
-            unlink(&self.reply_path(id))?;
-            on_disk.remove(&format!("{id}{REPLY_SUFFIX}"));
+            let name = reply_name(id);
+            self.blobs.remove(&name)?;
+            on_disk.remove(&name);
             tx.execute("DELETE FROM replies WHERE id = ?1", [id])?;
         }
         let mut dropped = !unfinished.is_empty() || !unfinished_replies.is_empty();
@@ -78,7 +73,7 @@ impl Store {
             // A crash drops at most the rows of deletions in progress, never all of
             // them: an empty blobs/ is an unmounted or lost volume, not a crash.
             return Err(StoreError::BlobsMissing {
-                dir: self.blobs.clone(),
+                dir: self.blobs.place().to_owned(),
                 rows,
             });
         }
@@ -110,22 +105,13 @@ impl Store {
         }
         drop(db);
 
-        if !on_disk.is_empty() {
-            let orphans = self.dir.join(ORPHANS);
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&orphans)
-                .map_err(io_error("create orphans/", &orphans))?;
-            for name in on_disk {
-                let path = self.blobs.join(&name);
-                fs::rename(&path, orphans.join(&name))
-                    .map_err(io_error("move an orphaned blob to orphans/", &path))?;
-                if name.ends_with(META_SUFFIX) || !name.ends_with(ITEM_SUFFIX) {
-                    continue; // count items and replies, not metadata records or strays
-                }
-                report.blobs_without_rows += 1;
+        let orphans = self.dir.join(ORPHANS);
+        for name in on_disk {
+            self.blobs.orphan(&name, &orphans)?;
+            if name.ends_with(META_SUFFIX) || !name.ends_with(ITEM_SUFFIX) {
+                continue; // count items and replies, not metadata records or strays
             }
+            report.blobs_without_rows += 1;
         }
         Ok(report)
     }

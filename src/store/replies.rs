@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::blobs::{open_for_reading, placing, sync_dir};
+use super::blobs::{placing, reply_name};
 use super::{io_error, next_order, next_position, source_row, Store, StoreError, ID_BYTES};
 use crate::{random, time};
 
@@ -54,20 +54,19 @@ impl Store {
             .map(|(_, ciphertext)| ciphertext.len() as u64)
             .fold(0, u64::saturating_add);
         self.check_room_for_reply(total)?;
-        placing(|placed| {
+        placing(&self.blobs, |placed| {
             let mut rows = Vec::with_capacity(replies.len());
             for &(source_id, ciphertext) in replies {
-                let mut blob = self.temp_blob()?;
-                io::Write::write_all(blob.file(), ciphertext)
-                    .map_err(io_error("write a reply", &self.tmp))?;
-                let size = blob.seal()?;
                 let id = random::hex_id(ID_BYTES);
-                let target = self.reply_path(&id);
-                blob.place(&target)?;
-                placed.push(target);
+                let mut blob = self.new_blob(reply_name(&id))?;
+                io::Write::write_all(&mut blob, ciphertext)
+                    .map_err(io_error("write a reply", blob.location()))?;
+                let size = blob.seal()?;
+                blob.place(&self.blobs)?;
+                placed.push(blob.name().to_owned());
                 rows.push((id, source_id, size));
             }
-            sync_dir(&self.blobs)?;
+            self.blobs.sync()?;
 
             let day = time::day(SystemTime::now());
             let mut db = self.db();
@@ -109,11 +108,14 @@ impl Store {
     /// A reply's ciphertext, if it is at most `max` bytes. Read without touching the
     /// file's access time, which would record when the source logged in.
     pub fn read_reply(&self, reply_id: &str, max: u64) -> Result<Vec<u8>, StoreError> {
-        let path = self.reply_path(reply_id);
-        let file = open_for_reading(&path).map_err(io_error("open a reply", &path))?;
+        let place = self.blobs.place();
+        let reader = self
+            .blobs
+            .open(&reply_name(reply_id), None)
+            .map_err(io_error("open a reply", place))?;
         let mut bytes = Vec::new();
-        io::Read::read_to_end(&mut io::Read::take(file, max), &mut bytes)
-            .map_err(io_error("read a reply", &path))?;
+        io::Read::read_to_end(&mut io::Read::take(reader, max), &mut bytes)
+            .map_err(io_error("read a reply", place))?;
         Ok(bytes)
     }
 

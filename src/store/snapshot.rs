@@ -3,7 +3,6 @@
 //! blobs that copy's rows name, and the names of the files a restore writes. The
 //! archive format itself is `crate::backup`'s.
 
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +10,7 @@ use std::time::Duration;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::Connection;
 
-use super::blobs::open_for_reading;
+use super::blobs::BlobReader;
 use super::{Store, StoreError};
 use super::{BLOBS, DATABASE, INSTANCE_SECRET, ITEM_SUFFIX, META_SUFFIX, REPLY_SUFFIX};
 
@@ -80,10 +79,10 @@ impl Store {
         Ok(Snapshot { db: copy })
     }
 
-    /// Opens a blob of `blobs/` by its file name for reading, without touching its
-    /// access time. `NotFound` if it was deleted.
-    pub fn open_blob(&self, name: &str) -> io::Result<File> {
-        open_for_reading(&self.blobs.join(name))
+    /// Opens a blob by its name for reading, without touching its access time.
+    /// `NotFound` if it was deleted.
+    pub fn open_blob(&self, name: &str) -> io::Result<BlobReader> {
+        self.blobs.open(name, None)
     }
 }
 

@@ -25,7 +25,7 @@ use crate::bundle::{
 use crate::config::Limits;
 use crate::crypto;
 use crate::rate::TokenBucket;
-use crate::store::{Export, ItemBlob, Store, StoreError};
+use crate::store::{BlobReader, Export, ItemBlob, Store, StoreError};
 
 /// The desks the authenticated account may see (`None`: every desk), put in the
 /// request by [`authenticate`].
@@ -431,12 +431,12 @@ fn write_bundle(
     // 256 KiB per message on a channel of 4: a bundle of any size costs the same memory.
     let mut tar = TarWriter::new(BufWriter::with_capacity(256 * 1024, ToChannel(tx)));
     tar.entry(bundle::MANIFEST, manifest_json)?;
-    let mut copy = |name: &str, size: u64, file: std::io::Result<std::fs::File>| {
-        let mut file = file?;
-        if file.metadata()?.len() != size {
+    let mut copy = |name: &str, size: u64, blob: std::io::Result<BlobReader>| {
+        let mut blob = blob?;
+        if blob.len()? != size {
             return Err(std::io::Error::other("a blob's size differs from its row"));
         }
-        tar.entry_from(name, size, &mut file)
+        tar.entry_from(name, size, &mut blob)
     };
     for item in &manifest.items {
         copy(

@@ -5,11 +5,14 @@
 #![allow(dead_code)]
 
 mod driver;
+mod garage;
 mod http;
 mod server;
 
 #[allow(unused_imports)]
 pub use driver::Driver;
+#[allow(unused_imports)]
+pub use garage::Garage;
 #[allow(unused_imports)]
 pub use http::*;
 #[allow(unused_imports)]

@@ -53,6 +53,8 @@ pub struct Options {
     pub retention: Vec<(&'static str, String)>,
     /// Keys of `[site]` (TOML values); none: no such section.
     pub site: Vec<(&'static str, String)>,
+    /// Keys of `[storage]` (TOML values); none: no such section (blobs on the disk).
+    pub storage: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -80,6 +82,7 @@ impl Default for Options {
             top: Vec::new(),
             retention: Vec::new(),
             site: Vec::new(),
+            storage: Vec::new(),
         }
     }
 }
@@ -141,8 +144,13 @@ impl Options {
         } else {
             format!("[site]\n{}", keys(&self.site))
         };
+        let storage = if self.storage.is_empty() {
+            String::new()
+        } else {
+            format!("[storage]\n{}", keys(&self.storage))
+        };
         format!(
-            "{}data_dir = \"data\"\n[source]\nlisten = \"{}\"\n{}[journalist]\nlisten = \"{}\"\n{}{desks}[limits]\n{}{retention}{site}",
+            "{}data_dir = \"data\"\n[source]\nlisten = \"{}\"\n{}[journalist]\nlisten = \"{}\"\n{}{desks}[limits]\n{}{retention}{site}{storage}",
             keys(&self.top),
             self.source_listen,
             keys(&self.source),
@@ -643,7 +651,7 @@ impl Server {
         assert_refused(
             &self.refused(),
             &format!(
-                "config key `data_dir`: {} holds none of the blobs of the {rows} stored items and replies: is its volume mounted? Refusing to start, so that no item is dropped; nothing was changed",
+                "config key `data_dir`: {} holds none of the blobs of the {rows} stored items and replies: is its volume mounted (or, for an object store, is this the right bucket)? Refusing to start, so that no item is dropped; nothing was changed",
                 self.data().join("blobs").display()
             ),
         );
@@ -670,6 +678,21 @@ impl Server {
         all.push(token.to_str().unwrap());
         all.extend_from_slice(args);
         agedrop(&all, self.dir.path())
+    }
+
+    /// `agedrop open BUNDLE -i NEWSROOM_IDENTITY -o OUT` in this server's directory.
+    pub fn open_bundle(&self, bundle: &Path, out: &Path) -> Output {
+        agedrop(
+            &[
+                "open",
+                bundle.to_str().unwrap(),
+                "-i",
+                self.newsroom.identity_file.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            self.dir.path(),
+        )
     }
 
     /// `agedrop pull -o OUT` with `token`.
@@ -742,6 +765,62 @@ impl Drop for Server {
         if let Some(mount) = self.mounted.take() {
             let _ = Command::new("umount").arg(&mount).status();
         }
+    }
+}
+
+/// An export whose response has begun: the head and a little have been read (the
+/// manifest has gone out, the blobs have not).
+pub struct ExportInProgress {
+    stream: std::net::TcpStream,
+    first: Vec<u8>,
+}
+
+impl ExportInProgress {
+    pub fn begin(server: &Server, token: &str) -> Self {
+        let mut stream = connect(server.journalist);
+        let bearer = format!("Bearer {token}");
+        std::io::Write::write_all(
+            &mut stream,
+            &request_head(
+                "GET",
+                "/api/v1/export",
+                &[("Host", "x"), ("Authorization", &bearer)],
+            ),
+        )
+        .unwrap();
+        let mut first = vec![0u8; 4096];
+        let n = std::io::Read::read(&mut stream, &mut first).unwrap();
+        assert!(n > 0);
+        first.truncate(n);
+        ExportInProgress { stream, first }
+    }
+
+    /// Reads the rest and checks that the bundle holds every one of `items` whole (the
+    /// manifest, then each item's ciphertext and metadata record).
+    pub fn finish_with(self, items: &[Item]) {
+        let entries = self.finish();
+        assert_eq!(
+            entries.len(),
+            1 + 2 * items.len(),
+            "the whole bundle arrived"
+        );
+        for item in items {
+            let (_, blob) = entries
+                .iter()
+                .find(|(name, _)| name == &format!("items/{}.age", item.id))
+                .expect("every listed item is in the bundle");
+            assert_eq!(blob.len() as i64, item.size);
+        }
+    }
+
+    /// Reads the rest: the bundle's entries, which must be whole (end blocks).
+    pub fn finish(mut self) -> Vec<(String, Vec<u8>)> {
+        let mut raw = self.first;
+        std::io::Read::read_to_end(&mut self.stream, &mut raw).unwrap();
+        // A chunked body must end with its last chunk, or parsing fails.
+        let response = parse_response(&raw);
+        assert_eq!(response.status, 200, "{}", response.body);
+        untar(&response.bytes)
     }
 }
 
