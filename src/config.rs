@@ -1146,6 +1146,50 @@ mod tests {
     }
 
     #[test]
+    fn the_samples_storage_section_parses_once_uncommented() {
+        let sample = include_str!("../deploy/agedrop.toml");
+        let start = sample.find("# [storage]").expect("a [storage] sample");
+        let storage: String = sample[start..]
+            .lines()
+            .take_while(|line| !line.is_empty())
+            .filter_map(|line| line.strip_prefix("# "))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let config = parse(&format!("{}{storage}", minimal(""))).expect("the sample parses");
+        let Storage::S3(s3) = &config.storage else {
+            panic!("the sample is an S3 bucket");
+        };
+        assert_eq!(s3.endpoint, "https://s3.example.org");
+        assert_eq!(s3.bucket, "agedrop");
+        assert_eq!(s3.secret_access_key_file, Path::new("/etc/agedrop/s3-secret"));
+        assert_eq!(s3.ca_file.as_deref(), Some(Path::new("/etc/agedrop/s3-ca.pem")));
+    }
+
+    #[test]
+    fn storage_endpoints_are_https_or_loopback() {
+        for good in [
+            "https://s3.example.org",
+            "https://s3.example.org:8443/",
+            "http://127.0.0.1:3900",
+            "http://[::1]:3900",
+            "http://localhost:3900",
+        ] {
+            assert!(check_endpoint(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://10.0.0.5:3900",
+            "http://s3.example.org",
+            "ftp://127.0.0.1",
+            "https://user@s3.example.org",
+            "https://s3.example.org/bucket",
+            "s3.example.org",
+            "https://",
+        ] {
+            assert!(check_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn onion_addresses_need_a_valid_checksum() {
         // A real v3 address, and the same with one character changed.
         let good = "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad";
