@@ -3,6 +3,7 @@
 //!
 //! Every stored item is a standard age v1 file, so stock `age -d` can open it.
 
+mod format;
 mod payload;
 mod pq;
 
