@@ -3,8 +3,12 @@
 //!
 //! Every stored item is a standard age v1 file, so stock `age -d` can open it.
 
+mod format;
 mod payload;
 mod pq;
+mod seal;
+
+pub use seal::Sealer;
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -181,42 +185,14 @@ impl Recipients {
     }
 
     /// Starts an age file on `output` encrypted to every recipient; the header is
-    /// written at once.
+    /// written at once. Large files are sealed on two cores (src/crypto/seal.rs).
     pub fn seal<W: Write>(&self, output: W) -> io::Result<Sealer<W>> {
-        let encryptor = age::Encryptor::with_recipients(self.keys.iter().map(RecipientKey::as_age))
-            .map_err(|err| io::Error::other(format!("age: {err}")))?;
-        Ok(Sealer(encryptor.wrap_output(output)?))
+        Sealer::new(self.keys.iter().map(RecipientKey::as_age), output, None)
     }
 
-    /// Encrypts a small plaintext (item metadata) in memory.
+    /// Encrypts a small plaintext (item metadata, a reply) in memory.
     pub fn seal_bytes(&self, plaintext: &[u8]) -> io::Result<Vec<u8>> {
-        let mut sealer = self.seal(Vec::with_capacity(plaintext.len() + 512))?;
-        sealer.write_all(plaintext)?;
-        sealer.finish()
-    }
-}
-
-/// An age file being written. Plaintext goes in through [`Write`]; ciphertext goes to
-/// the wrapped writer in 64 KiB chunks.
-///
-/// You **MUST** call [`Sealer::finish`]: without it the file is truncated and will not
-/// decrypt (which is what we want for an aborted upload, and nothing else).
-pub struct Sealer<W: Write>(age::stream::StreamWriter<W>);
-
-impl<W: Write> Sealer<W> {
-    /// Writes the last chunk and returns the inner writer (not yet flushed to disk).
-    pub fn finish(self) -> io::Result<W> {
-        self.0.finish()
-    }
-}
-
-impl<W: Write> Write for Sealer<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+        seal::seal_bytes(self.keys.iter().map(RecipientKey::as_age), plaintext)
     }
 }
 
@@ -326,13 +302,8 @@ fn decrypt_bounded(
 
 /// A small age file encrypted to one native recipient, in memory.
 fn seal_small(recipient: &dyn age::Recipient, plaintext: &[u8]) -> Vec<u8> {
-    const INVARIANT: &str = "age encryption to one native recipient into memory cannot fail";
-    let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient)).expect(INVARIANT);
-    let mut out = Vec::with_capacity(256);
-    let mut writer = encryptor.wrap_output(&mut out).expect(INVARIANT);
-    writer.write_all(plaintext).expect(INVARIANT);
-    writer.finish().expect(INVARIANT);
-    out
+    seal::seal_bytes(std::iter::once(recipient), plaintext)
+        .expect("age encryption to one native recipient into memory cannot fail")
 }
 
 /// The key a source's code derives (see [`crate::code`]): it wraps the source's own

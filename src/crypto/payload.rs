@@ -14,31 +14,25 @@
 //! chunk only when it is the only one; nothing after the last chunk. Plaintext of a
 //! failed file may already have been written: callers discard it (as with
 //! [`super::Identities::decrypt`]). Interop is tested against the `age` crate's encoder
-//! and the stock Go `age` CLI.
+//! and the stock Go `age` CLI. The format's constants, keys and chunk nonces are
+//! shared with agedrop's encoder (src/crypto/format.rs, src/crypto/seal.rs).
 
 use std::io::{self, Read, Write};
 use std::sync::mpsc;
 
-use age::secrecy::ExposeSecret;
 use age_core::format::{FileKey, Stanza};
 use base64::Engine;
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
-use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-use zeroize::{Zeroize, Zeroizing};
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, Tag};
+use hmac::Mac;
+use zeroize::Zeroize;
 
+use super::format::{self, Half, BODY_COLUMNS, INTRO, MAC_START, SEALED_CHUNK, STANZA_START};
+use super::format::{NONCE_BYTES, TAG_BYTES};
 use super::OpenError;
 
-const INTRO: &[u8] = b"age-encryption.org/v1\n";
-const STANZA_START: &[u8] = b"-> ";
-const MAC_START: &[u8] = b"--- ";
 /// A header larger than this is not one of ours (post-quantum stanzas are ~1.5 KiB).
 const MAX_HEADER: usize = 1024 * 1024;
-const CHUNK: usize = 64 * 1024;
-const TAG_BYTES: usize = 16;
-const SEALED_CHUNK: usize = CHUNK + TAG_BYTES;
 /// Chunks per thread per batch: a batch is 2 x 16 sealed chunks, about 2 MiB.
 const CHUNKS_PER_THREAD: usize = 16;
 
@@ -57,16 +51,12 @@ pub(super) fn decrypt(
         .ok_or(OpenError::Undecryptable)?
         .map_err(|_| OpenError::Undecryptable)?;
     verify_mac(&file_key, &header)?;
-    let mut nonce = [0u8; 16];
+    let mut nonce = [0u8; NONCE_BYTES];
     input
         .read_exact(&mut nonce)
         .map_err(|_| OpenError::Undecryptable)?;
-    let mut key = Zeroizing::new([0u8; 32]);
-    Hkdf::<Sha256>::new(Some(&nonce), file_key.expose_secret())
-        .expand(b"payload", &mut *key)
-        .expect("32 bytes is a valid HKDF-SHA-256 output length");
+    let cipher = format::payload_cipher(&file_key, &nonce);
     drop(file_key);
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(&*key));
     open_payload(&cipher, input, output, max)
 }
 
@@ -118,7 +108,7 @@ fn read_header(input: &mut impl Read) -> Result<Header, OpenError> {
         loop {
             read_line(input, &mut line, MAX_HEADER - covered.len())?;
             covered.extend_from_slice(&line);
-            if line.len() < 65 {
+            if line.len() < BODY_COLUMNS + 1 {
                 break;
             }
         }
@@ -150,12 +140,7 @@ fn read_line(input: &mut impl Read, line: &mut Vec<u8>, max: usize) -> Result<()
 }
 
 fn verify_mac(file_key: &FileKey, header: &Header) -> Result<(), OpenError> {
-    let mut mac_key = Zeroizing::new([0u8; 32]);
-    Hkdf::<Sha256>::new(None, file_key.expose_secret())
-        .expand(b"header", &mut *mac_key)
-        .expect("32 bytes is a valid HKDF-SHA-256 output length");
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(&*mac_key).expect("HMAC takes a key of any length");
+    let mut mac = format::header_mac(file_key);
     mac.update(&header.covered);
     mac.verify_slice(&header.mac)
         .map_err(|_| OpenError::Undecryptable)
@@ -164,20 +149,9 @@ fn verify_mac(file_key: &FileKey, header: &Header) -> Result<(), OpenError> {
 /// Batches in flight: one being read and opened, one being written, one spare.
 const POOL: usize = 3;
 
-/// One half of a batch: up to [`CHUNKS_PER_THREAD`] sealed chunks, and how many bytes
-/// of the buffer hold them.
-struct Half {
-    buffer: Zeroizing<Vec<u8>>,
-    len: usize,
-}
-
-impl Half {
-    fn new() -> Self {
-        Half {
-            buffer: Zeroizing::new(vec![0u8; CHUNKS_PER_THREAD * SEALED_CHUNK]),
-            len: 0,
-        }
-    }
+/// One half of a batch: up to [`CHUNKS_PER_THREAD`] sealed chunks.
+fn new_half() -> Half {
+    Half::new(CHUNKS_PER_THREAD * SEALED_CHUNK)
 }
 
 /// Work for the second opener: a half, the counter of its first chunk, and whether
@@ -199,7 +173,7 @@ fn open_payload<W: Write + Send>(
     let (to_pool, pool) = mpsc::channel::<[Half; 2]>();
     for _ in 0..POOL {
         to_pool
-            .send([Half::new(), Half::new()])
+            .send([new_half(), new_half()])
             .expect("the pool's receiver is alive here");
     }
     let (to_opener, jobs) = mpsc::sync_channel::<Job>(1);
@@ -340,14 +314,9 @@ fn open_chunks(
     counter: u64,
     last: bool,
 ) -> Result<(), OpenError> {
-    let count = sealed.len().div_ceil(SEALED_CHUNK);
-    for (i, chunk) in sealed.chunks_mut(SEALED_CHUNK).enumerate() {
-        let mut nonce = [0u8; 12];
-        nonce[3..11].copy_from_slice(&(counter + i as u64).to_be_bytes());
-        nonce[11] = u8::from(last && i + 1 == count);
-        let (data, tag) = chunk.split_at_mut(chunk.len() - TAG_BYTES);
+    for (nonce, data, tag) in format::chunks(sealed, counter, last) {
         cipher
-            .decrypt_in_place_detached(Nonce::from_slice(&nonce), b"", data, Tag::from_slice(tag))
+            .decrypt_in_place_detached(&nonce, b"", data, Tag::from_slice(tag))
             .map_err(|_| OpenError::Undecryptable)?;
     }
     Ok(())
@@ -370,6 +339,7 @@ fn fill(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, OpenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::format::CHUNK;
 
     fn identity() -> (Vec<Box<dyn age::Identity>>, age::x25519::Recipient) {
         let key = age::x25519::Identity::generate();

@@ -36,8 +36,9 @@ const INFO: &[u8] = b"age-encryption.org/mlkem768x25519";
 const RECIPIENT_HRP: &str = "age1pq";
 const IDENTITY_HRP: &str = "AGE-SECRET-KEY-PQ-";
 /// The label the age crate's own post-quantum recipient (`tagpq`) declares: its
-/// Encryptor refuses to put recipients with different labels in one file, so a file is
-/// never both post-quantum and classical.
+/// Encryptor, and agedrop's encoder (seal.rs) by the same rule, refuse to put
+/// recipients with different labels in one file, so a file is never both post-quantum
+/// and classical.
 const LABEL: &str = "postquantum";
 
 /// X-Wing's HPKE KEM id (25722 = 25519 + 203), as in its draft and hpke-pq.

@@ -58,6 +58,52 @@ pub fn require_tool(name: &str) -> PathBuf {
     })
 }
 
+/// tests/interop: independent age implementations (TypeScript `age-encryption`, the
+/// C2SP vectors in `cctv-age`) run under Node by small scripts.
+pub fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+/// `node tests/interop/SCRIPT ARGS` with `input` on standard input, to completion;
+/// fails loudly when Node or the pinned packages are missing.
+pub fn node(script: &str, args: &[&str], input: &[u8]) -> Output {
+    let node = require_tool("node");
+    let dir = interop_dir();
+    assert!(
+        dir.join("node_modules/age-encryption").is_dir()
+            && dir.join("node_modules/cctv-age").is_dir(),
+        "tests/interop/node_modules is missing: run scripts/test (or `npm ci` in tests/interop)"
+    );
+    let mut child = Command::new(node)
+        .arg(dir.join(script))
+        .args(args)
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// Like [`node`], asserting success; its standard output.
+pub fn node_ok(script: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let out = node(script, args, input);
+    assert!(
+        out.status.success(),
+        "node {script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// `agedrop ARGS` in `dir` with no standard input, ready for `.env(..)` or `.spawn()`.
 pub fn agedrop_command(args: &[&str], dir: &Path) -> Command {
     let mut command = Command::new(BIN);
