@@ -1161,8 +1161,14 @@ mod tests {
         };
         assert_eq!(s3.endpoint, "https://s3.example.org");
         assert_eq!(s3.bucket, "agedrop");
-        assert_eq!(s3.secret_access_key_file, Path::new("/etc/agedrop/s3-secret"));
-        assert_eq!(s3.ca_file.as_deref(), Some(Path::new("/etc/agedrop/s3-ca.pem")));
+        assert_eq!(
+            s3.secret_access_key_file,
+            Path::new("/etc/agedrop/s3-secret")
+        );
+        assert_eq!(
+            s3.ca_file.as_deref(),
+            Some(Path::new("/etc/agedrop/s3-ca.pem"))
+        );
     }
 
     #[test]

@@ -339,3 +339,50 @@ fn a_deletion_during_an_export_from_the_bucket_waits_for_the_export() {
         garage.keys().is_empty()
     });
 }
+
+/// Two nodes may share one bucket: a node's start-up aborts only the uploads it left
+/// itself, and leaves alone blobs without a row while they are young (another node may
+/// be about to commit them), so restarting one node never breaks the other's uploads.
+#[test]
+fn a_node_starting_leaves_another_nodes_uploads_and_fresh_blobs_alone() {
+    let garage = Garage::start();
+    let first = server_on(&garage);
+    let mut second = server_on(&garage);
+
+    // An upload in progress on the first node, and a stray young blob (as a node
+    // between its upload's completion and its commit leaves one).
+    let form = form(first.addr);
+    let body = multipart(&with_csrf(
+        &form,
+        vec![Part::file("slow.bin", noise(20 * 1024 * 1024, 40))],
+    ));
+    let mut stream = partial_submit(first.addr, &form, &body, body.len() - 1000);
+    eventually("parts of the upload reach the bucket", SOON, || {
+        !garage.unfinished_uploads().is_empty()
+    });
+    let stray = "blobs/00112233445566778899aabbccddeeff.age";
+    garage.put(stray, b"ciphertext of another node");
+
+    second.restart();
+    assert_eq!(
+        garage.unfinished_uploads().len(),
+        1,
+        "the other node's upload goes on"
+    );
+    assert!(
+        garage.keys().contains(&stray.to_owned()),
+        "{:?}",
+        garage.keys()
+    );
+    assert!(!garage.keys().iter().any(|key| key.starts_with("orphans/")));
+
+    use std::io::Write;
+    stream.write_all(&body[body.len() - 1000..]).unwrap();
+    let done = read_response(&mut stream);
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_no_upload_left(&garage);
+    let item = first.items().remove(0);
+    let path = first.dir.path().join("slow.age");
+    std::fs::write(&path, garage.get(&format!("blobs/{}.age", item.id))).unwrap();
+    assert!(first.newsroom.decrypt_with_cli(&path) == noise(20 * 1024 * 1024, 40));
+}

@@ -445,8 +445,10 @@ impl Blobs {
         }
     }
 
-    /// The names of every blob.
-    pub(super) fn list(&self) -> Result<HashSet<String>, StoreError> {
+    /// The names of every blob, and of those that another node may be about to commit
+    /// (in a shared bucket: written less than `bucket::ORPHAN_AFTER` ago; on a local
+    /// disk, which one server holds, none).
+    pub(super) fn list(&self) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
         match self {
             Blobs::Local { dir } => {
                 let mut names = HashSet::new();
@@ -456,7 +458,7 @@ impl Blobs {
                         names.insert(name.to_owned());
                     }
                 }
-                Ok(names)
+                Ok((names, HashSet::new()))
             }
             Blobs::Bucket(bucket) => bucket.list(),
         }

@@ -4,9 +4,13 @@
 //! that lets the store's operator learn.
 //!
 //! Keys in the bucket mirror the data directory: `blobs/NAME` for an item, its metadata
-//! record or a reply, `orphans/NAME` for a blob start-up found without a row, and
-//! `uploads/NAME` for a marker that holds the id of a multipart upload in progress, and
-//! `deleting/NAME` for a blob whose row is deleted while an export still streams it.
+//! record or a reply, `orphans/NAME` for a blob start-up found without a row,
+//! `uploads/NODE/NAME` for a marker that holds the id of a multipart upload in
+//! progress, and `deleting/NODE/NAME` for a blob whose row is deleted while an export
+//! still streams it. NODE is the data directory's node id: several agedrop processes
+//! may share one bucket, and each start-up cleans up only its own markers; it leaves
+//! blobs without a row alone while they are younger than [`ORPHAN_AFTER`], since another
+//! node may be about to commit them.
 //!
 //! A blob is written as it is encrypted: small ones (metadata records, replies, short
 //! messages) with one PUT when they are sealed, large ones as a multipart upload of
@@ -80,6 +84,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an upload that was given up keeps trying to abort while the store fails.
 const ABORT_RETRIES_FOR: Duration = Duration::from_secs(3600);
 
+/// How old a blob without a row must be before start-up moves it to `orphans/`: far
+/// longer than the time between an upload's completion and its commit.
+pub const ORPHAN_AFTER: Duration = Duration::from_secs(3600);
+
 const BLOBS: &str = "blobs";
 const ORPHANS: &str = "orphans";
 const UPLOADS: &str = "uploads";
@@ -91,6 +99,8 @@ pub(super) struct Bucket(Arc<Inner>);
 
 struct Inner {
     s3: AmazonS3,
+    /// This node's id: its markers live under `uploads/NODE/` and `deleting/NODE/`.
+    node: String,
     /// Where the bucket is, for errors: the endpoint and the bucket's name.
     place: PathBuf,
     runtime: Option<Runtime>,
@@ -109,7 +119,7 @@ impl Drop for Inner {
 impl Bucket {
     /// Connects to the bucket `config` names and checks that it answers with these
     /// credentials.
-    pub(super) fn connect(config: &S3Storage) -> Result<Bucket, StoreError> {
+    pub(super) fn connect(config: &S3Storage, node: &str) -> Result<Bucket, StoreError> {
         let place = PathBuf::from(format!(
             "{}/{}",
             config.endpoint.trim_end_matches('/'),
@@ -151,6 +161,7 @@ impl Bucket {
             .map_err(s3_error("connect to the object store", &place))?;
         let bucket = Bucket(Arc::new(Inner {
             s3,
+            node: node.to_owned(),
             place,
             runtime: Some(runtime),
             parts: Arc::new(Semaphore::new(PART_BUDGET / PERMIT_BYTES)),
@@ -160,7 +171,7 @@ impl Bucket {
                 bucket
                     .0
                     .s3
-                    .list_with_delimiter(Some(&Key::from(UPLOADS)))
+                    .list_with_delimiter(Some(&Key::from(format!("{UPLOADS}/{node}"))))
                     .await
             })
             .map_err(s3_error("reach the bucket", bucket.place()))?;
@@ -240,7 +251,7 @@ impl Bucket {
     /// Marks `blobs/NAME` for removal once the exports streaming it end (or at the next
     /// start-up, if the process dies first).
     pub(super) fn defer_removal(&self, name: &str) -> Result<(), StoreError> {
-        let marker = Key::from(format!("{DELETING}/{name}"));
+        let marker = self.marker(DELETING, name);
         self.run(async { self.0.s3.put(&marker, PutPayload::new()).await })
             .map(drop)
             .map_err(s3_error("mark a deleted blob", self.place()))
@@ -251,7 +262,7 @@ impl Bucket {
     pub(super) fn finish_removal_in_background(&self, name: &str) {
         let bucket = self.clone();
         let key = blob_key(name);
-        let marker = Key::from(format!("{DELETING}/{name}"));
+        let marker = self.marker(DELETING, name);
         self.handle().spawn(async move {
             match bucket.0.s3.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {
@@ -265,33 +276,62 @@ impl Bucket {
     /// Removes a blob [`Bucket::defer_removal`] marked, then its marker.
     pub(super) fn finish_removal(&self, name: &str) -> Result<(), StoreError> {
         self.remove(name)?;
-        let marker = Key::from(format!("{DELETING}/{name}"));
+        let marker = self.marker(DELETING, name);
         self.run(async { self.0.s3.delete(&marker).await })
             .map_err(s3_error("remove a deletion marker", self.place()))
     }
 
     /// Finishes every removal a marker under `deleting/` names.
     pub(super) fn finish_deferred_removals(&self) -> Result<(), StoreError> {
-        for name in self.names(DELETING)? {
+        for name in self.own_markers(DELETING)? {
             self.finish_removal(&name)?;
         }
         Ok(())
     }
 
-    /// The names under `blobs/`.
-    pub(super) fn list(&self) -> Result<HashSet<String>, StoreError> {
-        self.names(BLOBS)
+    /// The names under `blobs/`, and those of them written less than
+    /// [`ORPHAN_AFTER`] ago.
+    pub(super) fn list(&self) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
+        let listed = self.listing(BLOBS)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let settled = now.saturating_sub(ORPHAN_AFTER.as_secs());
+        let recent = listed
+            .iter()
+            .filter(|(_, modified)| *modified > settled as i64)
+            .map(|(name, _)| name.clone())
+            .collect();
+        Ok((listed.into_iter().map(|(name, _)| name).collect(), recent))
     }
 
-    fn names(&self, prefix: &str) -> Result<HashSet<String>, StoreError> {
+    /// The names under `PREFIX/NODE/` for this node.
+    fn own_markers(&self, prefix: &str) -> Result<HashSet<String>, StoreError> {
+        Ok(self
+            .listing(&format!("{prefix}/{}", self.0.node))?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect())
+    }
+
+    /// Names under `prefix` with the time each was written (seconds since the epoch).
+    fn listing(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
         let prefix = Key::from(prefix);
         let listed: Vec<_> = self
             .run(async { self.0.s3.list(Some(&prefix)).try_collect().await })
             .map_err(s3_error("list the bucket", self.place()))?;
         Ok(listed
             .into_iter()
-            .filter_map(|meta| meta.location.filename().map(str::to_owned))
+            .filter_map(|meta| {
+                let name = meta.location.filename()?.to_owned();
+                Some((name, meta.last_modified.timestamp()))
+            })
             .collect())
+    }
+
+    /// The key of this node's marker for blob `name` under `prefix`.
+    fn marker(&self, prefix: &str, name: &str) -> Key {
+        Key::from(format!("{prefix}/{}/{name}", self.0.node))
     }
 
     /// Moves `blobs/NAME` to `orphans/NAME` (a copy, then a delete: S3 has no rename).
@@ -306,9 +346,9 @@ impl Bucket {
     /// Aborts every multipart upload a marker under `uploads/` names (left by a crash)
     /// and removes the markers. Returns how many there were.
     pub(super) fn abort_unfinished(&self) -> Result<usize, StoreError> {
-        let markers = self.names(UPLOADS)?;
+        let markers = self.own_markers(UPLOADS)?;
         for name in &markers {
-            let marker = Key::from(format!("{UPLOADS}/{name}"));
+            let marker = self.marker(UPLOADS, name);
             let id = self
                 .run(async { self.0.s3.get(&marker).await?.bytes().await })
                 .map_err(s3_error("read an upload marker", self.place()))?;
@@ -386,7 +426,7 @@ impl Upload {
                 .run(async { bucket.0.s3.complete_multipart(&key, &id, parts).await })
                 .map_err(into_io)?;
             self.multipart = None;
-            let marker = Key::from(format!("{UPLOADS}/{}", self.name));
+            let marker = bucket.marker(UPLOADS, &self.name);
             bucket
                 .run(async { bucket.0.s3.delete(&marker).await })
                 .map_err(into_io)?;
@@ -462,7 +502,7 @@ impl Upload {
             .run(async { bucket.0.s3.create_multipart(&key).await })
             .map_err(into_io)?;
         // The marker first: if we die after it, start-up aborts the upload.
-        let marker = Key::from(format!("{UPLOADS}/{}", self.name));
+        let marker = bucket.marker(UPLOADS, &self.name);
         let recorded = bucket.run(async {
             bucket
                 .0
@@ -521,7 +561,7 @@ impl Drop for Upload {
                 };
                 let bucket = self.bucket.clone();
                 let key = blob_key(&self.name);
-                let marker = Key::from(format!("{UPLOADS}/{}", self.name));
+                let marker = self.bucket.marker(UPLOADS, &self.name);
                 self.bucket.handle().spawn(async move {
                     if let Some(task) = multipart.in_flight {
                         let _ = task.await;

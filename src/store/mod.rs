@@ -5,6 +5,7 @@
 //! DATA_DIR/            0700
 //!   agedrop.sqlite     sources, items, journalists (no plaintext, no exact times)
 //!   instance-secret    32 random bytes, 0600: keys the CSRF tokens and source codes
+//!   node-id            with blobs in a bucket: this node's id for its markers there
 //!   blobs/ID.age       an item: age ciphertext, exactly as exported
 //!   blobs/ID.meta.age  its metadata (filename, type, exact time): age ciphertext
 //!   tmp/               uploads in progress; emptied at start-up
@@ -71,6 +72,8 @@ use crate::config::Storage;
 
 const DATABASE: &str = "agedrop.sqlite";
 const INSTANCE_SECRET: &str = "instance-secret";
+/// This node's id, for what it leaves in a shared object store (`secret::node_id`).
+const NODE_ID: &str = "node-id";
 const LOCK: &str = "lock";
 /// Where start-up moves blobs no row refers to: ciphertext is never deleted on a guess.
 const ORPHANS: &str = "orphans";
@@ -342,7 +345,10 @@ impl Store {
             Storage::Local => Blobs::Local {
                 dir: dir.join(BLOBS),
             },
-            Storage::S3(config) => Blobs::Bucket(Bucket::connect(config)?),
+            Storage::S3(config) => {
+                let node = secret::node_id(&dir.join(NODE_ID))?;
+                Blobs::Bucket(Bucket::connect(config, &node)?)
+            }
         };
         let db = schema::open_database(&dir.join(DATABASE))?;
         Ok(Store {

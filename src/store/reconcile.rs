@@ -35,7 +35,7 @@ impl Store {
         }
         report.temp_files_removed += self.blobs.clean_up_bucket()?;
 
-        let mut on_disk = self.blobs.list()?;
+        let (mut on_disk, settling) = self.blobs.list()?;
 
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -107,6 +107,9 @@ impl Store {
 
         let orphans = self.dir.join(ORPHANS);
         for name in on_disk {
+            if settling.contains(&name) {
+                continue; // another node's upload, about to be committed
+            }
             self.blobs.orphan(&name, &orphans)?;
             if name.ends_with(META_SUFFIX) || !name.ends_with(ITEM_SUFFIX) {
                 continue; // count items and replies, not metadata records or strays

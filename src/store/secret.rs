@@ -46,22 +46,51 @@ pub(super) fn load_or_create(path: &Path) -> Result<InstanceSecret, StoreError> 
         Ok(_) => return load(path),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             random::fill(&mut secret[..]);
-            let tmp = path.with_extension("tmp");
-            let write = || -> io::Result<()> {
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
-                io::Write::write_all(&mut file, &secret[..])?;
-                file.sync_all()?;
-                fs::rename(&tmp, path)?;
-                fsync::sync_dir(path.parent().unwrap_or(Path::new(".")))
-            };
-            write().map_err(io_error("create the instance secret", path))?;
+            write_new(path, &secret[..]).map_err(io_error("create the instance secret", path))?;
         }
         Err(e) => return Err(io_error("read the instance secret", path)(e)),
     }
     Ok(InstanceSecret(secret))
+}
+
+/// This data directory's node id: 16 random hex digits made once, naming what this
+/// node leaves in a shared object store (its upload and deletion markers), so one node's
+/// start-up never touches what another node is doing. Not a secret.
+pub(super) fn node_id(path: &Path) -> Result<String, StoreError> {
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let id = text.trim();
+            if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Ok(id.to_owned());
+            }
+            Err(StoreError::Io {
+                action: "read the node id (it must be 16 hex digits)",
+                path: path.to_owned(),
+                source: io::ErrorKind::InvalidData.into(),
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let id = random::hex_id(8);
+            write_new(path, format!("{id}\n").as_bytes())
+                .map_err(io_error("create the node id", path))?;
+            Ok(id)
+        }
+        Err(e) => Err(io_error("read the node id", path)(e)),
+    }
+}
+
+/// Writes `bytes` to `path` (0600) durably: a temp file, fsync, rename, fsync the
+/// directory.
+fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)?;
+    fsync::sync_dir(path.parent().unwrap_or(Path::new(".")))
 }

@@ -210,6 +210,23 @@ impl Garage {
         out.stdout
     }
 
+    /// Stores an object, as another client of the bucket would.
+    pub fn put(&self, key: &str, bytes: &[u8]) {
+        let file = self.dir.path().join("put.tmp");
+        std::fs::write(&file, bytes).unwrap();
+        let out = self
+            .curl(&format!("/{BUCKET}/{key}"))
+            .args(["--fail", "--max-time", "60", "-T"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "PUT {key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// curl with this key's SigV4 signature, for `path` on the endpoint.
     fn curl(&self, path: &str) -> Command {
         let mut curl = Command::new("curl");
