@@ -6,6 +6,7 @@
 
 mod driver;
 mod garage;
+mod haproxy;
 mod http;
 mod server;
 
@@ -13,6 +14,8 @@ mod server;
 pub use driver::Driver;
 #[allow(unused_imports)]
 pub use garage::Garage;
+#[allow(unused_imports)]
+pub use haproxy::HaProxy;
 #[allow(unused_imports)]
 pub use http::*;
 #[allow(unused_imports)]
