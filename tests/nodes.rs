@@ -8,19 +8,10 @@ use common::*;
 
 /// Two nodes on one bucket with one instance secret, and HAProxy in front of them.
 fn two_nodes(garage: &Garage) -> (Server, Server, HaProxy) {
-    let options = || Options {
+    let (first, second) = Server::two_nodes(|| Options {
         storage: garage.storage_keys(),
         ..Options::default()
-    };
-    let mut first = Server::prepare(options());
-    let mut second = Server::prepare(options());
-    std::fs::copy(
-        first.data().join("instance-secret"),
-        second.data().join("instance-secret"),
-    )
-    .unwrap();
-    first.serve();
-    second.serve();
+    });
     let proxy = HaProxy::start([
         (first.addr, first.journalist),
         (second.addr, second.journalist),

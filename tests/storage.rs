@@ -152,7 +152,7 @@ fn an_upload_cut_short_leaves_nothing_in_the_bucket() {
     });
     drop(stream);
     eventually("the unfinished upload is aborted", SOON, || {
-        garage.unfinished_uploads().is_empty() && garage.keys().is_empty()
+        garage.unfinished_uploads().is_empty() && garage.keys() == ["instance"]
     });
     assert_eq!(server.items().len(), 0);
     assert_eq!(get(server.addr, "/").status, 200);
@@ -336,7 +336,7 @@ fn a_deletion_during_an_export_from_the_bucket_waits_for_the_export() {
     );
     export.finish_with(&items);
     eventually("the deleted objects and their markers go", SOON, || {
-        garage.keys().is_empty()
+        garage.keys() == ["instance"]
     });
 }
 
@@ -346,8 +346,10 @@ fn a_deletion_during_an_export_from_the_bucket_waits_for_the_export() {
 #[test]
 fn a_node_starting_leaves_another_nodes_uploads_and_fresh_blobs_alone() {
     let garage = Garage::start();
-    let first = server_on(&garage);
-    let mut second = server_on(&garage);
+    let (first, mut second) = Server::two_nodes(|| Options {
+        storage: garage.storage_keys(),
+        ..Options::default()
+    });
 
     // An upload in progress on the first node, and a stray young blob (as a node
     // between its upload's completion and its commit leaves one).
@@ -385,4 +387,31 @@ fn a_node_starting_leaves_another_nodes_uploads_and_fresh_blobs_alone() {
     let path = first.dir.path().join("slow.age");
     std::fs::write(&path, garage.get(&format!("blobs/{}.age", item.id))).unwrap();
     assert!(first.newsroom.decrypt_with_cli(&path) == noise(20 * 1024 * 1024, 40));
+}
+
+/// A bucket belongs to one drop: a server whose instance secret differs from the one
+/// that first used the bucket (another drop, or a node not given the shared secret) is
+/// refused before it touches anything there.
+#[test]
+fn a_bucket_is_refused_to_another_instance() {
+    let garage = Garage::start();
+    let first = server_on(&garage);
+    assert_eq!(
+        submit(first.addr, vec![Part::text("message", b"mine")]).status,
+        200
+    );
+    let keys = garage.keys();
+    assert!(keys.contains(&"instance".to_owned()), "{keys:?}");
+
+    let other = Server::prepare(Options {
+        storage: garage.storage_keys(),
+        ..Options::default()
+    });
+    let said = stderr(&other.refused());
+    assert!(
+        said.contains("config key `storage`: cannot use the bucket (http://127.0.0.1:")
+            && said.contains("it belongs to another agedrop instance"),
+        "{said}"
+    );
+    assert_eq!(garage.keys(), keys, "nothing in the bucket changed");
 }

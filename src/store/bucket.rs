@@ -7,7 +7,8 @@
 //! record or a reply, `orphans/NAME` for a blob start-up found without a row,
 //! `uploads/NODE/NAME` for a marker that holds the id of a multipart upload in
 //! progress, and `deleting/NODE/NAME` for a blob whose row is deleted while an export
-//! still streams it. NODE is the data directory's node id: several agedrop processes
+//! still streams it; `instance` names the drop the bucket belongs to (a fingerprint
+//! of its instance secret). NODE is the data directory's node id: several agedrop processes
 //! may share one bucket, and each start-up cleans up only its own markers; it leaves
 //! blobs without a row alone while they are younger than [`ORPHAN_AFTER`], since another
 //! node may be about to commit them.
@@ -92,6 +93,8 @@ const BLOBS: &str = "blobs";
 const ORPHANS: &str = "orphans";
 const UPLOADS: &str = "uploads";
 const DELETING: &str = "deleting";
+/// The object naming the instance the bucket belongs to ([`Bucket::claim`]).
+const INSTANCE: &str = "instance";
 
 /// An S3 bucket holding the blobs. Cheap to clone.
 #[derive(Clone)]
@@ -119,7 +122,11 @@ impl Drop for Inner {
 impl Bucket {
     /// Connects to the bucket `config` names and checks that it answers with these
     /// credentials.
-    pub(super) fn connect(config: &S3Storage, node: &str) -> Result<Bucket, StoreError> {
+    pub(super) fn connect(
+        config: &S3Storage,
+        node: &str,
+        instance: &str,
+    ) -> Result<Bucket, StoreError> {
         let place = PathBuf::from(format!(
             "{}/{}",
             config.endpoint.trim_end_matches('/'),
@@ -175,7 +182,41 @@ impl Bucket {
                     .await
             })
             .map_err(s3_error("reach the bucket", bucket.place()))?;
+        bucket.claim(instance)?;
         Ok(bucket)
+    }
+
+    /// Makes sure the bucket is this instance's: the first node to use it stores the
+    /// instance secret's fingerprint under `instance`; every node after compares. A
+    /// bucket of another drop (whose blobs start-up would take for orphans), or a node
+    /// given another instance secret (its codes and CSRF tokens would not match the
+    /// other nodes'), is refused.
+    fn claim(&self, fingerprint: &str) -> Result<(), StoreError> {
+        let key = Key::from(INSTANCE);
+        let expected = format!("agedrop instance {fingerprint}\n");
+        let stored = match self.run(async { self.0.s3.get(&key).await?.bytes().await }) {
+            Ok(bytes) => bytes,
+            Err(object_store::Error::NotFound { .. }) => {
+                let payload = PutPayload::from(expected.clone().into_bytes());
+                self.run(async { self.0.s3.put(&key, payload).await })
+                    .map_err(s3_error("claim the bucket", self.place()))?;
+                self.run(async { self.0.s3.get(&key).await?.bytes().await })
+                    .map_err(s3_error("claim the bucket", self.place()))?
+            }
+            Err(e) => return Err(s3_error("claim the bucket", self.place())(e)),
+        };
+        if stored[..] == *expected.as_bytes() {
+            return Ok(());
+        }
+        Err(StoreError::Bucket {
+            action: "use the bucket",
+            place: self.place().to_owned(),
+            source: io::Error::other(
+                "it belongs to another agedrop instance (its `instance` object names another \
+                 instance secret): give every node of one drop the same data_dir/instance-secret, \
+                 copied from the first node, and every drop a bucket of its own",
+            ),
+        })
     }
 
     /// The endpoint and bucket, for errors and messages.

@@ -347,7 +347,7 @@ impl Store {
             },
             Storage::S3(config) => {
                 let node = secret::node_id(&dir.join(NODE_ID))?;
-                Blobs::Bucket(Bucket::connect(config, &node)?)
+                Blobs::Bucket(Bucket::connect(config, &node, &secret.fingerprint())?)
             }
         };
         let db = schema::open_database(&dir.join(DATABASE))?;

@@ -19,6 +19,20 @@ impl InstanceSecret {
     pub fn expose(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// A public name for this secret: HMAC-SHA-256 under it of a fixed label, 16 bytes
+    /// in hex. Nodes sharing an object store compare it to know they share the secret
+    /// (codes and CSRF tokens are keyed by it) without revealing it.
+    pub(super) fn fingerprint(&self) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.0[..])
+            .expect("HMAC takes keys of any length");
+        mac.update(b"agedrop instance fingerprint v1");
+        mac.finalize().into_bytes()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// Reads the instance secret, making sure it is private (a backup restored with

@@ -327,6 +327,21 @@ impl Server {
         }
     }
 
+    /// Two nodes of one drop: servers made with `options` (twice), the second given the
+    /// first's instance secret, both serving.
+    pub fn two_nodes(options: impl Fn() -> Options) -> (Server, Server) {
+        let mut first = Server::prepare(options());
+        let mut second = Server::prepare(options());
+        std::fs::copy(
+            first.data().join("instance-secret"),
+            second.data().join("instance-secret"),
+        )
+        .unwrap();
+        first.serve();
+        second.serve();
+        (first, second)
+    }
+
     /// `agedrop serve` with this server's config, as options say.
     fn serve_command(&self) -> Command {
         let mut args = self.options.global_args.clone();
