@@ -136,6 +136,8 @@ pub enum StoreError {
     },
     /// The database was made by a newer agedrop.
     UnknownSchema(i64),
+    /// The PostgreSQL database was made by a newer agedrop.
+    UnknownPostgresSchema(i64),
     /// The source the caller named does not exist (it was deleted).
     UnknownSource,
     /// A journalist account with that name exists already.
@@ -191,7 +193,7 @@ impl fmt::Display for StoreError {
                 "cannot {action}: this is done only for the SQLite database in the data directory, \
                  not for PostgreSQL ([database] url)"
             ),
-            StoreError::UnknownSchema(v) => write!(
+            StoreError::UnknownSchema(v) | StoreError::UnknownPostgresSchema(v) => write!(
                 f,
                 "the database has schema version {v}, which this agedrop does not know; use a newer agedrop"
             ),
@@ -228,7 +230,9 @@ impl StoreError {
     pub fn config_key(&self) -> &'static str {
         match self {
             StoreError::Bucket { .. } => "storage",
-            StoreError::Postgres { .. } | StoreError::NotSqlite { .. } => "database",
+            StoreError::Postgres { .. }
+            | StoreError::UnknownPostgresSchema(_)
+            | StoreError::NotSqlite { .. } => "database",
             _ => "data_dir",
         }
     }

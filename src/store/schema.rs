@@ -288,7 +288,7 @@ fn migrate_postgres(db: &mut Db) -> Result<(), StoreError> {
             .unwrap_or(0);
         let newest = POSTGRES_MIGRATIONS.last().map_or(0, |(v, _)| *v);
         if version > newest {
-            return Err(StoreError::UnknownSchema(version));
+            return Err(StoreError::UnknownPostgresSchema(version));
         }
         for (to, migration) in POSTGRES_MIGRATIONS.iter().filter(|(v, _)| *v > version) {
             tx.batch(migration, "migrate the schema")?;
