@@ -1240,6 +1240,61 @@ mod tests {
     }
 
     #[test]
+    fn the_samples_database_section_parses_once_uncommented() {
+        let sample = include_str!("../deploy/agedrop.toml");
+        let start = sample.find("# [database]").expect("a [database] sample");
+        let section: String = sample[start..]
+            .lines()
+            .take_while(|line| line.starts_with("# "))
+            .filter_map(|line| line.strip_prefix("# "))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let config = parse(&format!("{}{section}", minimal(""))).expect("the sample parses");
+        let Database::Postgres(database) = config.database else {
+            panic!("the sample names PostgreSQL");
+        };
+        assert_eq!(database.settings().get_dbname(), Some("agedrop"));
+        assert_eq!(
+            database.settings().get_hosts(),
+            [postgres::config::Host::Unix("/run/postgresql".into())]
+        );
+    }
+
+    #[test]
+    fn database_urls_name_a_local_postgresql() {
+        let refused = |url: &str| {
+            parse(&minimal(&format!("[database]\nurl = \"{url}\"\n")))
+                .unwrap_err()
+                .to_string()
+        };
+        for url in [
+            "postgres://a@10.1.2.3/db",
+            "postgres://a@db.example.org/db",
+            "postgres://a@localhost,db.example.org/db",
+            "postgres://a@localhost/db?hostaddr=10.1.2.3",
+        ] {
+            assert!(refused(url).contains("only a loopback host"), "{url}");
+        }
+        assert!(refused("postgres://a@localhost").contains("names no database"));
+        for url in [
+            "postgres://a@localhost/db",
+            "postgresql://a:pw@127.0.0.1:5433/db",
+            "postgres://a@[::1]/db",
+        ] {
+            let config = parse(&minimal(&format!("[database]\nurl = \"{url}\"\n")));
+            assert!(config.is_ok(), "{url}");
+        }
+        let config = parse(&minimal(
+            "[database]\nurl = \"postgresql://a:pw@127.0.0.1:5433/db\"\n",
+        ))
+        .unwrap();
+        assert!(
+            !format!("{config:?}").contains("pw@"),
+            "the password stays out of Debug"
+        );
+    }
+
+    #[test]
     fn onion_addresses_need_a_valid_checksum() {
         // A real v3 address, and the same with one character changed.
         let good = "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad";
