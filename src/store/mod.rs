@@ -18,9 +18,13 @@
 //! reconciled the two. The server-visible metadata of an item is its random id, source
 //! id, kind, order within the source, day and ciphertext size; nothing else.
 //!
+//! The metadata may instead be in PostgreSQL (`[database] url`): `db` runs the same
+//! statements on either, and only the data directory's other files stay here.
+//!
 //! This file holds [`Store`] itself (opening, the WAL scrub, free space), the names in
-//! the data directory and [`StoreError`]. The rest is split by concern: `schema` (the
-//! database and its migrations), `lock` and `secret` (what start-up claims and loads
+//! the data directory and [`StoreError`]. The rest is split by concern: `db` (the one
+//! query layer over SQLite and PostgreSQL), `schema` (the database and its
+//! migrations, one list per database), `lock` and `secret` (what start-up claims and loads
 //! before the database), `blobs` (the files), `reconcile` (start-up's repair), and the
 //! queries by what they are about: `items`, `export`, `sources`, `replies`,
 //! `journalists`.
