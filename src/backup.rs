@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::{self, BundleError, TarReader, TarWriter, MAX_ENTRY_BYTES};
-use crate::config::Storage;
+use crate::config::{Database, Storage};
 use crate::store::{self, is_blob_name, Layout, Store, StoreError, SCHEMA_VERSION};
 use crate::{fsync, random};
 
@@ -111,6 +111,9 @@ pub enum BackupError {
     /// The blobs are in an object store, which a backup of the data directory would
     /// leave out.
     BlobsInObjectStore,
+    /// The metadata is in PostgreSQL, which a backup of the data directory would leave
+    /// out.
+    DatabaseInPostgres,
 }
 
 impl fmt::Display for BackupError {
@@ -147,6 +150,12 @@ impl fmt::Display for BackupError {
                 "the blobs are in an object store ([storage] kind = \"s3\"), which `agedrop backup` \
                  does not copy: back up the bucket with the object store's own tools, together with \
                  the data directory (docs/admin.md, \"Scaling out\")"
+            ),
+            BackupError::DatabaseInPostgres => write!(
+                f,
+                "the metadata is in PostgreSQL ([database] url), which `agedrop backup` does not \
+                 copy: back up the database with pg_dump, together with the data directory \
+                 (docs/admin.md, \"Scaling out\")"
             ),
         }
     }
@@ -219,13 +228,18 @@ impl Drop for Leftover {
 pub fn backup(
     data_dir: &Path,
     storage: &Storage,
+    database: &Database,
     out: &Path,
 ) -> Result<BackupSummary, BackupError> {
     if *storage != Storage::Local {
         // Without its blobs an archive would restore items that are not there.
         return Err(BackupError::BlobsInObjectStore);
     }
-    let store = Store::open_shared(data_dir, storage)?;
+    if let Database::Postgres(_) = database {
+        // The archive's database is a snapshot of agedrop.sqlite.
+        return Err(BackupError::DatabaseInPostgres);
+    }
+    let store = Store::open_shared(data_dir, storage, database)?;
     if out == Path::new("-") {
         let mut stdout = BufWriter::with_capacity(1024 * 1024, io::stdout().lock());
         let summary = write_archive(&store, &mut stdout)?;
@@ -390,7 +404,7 @@ pub fn restore(archive: &Path, dir: &Path) -> Result<BackupSummary, BackupError>
     // The store itself opens what was written (the secret's length, the database and
     // its migrations to this agedrop's schema) and adds tmp/ and the lock, with the
     // modes `init` gives.
-    drop(Store::create(&temp, &Storage::Local)?);
+    drop(Store::create(&temp, &Storage::Local, &Database::Sqlite)?);
     for synced in [temp.join("blobs"), temp.clone()] {
         fsync::sync_dir(&synced).map_err(io_error("fsync the restored directory", &synced))?;
     }
@@ -414,7 +428,7 @@ fn refuse_target(dir: &Path) -> Result<(), BackupError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_error("read the target directory", dir)(e)),
     };
-    if store::Inspection::new(dir).in_use()? {
+    if store::Inspection::new(dir, &Database::Sqlite).in_use()? {
         return Err(BackupError::InUse(dir.to_owned()));
     }
     if entries.count() > 0 {

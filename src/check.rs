@@ -86,7 +86,7 @@ fn data_dir(config: &Config, findings: &mut Vec<Finding>) {
         }
     };
     private(dir, &meta, "data directory", "0700", findings);
-    let inspection = Inspection::new(dir);
+    let inspection = Inspection::new(dir, &config.database);
     if let Err(err) = inspection.initialised() {
         findings.push(Finding::Problem(err.to_string()));
         return;

@@ -448,7 +448,7 @@ fn keygen(output: Option<&Path>, passphrase: bool, pq: bool) -> CliResult {
 
 fn journalist(config_path: &Path, action: JournalistAction) -> CliResult {
     let config = Config::load(config_path)?;
-    let store = Store::open_shared(&config.data_dir, &config.storage)
+    let store = Store::open_shared(&config.data_dir, &config.storage, &config.database)
         .map_err(|e| format!("config key `{}`: {e}", e.config_key()))?;
     match action {
         JournalistAction::Add { name, mut desks } => {
@@ -920,7 +920,7 @@ fn reply(
 
 fn backup(config_path: &Path, output: &Path) -> CliResult {
     let config = Config::load(config_path)?;
-    let summary = backup::backup(&config.data_dir, &config.storage, output)?;
+    let summary = backup::backup(&config.data_dir, &config.storage, &config.database, output)?;
     // stderr: stdout may be the backup itself.
     eprintln!(
         "Backed up {} blobs, the database and the instance secret{}.",
@@ -987,7 +987,7 @@ fn init(
     // Validate exactly what we are about to write.
     let config = Config::parse(&text, dir)?;
     fs::create_dir_all(dir)?;
-    Store::create(&config.data_dir, &config.storage)
+    Store::create(&config.data_dir, &config.storage, &config.database)
         .map_err(|e| format!("config key `{}`: {e}", e.config_key()))?;
     write_private(&config_path, text.as_bytes())?;
     if let Some((name, (uid, gid))) = owner {
@@ -1092,7 +1092,7 @@ fn retention(config_path: &Path, as_of: Option<&str>) -> CliResult {
             .ok_or_else(|| format!("--as-of {day:?} is not a day (YYYY-MM-DD)"))?,
         None => crate::time::start_of_day(std::time::SystemTime::now()),
     };
-    let store = Store::open_shared(&config.data_dir, &config.storage)
+    let store = Store::open_shared(&config.data_dir, &config.storage, &config.database)
         .map_err(|e| format!("config key `{}`: {e}", e.config_key()))?;
     let swept = store.sweep(&policy, today)?;
     println!(
@@ -1187,7 +1187,7 @@ fn demo(dir: &Path, port: u16) -> CliResult {
             &limits,
         );
         let config = Config::parse(&config_text, dir)?;
-        let store = Store::create(&config.data_dir, &config.storage)?;
+        let store = Store::create(&config.data_dir, &config.storage, &config.database)?;
         let token = Token::generate();
         store.add_journalist("demo", &token.id, &token.secret_hash(), None)?;
         write_private(&token_path, format!("{}\n", token.expose()).as_bytes())?;

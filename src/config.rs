@@ -154,6 +154,97 @@ struct RawConfig {
     metrics: Option<RawMetrics>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     storage: Option<RawStorage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    database: Option<RawDatabase>,
+}
+
+/// `[database]` as written.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: String,
+}
+
+/// Where the metadata (sources, items, replies, accounts) lives: `[database]`.
+#[derive(Clone, Debug, Default)]
+pub enum Database {
+    /// `agedrop.sqlite` in `data_dir` (the default).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database on this machine; docs/admin.md, "Scaling out".
+    Postgres(PostgresDatabase),
+}
+
+/// A PostgreSQL database (`[database] url`), its URL parsed and checked. Its `Debug`
+/// leaves out the password the URL may hold.
+#[derive(Clone, Debug)]
+pub struct PostgresDatabase(Box<postgres::Config>);
+
+impl PostgresDatabase {
+    /// The connection settings, for the store.
+    pub fn settings(&self) -> &postgres::Config {
+        &self.0
+    }
+}
+
+impl RawDatabase {
+    fn validate(&self) -> Result<Database, ConfigError> {
+        let key = "database.url";
+        let expected = "expected postgres://USER@HOST:PORT/DATABASE";
+        if !["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| self.url.starts_with(scheme))
+        {
+            return Err(ConfigError::invalid(key, expected));
+        }
+        // The parser's errors name an option, never a value: the password stays out.
+        let settings: postgres::Config = self
+            .url
+            .parse()
+            .map_err(|err| ConfigError::invalid(key, format!("{expected}: {err}")))?;
+        if settings.get_hosts().is_empty() {
+            return Err(ConfigError::invalid(
+                key,
+                format!("{expected}: the URL names no host"),
+            ));
+        }
+        if settings.get_dbname().is_none() {
+            return Err(ConfigError::invalid(
+                key,
+                format!("{expected}: the URL names no database"),
+            ));
+        }
+        // agedrop speaks to PostgreSQL without TLS (one TLS stack, and none set up for
+        // this yet), so only on this machine: every row would otherwise cross the
+        // network in clear (SECURITY.md, "What a database operator can learn").
+        let local = settings.get_hosts().iter().all(|host| match host {
+            postgres::config::Host::Tcp(name) => is_loopback_name(name),
+            postgres::config::Host::Unix(_) => true,
+        }) && settings.get_hostaddrs().iter().all(|ip| ip.is_loopback());
+        if !local {
+            return Err(ConfigError::invalid(
+                key,
+                "only a loopback host (localhost, 127.0.0.1, [::1]) or a Unix socket directory: \
+                 agedrop connects without TLS, so metadata would cross the network in clear",
+            ));
+        }
+        if settings.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(ConfigError::invalid(
+                key,
+                "sslmode=require: agedrop connects to PostgreSQL without TLS, on this machine only",
+            ));
+        }
+        Ok(Database::Postgres(PostgresDatabase(Box::new(settings))))
+    }
+}
+
+/// `localhost` or a loopback address (`[::1]` with or without brackets).
+fn is_loopback_name(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `[storage]` as written.
@@ -291,12 +382,7 @@ fn check_endpoint(endpoint: &str) -> Result<(), ConfigError> {
                 Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
                 _ => authority,
             };
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            let loopback = host == "localhost"
-                || host
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback());
-            if loopback {
+            if is_loopback_name(host) {
                 Ok(())
             } else {
                 Err(ConfigError::invalid(
@@ -659,6 +745,8 @@ pub struct Config {
     pub metrics: Option<MetricsListen>,
     /// Where the blobs live (`[storage]`).
     pub storage: Storage,
+    /// Where the metadata lives (`[database]`).
+    pub database: Database,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -831,6 +919,10 @@ impl Config {
             Some(storage) => storage.validate(base)?,
             None => Storage::Local,
         };
+        let database = match &raw.database {
+            Some(database) => database.validate()?,
+            None => Database::Sqlite,
+        };
         let metrics_group = raw.metrics.as_ref().and_then(|m| m.socket_group.clone());
         for (key, group) in [
             ("source.socket_group", &raw.source.socket_group),
@@ -856,6 +948,7 @@ impl Config {
             lock_memory: raw.lock_memory,
             metrics,
             storage,
+            database,
             source: SourceOptions {
                 onion_address,
                 onion_notice: raw.source.onion_notice,
@@ -910,6 +1003,7 @@ impl Config {
             site: None,
             metrics: None,
             storage: None,
+            database: None,
         };
         let body = toml::to_string(&raw).expect("the config structure always serialises");
         format!(
@@ -1193,6 +1287,61 @@ mod tests {
         ] {
             assert!(check_endpoint(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_samples_database_section_parses_once_uncommented() {
+        let sample = include_str!("../deploy/agedrop.toml");
+        let start = sample.find("# [database]").expect("a [database] sample");
+        let section: String = sample[start..]
+            .lines()
+            .take_while(|line| line.starts_with("# "))
+            .filter_map(|line| line.strip_prefix("# "))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let config = parse(&format!("{}{section}", minimal(""))).expect("the sample parses");
+        let Database::Postgres(database) = config.database else {
+            panic!("the sample names PostgreSQL");
+        };
+        assert_eq!(database.settings().get_dbname(), Some("agedrop"));
+        assert_eq!(
+            database.settings().get_hosts(),
+            [postgres::config::Host::Unix("/run/postgresql".into())]
+        );
+    }
+
+    #[test]
+    fn database_urls_name_a_local_postgresql() {
+        let refused = |url: &str| {
+            parse(&minimal(&format!("[database]\nurl = \"{url}\"\n")))
+                .unwrap_err()
+                .to_string()
+        };
+        for url in [
+            "postgres://a@10.1.2.3/db",
+            "postgres://a@db.example.org/db",
+            "postgres://a@localhost,db.example.org/db",
+            "postgres://a@localhost/db?hostaddr=10.1.2.3",
+        ] {
+            assert!(refused(url).contains("only a loopback host"), "{url}");
+        }
+        assert!(refused("postgres://a@localhost").contains("names no database"));
+        for url in [
+            "postgres://a@localhost/db",
+            "postgresql://a:pw@127.0.0.1:5433/db",
+            "postgres://a@[::1]/db",
+        ] {
+            let config = parse(&minimal(&format!("[database]\nurl = \"{url}\"\n")));
+            assert!(config.is_ok(), "{url}");
+        }
+        let config = parse(&minimal(
+            "[database]\nurl = \"postgresql://a:pw@127.0.0.1:5433/db\"\n",
+        ))
+        .unwrap();
+        assert!(
+            !format!("{config:?}").contains("pw@"),
+            "the password stays out of Debug"
+        );
     }
 
     #[test]

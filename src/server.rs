@@ -652,10 +652,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     raise_open_file_limit(&config.limits);
     let data_dir = config.data_dir.clone();
     let storage = config.storage.clone();
-    let (store, reconciled) = tokio::task::spawn_blocking(move || Store::open(&data_dir, &storage))
-        .await
-        .expect("Store::open does not panic")
-        .map_err(ServerError::DataDir)?;
+    let database = config.database.clone();
+    let (store, reconciled) =
+        tokio::task::spawn_blocking(move || Store::open(&data_dir, &storage, &database))
+            .await
+            .expect("Store::open does not panic")
+            .map_err(ServerError::DataDir)?;
     info!(
         temp_files_removed = reconciled.temp_files_removed,
         rows_without_blobs = reconciled.rows_without_blobs,

@@ -100,7 +100,12 @@ impl Upload {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(
-            Store::create(&dir.path().join("data"), &agedrop::config::Storage::Local).unwrap(),
+            Store::create(
+                &dir.path().join("data"),
+                &agedrop::config::Storage::Local,
+                &agedrop::config::Database::Sqlite,
+            )
+            .unwrap(),
         );
         let identity = age::x25519::Identity::generate();
         let recipients = Recipients::parse(&[identity.to_public().to_string()]).unwrap();

@@ -6,17 +6,19 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, OptionalExtension, Params, Row};
-
 use super::blobs::{blob_names, item_names, reply_name, BlobReader, ItemBlob, Parked};
+use super::db::Sql;
 use super::ItemKind;
 use super::{Store, StoreError};
 
 /// The SQL condition "the row's source is in the account's desks", for a query whose
-/// parameter `?3` is [`desk_scope`]'s text (NULL: every desk).
+/// parameter `?3` is [`desk_scope`]'s text (NULL: every desk). PostgreSQL's schema
+/// defines `instr` as SQLite has it; the CAST tells PostgreSQL the parameter's type
+/// where `IS NULL` alone does not.
 macro_rules! in_scope {
     () => {
-        "source_id IN (SELECT id FROM sources WHERE ?3 IS NULL OR instr(?3, ',' || desk || ',') > 0)"
+        "source_id IN (SELECT id FROM sources
+         WHERE CAST(?3 AS TEXT) IS NULL OR instr(?3, ',' || desk || ',') > 0)"
     };
 }
 pub(super) use in_scope;
@@ -172,116 +174,116 @@ impl Store {
         limit: usize,
         desks: Option<&[String]>,
     ) -> Result<Export, StoreError> {
-        let db = self.db();
+        let mut db = self.db();
         let scope = desk_scope(desks);
-        let after = params![cursor, limit as i64, scope];
-        let mut items = rows(
-            &db,
-            concat!(
-                "SELECT position, id, source_id, kind, seq, day, size, meta_size FROM items
-                 WHERE position > ?1 AND deleting = 0 AND ",
-                in_scope!(),
-                " ORDER BY position LIMIT ?2"
-            ),
-            after,
-            |r| {
-                Ok(ExportItem {
-                    position: r.get(0)?,
-                    id: r.get(1)?,
-                    source_id: r.get(2)?,
-                    kind: r.get(3)?,
-                    seq: r.get(4)?,
-                    day: r.get(5)?,
-                    size: r.get::<_, i64>(6)? as u64,
-                    meta_size: r.get::<_, i64>(7)? as u64,
-                })
-            },
-        )?;
-        let mut replies = rows(
-            &db,
-            concat!(
-                "SELECT position, id, source_id, seq, day, size FROM replies
-                 WHERE position > ?1 AND deleting = 0 AND ",
-                in_scope!(),
-                " ORDER BY position LIMIT ?2"
-            ),
-            after,
-            |r| {
-                Ok(ExportReply {
-                    position: r.get(0)?,
-                    id: r.get(1)?,
-                    source_id: r.get(2)?,
-                    seq: r.get(3)?,
-                    day: r.get(4)?,
-                    size: r.get::<_, i64>(5)? as u64,
-                })
-            },
-        )?;
-        let mut deleted_replies = rows(
-            &db,
-            concat!(
-                "SELECT position, source_id, seq FROM deleted_replies WHERE position > ?1 AND ",
-                in_scope!(),
-                " ORDER BY position LIMIT ?2"
-            ),
-            after,
-            |r| {
-                Ok(ExportDeletedReply {
-                    position: r.get(0)?,
-                    source_id: r.get(1)?,
-                    seq: r.get(2)?,
-                })
-            },
-        )?;
-
-        // The `limit` oldest of the three together: each list is sorted, so everything
-        // up to the limit-th smallest position, and nothing after it.
-        let mut positions: Vec<i64> = items
-            .iter()
-            .map(|i| i.position)
-            .chain(replies.iter().map(|r| r.position))
-            .chain(deleted_replies.iter().map(|d| d.position))
-            .collect();
-        positions.sort_unstable();
-        let last = match limit.checked_sub(1) {
-            None => cursor,
-            Some(index) => positions.get(index).copied().unwrap_or(i64::MAX),
-        };
-        items.retain(|i| i.position <= last);
-        replies.retain(|r| r.position <= last);
-        deleted_replies.retain(|d| d.position <= last);
-        let next_cursor = positions
-            .into_iter()
-            .take_while(|&p| p <= last)
-            .last()
-            .unwrap_or(cursor);
-
-        let mut sources = Vec::new();
-        let mut seen = HashSet::new();
-        let mut stmt =
-            db.prepare("SELECT id, label, recipient, desk FROM sources WHERE id = ?1")?;
-        let source_ids = items
-            .iter()
-            .map(|i| &i.source_id)
-            .chain(replies.iter().map(|r| &r.source_id))
-            .chain(deleted_replies.iter().map(|d| &d.source_id));
-        for source_id in source_ids {
-            if seen.insert(source_id.clone()) {
-                if let Some(source) = stmt
-                    .query_row([source_id], |r| {
-                        Ok(ExportSource {
-                            id: r.get(0)?,
-                            label: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                            recipient: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                            desk: r.get(3)?,
-                        })
+        let limit_rows = limit as i64;
+        let after: [&dyn super::db::Param; 3] = [&cursor, &limit_rows, &scope];
+        // One snapshot for all the queries: with several processes writing, a row
+        // committed between two of them could otherwise be passed over by the cursor.
+        let (items, replies, deleted_replies, sources, next_cursor) = db.snapshot(|tx| {
+            let mut items = tx.rows(
+                concat!(
+                    "SELECT position, id, source_id, kind, seq, day, size, meta_size FROM items
+                     WHERE position > ?1 AND deleting = 0 AND ",
+                    in_scope!(),
+                    " ORDER BY position LIMIT ?2"
+                ),
+                &after,
+                |r| {
+                    Ok(ExportItem {
+                        position: r.get(0)?,
+                        id: r.get(1)?,
+                        source_id: r.get(2)?,
+                        kind: r.get(3)?,
+                        seq: r.get(4)?,
+                        day: r.get(5)?,
+                        size: r.get::<i64>(6)? as u64,
+                        meta_size: r.get::<i64>(7)? as u64,
                     })
-                    .optional()?
-                {
-                    sources.push(source);
+                },
+            )?;
+            let mut replies = tx.rows(
+                concat!(
+                    "SELECT position, id, source_id, seq, day, size FROM replies
+                     WHERE position > ?1 AND deleting = 0 AND ",
+                    in_scope!(),
+                    " ORDER BY position LIMIT ?2"
+                ),
+                &after,
+                |r| {
+                    Ok(ExportReply {
+                        position: r.get(0)?,
+                        id: r.get(1)?,
+                        source_id: r.get(2)?,
+                        seq: r.get(3)?,
+                        day: r.get(4)?,
+                        size: r.get::<i64>(5)? as u64,
+                    })
+                },
+            )?;
+            let mut deleted_replies = tx.rows(
+                concat!(
+                    "SELECT position, source_id, seq FROM deleted_replies WHERE position > ?1 AND ",
+                    in_scope!(),
+                    " ORDER BY position LIMIT ?2"
+                ),
+                &after,
+                |r| {
+                    Ok(ExportDeletedReply {
+                        position: r.get(0)?,
+                        source_id: r.get(1)?,
+                        seq: r.get(2)?,
+                    })
+                },
+            )?;
+            // The `limit` oldest of the three together: each list is sorted, so everything
+            // up to the limit-th smallest position, and nothing after it.
+            let mut positions: Vec<i64> = items
+                .iter()
+                .map(|i| i.position)
+                .chain(replies.iter().map(|r| r.position))
+                .chain(deleted_replies.iter().map(|d| d.position))
+                .collect();
+            positions.sort_unstable();
+            let last = match limit.checked_sub(1) {
+                None => cursor,
+                Some(index) => positions.get(index).copied().unwrap_or(i64::MAX),
+            };
+            items.retain(|i| i.position <= last);
+            replies.retain(|r| r.position <= last);
+            deleted_replies.retain(|d| d.position <= last);
+            let next_cursor = positions
+                .into_iter()
+                .take_while(|&p| p <= last)
+                .last()
+                .unwrap_or(cursor);
+            let mut sources = Vec::new();
+            let mut seen = HashSet::new();
+            let source_ids = items
+                .iter()
+                .map(|i| &i.source_id)
+                .chain(replies.iter().map(|r| &r.source_id))
+                .chain(deleted_replies.iter().map(|d| &d.source_id));
+            for source_id in source_ids {
+                if seen.insert(source_id.clone()) {
+                    let source = tx.optional(
+                        "SELECT id, label, recipient, desk FROM sources WHERE id = ?1",
+                        &[source_id],
+                        |r| {
+                            Ok(ExportSource {
+                                id: r.get(0)?,
+                                label: r.get::<Option<String>>(1)?.unwrap_or_default(),
+                                recipient: r.get::<Option<String>>(2)?.unwrap_or_default(),
+                                desk: r.get(3)?,
+                            })
+                        },
+                    )?;
+                    sources.extend(source);
                 }
             }
-        }
+            Ok((items, replies, deleted_replies, sources, next_cursor))
+        })?;
+
         // Registered while the database lock is held, so no deletion slips in between
         // listing a blob and protecting it.
         let held: Vec<String> = blob_names(
@@ -311,17 +313,4 @@ impl Store {
 /// for every desk.
 pub(super) fn desk_scope(desks: Option<&[String]>) -> Option<String> {
     desks.map(|ids| format!(",{},", ids.join(",")))
-}
-
-/// Every row `sql` selects with `params`, as `row` makes it.
-fn rows<T>(
-    db: &Connection,
-    sql: &str,
-    params: impl Params,
-    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>, StoreError> {
-    Ok(db
-        .prepare(sql)?
-        .query_map(params, row)?
-        .collect::<Result<_, _>>()?)
 }

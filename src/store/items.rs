@@ -4,9 +4,8 @@
 use std::collections::hash_map::Entry;
 use std::time::SystemTime;
 
-use rusqlite::{params, TransactionBehavior};
-
 use super::blobs::{blob_names, placing, SealedItem};
+use super::db::Sql;
 use super::sources::{unused_label, SourceKeyRecord};
 use super::{next_order, source_row, Store, StoreError, ID_BYTES};
 use crate::{random, time};
@@ -52,56 +51,53 @@ impl Store {
         self.blobs.sync()?;
 
         let day = time::day(SystemTime::now());
-        let mut db = self.db();
-        // IMMEDIATE: this transaction reads before it writes, and a deferred one would
-        // fail at once (not wait) if another process committed in between.
-        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let source_id = match owner {
-            Owner::NewSource { keys, desk } => {
-                let id = random::hex_id(ID_BYTES);
-                let label = unused_label(&tx)?;
+        self.db().write(|tx| {
+            let source_id = match owner {
+                Owner::NewSource { keys, desk } => {
+                    let id = random::hex_id(ID_BYTES);
+                    let label = unused_label(tx)?;
+                    tx.execute(
+                        "INSERT INTO sources (id, day, label, lookup_id, kdf, recipient, wrapped_key, desk)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        &[
+                            &id,
+                            &day,
+                            &label,
+                            &&keys.lookup_id[..],
+                            &keys.kdf,
+                            &keys.recipient,
+                            &keys.wrapped_key,
+                            &desk,
+                        ],
+                    )?;
+                    id
+                }
+                Owner::Source(id) => {
+                    if !source_row(tx, &id)? {
+                        return Err(StoreError::UnknownSource);
+                    }
+                    id
+                }
+            };
+            for (id, kind, size, meta_size) in &rows {
+                let (seq, position) = next_order(tx, &source_id)?;
                 tx.execute(
-                    "INSERT INTO sources (id, day, label, lookup_id, kdf, recipient, wrapped_key, desk)
+                    "INSERT INTO items (id, source_id, kind, seq, day, size, meta_size, position)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
+                    &[
                         id,
-                        day,
-                        label,
-                        &keys.lookup_id[..],
-                        keys.kdf,
-                        keys.recipient,
-                        keys.wrapped_key,
-                        desk
+                        &source_id,
+                        &kind.as_str(),
+                        &seq,
+                        &day,
+                        &(*size as i64),
+                        &(*meta_size as i64),
+                        &position,
                     ],
                 )?;
-                id
             }
-            Owner::Source(id) => {
-                if !source_row(&tx, &id)? {
-                    return Err(StoreError::UnknownSource);
-                }
-                id
-            }
-        };
-        for (id, kind, size, meta_size) in rows {
-            let (seq, position) = next_order(&tx, &source_id)?;
-            tx.execute(
-                "INSERT INTO items (id, source_id, kind, seq, day, size, meta_size, position)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    id,
-                    source_id,
-                    kind.as_str(),
-                    seq,
-                    day,
-                    size as i64,
-                    meta_size as i64,
-                    position
-                ],
-            )?;
-        }
-        tx.commit()?;
-        Ok(source_id)
+            Ok(source_id)
+        })
     }
 
     /// Deletes an item: marks its row, removes its blobs, then the row, and scrubs the
@@ -110,13 +106,13 @@ impl Store {
     pub fn delete_item(&self, item_id: &str) -> Result<bool, StoreError> {
         // The database lock is held throughout, so no commit or export in this process
         // interleaves with the deletion.
-        let db = self.db();
-        let marked = db.execute("UPDATE items SET deleting = 1 WHERE id = ?1", [item_id])?;
+        let mut db = self.db();
+        let marked = db.execute("UPDATE items SET deleting = 1 WHERE id = ?1", &[&item_id])?;
         if marked == 0 {
             return Ok(false);
         }
         self.remove_item_blobs(&[item_id.to_owned()], &[])?;
-        db.execute("DELETE FROM items WHERE id = ?1", [item_id])?;
+        db.execute("DELETE FROM items WHERE id = ?1", &[&item_id])?;
         self.scrub(&db);
         Ok(true)
     }

@@ -3,8 +3,7 @@
 
 use std::time::SystemTime;
 
-use rusqlite::{params, OptionalExtension};
-
+use super::db::{Row, Sql};
 use super::export::{desk_scope, in_scope};
 use super::{Store, StoreError};
 use crate::time;
@@ -30,7 +29,7 @@ impl Journalist {
     }
 }
 
-fn journalist_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Journalist> {
+fn journalist_row(r: &Row<'_>) -> Result<Journalist, StoreError> {
     let desks: Option<String> = r.get(3)?;
     Ok(Journalist {
         name: r.get(0)?,
@@ -60,39 +59,33 @@ impl Store {
         let result = self.db().execute(
             "INSERT INTO journalists (name, account_id, token_hash, day, desks)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![name, account_id, &secret_hash[..], day, desks],
+            &[&name, &account_id, &&secret_hash[..], &day, &desks],
         );
         match result {
             Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::JournalistExists)
-            }
-            Err(e) => Err(e.into()),
+            Err(e) if e.is_unique_violation() => Err(StoreError::JournalistExists),
+            Err(e) => Err(e),
         }
     }
 
     /// The account with this id.
     pub fn journalist(&self, account_id: &str) -> Result<Option<Journalist>, StoreError> {
-        Ok(self
-            .db()
-            .query_row(
-                "SELECT name, token_hash, day, desks FROM journalists WHERE account_id = ?1",
-                [account_id],
-                journalist_row,
-            )
-            .optional()?)
+        self.db().optional(
+            "SELECT name, token_hash, day, desks FROM journalists WHERE account_id = ?1",
+            &[&account_id],
+            journalist_row,
+        )
     }
 
     /// Every account, by name.
     pub fn journalists(&self) -> Result<Vec<Journalist>, StoreError> {
-        let db = self.db();
-        let mut stmt =
-            db.prepare("SELECT name, token_hash, day, desks FROM journalists ORDER BY name")?;
-        let rows = stmt
-            .query_map([], journalist_row)?
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut rows = self.db().rows(
+            "SELECT name, token_hash, day, desks FROM journalists",
+            &[],
+            journalist_row,
+        )?;
+        // Sorted here, by bytes: the two databases' collations may order text apart.
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(rows)
     }
 
@@ -100,7 +93,7 @@ impl Store {
     pub fn remove_journalist(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self
             .db()
-            .execute("DELETE FROM journalists WHERE name = ?1", [name])?
+            .execute("DELETE FROM journalists WHERE name = ?1", &[&name])?
             > 0)
     }
 
@@ -109,11 +102,13 @@ impl Store {
     /// past the newest position (a client may ask for any `since`) is taken as the
     /// newest, so a wrong cursor can never hide later items.
     pub fn record_pull(&self, account_id: &str, cursor: i64) -> Result<(), StoreError> {
+        // CASE rather than SQLite's two-argument MIN, which PostgreSQL calls LEAST.
         self.db().execute(
             "UPDATE journalists
-             SET pulled = MIN(?2, (SELECT value FROM counters WHERE name = 'export'))
+             SET pulled = CASE WHEN ?2 < (SELECT value FROM counters WHERE name = 'export')
+                 THEN ?2 ELSE (SELECT value FROM counters WHERE name = 'export') END
              WHERE account_id = ?1",
-            params![account_id, cursor],
+            &[&account_id, &cursor],
         )?;
         Ok(())
     }
@@ -127,20 +122,19 @@ impl Store {
         desks: Option<&[String]>,
         cap: u64,
     ) -> Result<u64, StoreError> {
-        let count: i64 = self.db().query_row(
+        let count: i64 = self.db().value(
             concat!(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM items
                  WHERE position > (SELECT pulled FROM journalists WHERE account_id = ?1)
                  AND deleting = 0 AND ",
                 in_scope!(),
-                " LIMIT ?2)"
+                " LIMIT ?2) AS counted"
             ),
-            params![
-                account_id,
-                i64::try_from(cap).unwrap_or(i64::MAX),
-                desk_scope(desks)
+            &[
+                &account_id,
+                &i64::try_from(cap).unwrap_or(i64::MAX),
+                &desk_scope(desks),
             ],
-            |r| r.get(0),
         )?;
         Ok(count.unsigned_abs())
     }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::{io_error, StoreError};
 use super::{BLOBS, DATABASE, INSTANCE_SECRET, LOCK, TMP};
+use crate::config::Database;
 use crate::random;
 
 /// How a process holds the data directory.
@@ -71,8 +72,14 @@ pub(super) fn held(dir: &Path) -> Result<bool, StoreError> {
     }
 }
 
-pub(super) fn require_initialised(dir: &Path) -> Result<(), StoreError> {
-    for name in [INSTANCE_SECRET, DATABASE, BLOBS, TMP] {
+/// Whether `init` made `dir`: its instance secret, `blobs/`, `tmp/` and, unless the
+/// metadata is in PostgreSQL, its database.
+pub(super) fn require_initialised(dir: &Path, database: &Database) -> Result<(), StoreError> {
+    let sqlite = matches!(database, Database::Sqlite);
+    let names = [INSTANCE_SECRET, BLOBS, TMP]
+        .into_iter()
+        .chain(sqlite.then_some(DATABASE));
+    for name in names {
         if !dir.join(name).exists() {
             return Err(StoreError::NotInitialised(dir.to_owned()));
         }

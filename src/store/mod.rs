@@ -19,15 +19,20 @@
 //! reconciled the two. The server-visible metadata of an item is its random id, source
 //! id, kind, order within the source, day and ciphertext size; nothing else.
 //!
+//! The metadata may instead be in PostgreSQL (`[database] url`): `db` runs the same
+//! statements on either, and only the data directory's other files stay here.
+//!
 //! This file holds [`Store`] itself (opening, the WAL scrub, free space), the names in
-//! the data directory and [`StoreError`]. The rest is split by concern: `schema` (the
-//! database and its migrations), `lock` and `secret` (what start-up claims and loads
+//! the data directory and [`StoreError`]. The rest is split by concern: `db` (the one
+//! query layer over SQLite and PostgreSQL), `schema` (the database and its
+//! migrations, one list per database), `lock` and `secret` (what start-up claims and loads
 //! before the database), `blobs` (the files), `reconcile` (start-up's repair), and the
 //! queries by what they are about: `items`, `export`, `sources`, `replies`,
 //! `journalists`.
 
 mod blobs;
 mod bucket;
+mod db;
 mod export;
 mod items;
 mod journalists;
@@ -48,7 +53,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use tracing::warn;
 
 pub use blobs::{BlobReader, BlobWriter, ItemBlob, NewBlob, SealedItem, TempBlob, FLUSH_EVERY};
@@ -65,10 +70,11 @@ pub use sources::{FoundSource, PendingRotation, SourceKeyRecord};
 
 use blobs::Blobs;
 use bucket::Bucket;
+use db::{Db, Sql};
 use export::Exports;
 use lock::Lock;
 
-use crate::config::Storage;
+use crate::config::{Database, Storage};
 
 const DATABASE: &str = "agedrop.sqlite";
 const INSTANCE_SECRET: &str = "instance-secret";
@@ -117,8 +123,28 @@ pub enum StoreError {
     },
     /// The database failed.
     Database(rusqlite::Error),
+    /// PostgreSQL failed (`[database] url`).
+    Postgres {
+        /// What we were doing, e.g. "connect to the database" or "update sources"
+        /// (a statement's verb and table, never its values).
+        action: String,
+        /// The driver's error.
+        source: postgres::Error,
+    },
+    /// A statement that returns one row (a counter, a count) returned none.
+    NoRow {
+        /// The statement's verb and table.
+        action: String,
+    },
+    /// What was asked exists only for a database in the data directory (SQLite).
+    NotSqlite {
+        /// What was asked, e.g. "snapshot the database".
+        action: &'static str,
+    },
     /// The database was made by a newer agedrop.
     UnknownSchema(i64),
+    /// The PostgreSQL database was made by a newer agedrop.
+    UnknownPostgresSchema(i64),
     /// The source the caller named does not exist (it was deleted).
     UnknownSource,
     /// A journalist account with that name exists already.
@@ -155,7 +181,26 @@ impl fmt::Display for StoreError {
             } => write!(f, "cannot {action} ({}): {source}", place.display()),
             StoreError::Encrypt { action, source } => write!(f, "cannot {action}: {source}"),
             StoreError::Database(err) => write!(f, "database: {err}"),
-            StoreError::UnknownSchema(v) => write!(
+            StoreError::Postgres { action, source } => {
+                // The error's own text, and a server error's code and message, but not
+                // its DETAIL, which may quote a row's values.
+                write!(f, "cannot {action} (PostgreSQL): {source}")?;
+                if let Some(db) = source.as_db_error() {
+                    write!(f, ": {} ({})", db.message(), db.code().code())?;
+                } else if let Some(cause) = std::error::Error::source(source) {
+                    write!(f, ": {cause}")?;
+                }
+                Ok(())
+            }
+            StoreError::NoRow { action } => {
+                write!(f, "database: cannot {action}: no row where one was expected")
+            }
+            StoreError::NotSqlite { action } => write!(
+                f,
+                "cannot {action}: this is done only for the SQLite database in the data directory, \
+                 not for PostgreSQL ([database] url)"
+            ),
+            StoreError::UnknownSchema(v) | StoreError::UnknownPostgresSchema(v) => write!(
                 f,
                 "the database has schema version {v}, which this agedrop does not know; use a newer agedrop"
             ),
@@ -188,10 +233,13 @@ impl std::error::Error for StoreError {}
 
 impl StoreError {
     /// The config key an admin would look at first for this error: `storage` for the
-    /// object store, `data_dir` for everything else.
+    /// object store, `database` for PostgreSQL, `data_dir` for everything else.
     pub fn config_key(&self) -> &'static str {
         match self {
             StoreError::Bucket { .. } => "storage",
+            StoreError::Postgres { .. }
+            | StoreError::UnknownPostgresSchema(_)
+            | StoreError::NotSqlite { .. } => "database",
             _ => "data_dir",
         }
     }
@@ -204,6 +252,19 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 impl StoreError {
+    /// True when a unique constraint refused a row.
+    fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Database(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::ConstraintViolation
+            }
+            StoreError::Postgres { source, .. } => {
+                source.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+            }
+            _ => false,
+        }
+    }
+
     /// True when the cause is a full disk (ENOSPC or EDQUOT), which the web layer
     /// reports as "no space" rather than a server fault.
     pub fn is_disk_full(&self) -> bool {
@@ -263,23 +324,12 @@ pub struct FreeSpace {
 
 pub use crate::bundle::ItemKind;
 
-/// Read from the `kind` column, whose CHECK constraint allows nothing else.
-impl rusqlite::types::FromSql for ItemKind {
-    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        match value.as_str()? {
-            "message" => Ok(ItemKind::Message),
-            "file" => Ok(ItemKind::File),
-            _ => Err(rusqlite::types::FromSqlError::InvalidType),
-        }
-    }
-}
-
 /// The data directory, open.
 pub struct Store {
     dir: PathBuf,
     blobs: Blobs,
     tmp: PathBuf,
-    db: Mutex<Connection>,
+    db: Mutex<Db>,
     exports: Mutex<Exports>,
     /// A deletion's WAL scrub could not finish; [`Store::retry_scrub`] tries again.
     scrub_pending: AtomicBool,
@@ -291,7 +341,7 @@ pub struct Store {
 impl Store {
     /// Makes a new data directory (directories 0700, files 0600) with its instance
     /// secret and database, or opens one `init` made before. For `init` and `demo`.
-    pub fn create(dir: &Path, storage: &Storage) -> Result<Store, StoreError> {
+    pub fn create(dir: &Path, storage: &Storage, database: &Database) -> Result<Store, StoreError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -307,7 +357,7 @@ impl Store {
         }
         let lock = lock::acquire(dir, Lock::Exclusive)?;
         let secret = secret::load_or_create(&dir.join(INSTANCE_SECRET))?;
-        Self::assemble(dir, storage, secret, lock)
+        Self::assemble(dir, storage, database, secret, lock)
     }
 
     /// Opens an existing data directory for serving: takes the exclusive lock (a second
@@ -315,12 +365,16 @@ impl Store {
     /// reconciles rows with blobs, then holds a shared lock so admin commands can run
     /// beside it. A directory `init` did not make is refused rather than created: it
     /// may be a volume that failed to mount.
-    pub fn open(dir: &Path, storage: &Storage) -> Result<(Store, Reconciled), StoreError> {
-        lock::require_initialised(dir)?;
+    pub fn open(
+        dir: &Path,
+        storage: &Storage,
+        database: &Database,
+    ) -> Result<(Store, Reconciled), StoreError> {
+        lock::require_initialised(dir, database)?;
         let lock = lock::acquire(dir, Lock::Exclusive)?;
         lock::probe_writable(&dir.join(TMP))?;
         let secret = secret::load(&dir.join(INSTANCE_SECRET))?;
-        let store = Self::assemble(dir, storage, secret, lock)?;
+        let store = Self::assemble(dir, storage, database, secret, lock)?;
         let reconciled = store.reconcile()?;
         lock::downgrade(&store.lock, dir)?;
         Ok((store, reconciled))
@@ -328,16 +382,21 @@ impl Store {
 
     /// Opens an existing data directory beside a running server (admin commands): a
     /// shared lock, no clean-up.
-    pub fn open_shared(dir: &Path, storage: &Storage) -> Result<Store, StoreError> {
-        lock::require_initialised(dir)?;
+    pub fn open_shared(
+        dir: &Path,
+        storage: &Storage,
+        database: &Database,
+    ) -> Result<Store, StoreError> {
+        lock::require_initialised(dir, database)?;
         let lock = lock::acquire(dir, Lock::Shared)?;
         let secret = secret::load(&dir.join(INSTANCE_SECRET))?;
-        Self::assemble(dir, storage, secret, lock)
+        Self::assemble(dir, storage, database, secret, lock)
     }
 
     fn assemble(
         dir: &Path,
         storage: &Storage,
+        database: &Database,
         secret: InstanceSecret,
         lock: File,
     ) -> Result<Store, StoreError> {
@@ -350,7 +409,7 @@ impl Store {
                 Blobs::Bucket(Bucket::connect(config, &node, &secret.fingerprint())?)
             }
         };
-        let db = schema::open_database(&dir.join(DATABASE))?;
+        let db = schema::open(database, &dir.join(DATABASE))?;
         Ok(Store {
             dir: dir.to_owned(),
             blobs,
@@ -369,7 +428,16 @@ impl Store {
     /// old cells) and truncated. If that cannot finish now, the deletion stands and
     /// [`Store::retry_scrub`] tries again. See SECURITY.md, "What a seized disk does
     /// not give".
-    fn scrub(&self, db: &Connection) {
+    ///
+    /// On PostgreSQL there is nothing the store can scrub, so this does nothing: a
+    /// deleted or updated row stays in its table's file as a dead tuple until VACUUM
+    /// reuses the space (and even then is not overwritten at once), and PostgreSQL's
+    /// own WAL and its archives keep the old row images. SECURITY.md, "What a database
+    /// operator can learn".
+    fn scrub(&self, db: &Db) {
+        let Some(db) = db.sqlite() else {
+            return;
+        };
         let done = checkpoint_and_truncate(db).unwrap_or_else(|err| {
             warn!(error = %err, "WAL checkpoint failed");
             false
@@ -403,9 +471,10 @@ impl Store {
         &self.secret
     }
 
-    fn db(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite inconsistent (it rolls
-        // back), so a poisoned lock is still safe to use.
+    fn db(&self) -> MutexGuard<'_, Db> {
+        // A panic while holding the lock cannot leave the database inconsistent (an
+        // open transaction rolls back when it drops), so a poisoned lock is still safe
+        // to use.
         self.db
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -433,74 +502,71 @@ pub fn free_space(dir: &Path) -> Result<FreeSpace, StoreError> {
     ))
 }
 
-/// A data directory as `agedrop check` looks at it: without opening, migrating or
-/// creating anything in it.
-pub struct Inspection<'a>(&'a Path);
+/// A data directory (and its database) as `agedrop check` looks at it: without
+/// opening, migrating or creating anything in it.
+pub struct Inspection<'a> {
+    dir: &'a Path,
+    database: &'a Database,
+}
 
 impl<'a> Inspection<'a> {
-    /// The data directory `dir`.
-    pub fn new(dir: &'a Path) -> Self {
-        Inspection(dir)
+    /// The data directory `dir`, whose metadata is in `database`.
+    pub fn new(dir: &'a Path, database: &'a Database) -> Self {
+        Inspection { dir, database }
     }
 
     /// Where its instance secret is.
     pub fn instance_secret(&self) -> PathBuf {
-        self.0.join(INSTANCE_SECRET)
+        self.dir.join(INSTANCE_SECRET)
     }
 
     /// Whether `init` made it (database, secret, `blobs/`, `tmp/`).
     pub fn initialised(&self) -> Result<(), StoreError> {
-        lock::require_initialised(self.0)
+        lock::require_initialised(self.dir, self.database)
     }
 
-    /// The schema version of its database (see [`SCHEMA_VERSION`]).
+    /// The schema version of its database (see [`SCHEMA_VERSION`]); 0 for a
+    /// PostgreSQL database no agedrop has used yet.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        schema::stored_version(&self.0.join(DATABASE))
+        match self.database {
+            Database::Sqlite => schema::stored_version(&self.dir.join(DATABASE)),
+            Database::Postgres(settings) => {
+                let mut db = Db::Postgres(Box::new(db::Postgres::connect(settings.settings())?));
+                schema::postgres_version(&mut db)
+            }
+        }
     }
 
     /// Whether a process holds its lock, as a running server does.
     pub fn in_use(&self) -> Result<bool, StoreError> {
-        lock::held(self.0)
+        lock::held(self.dir)
     }
 }
 
-/// Whether the source `id` has a row (a connection or an open transaction).
-fn source_row(db: &Connection, id: &str) -> Result<bool, StoreError> {
-    Ok(db
-        .query_row("SELECT 1 FROM sources WHERE id = ?1", [id], |_| Ok(()))
-        .optional()?
-        .is_some())
+/// Whether the source `id` has a row (on a connection or in a transaction).
+fn source_row(db: &mut impl Sql, id: &str) -> Result<bool, StoreError> {
+    db.exists("SELECT 1 FROM sources WHERE id = ?1", &[&id])
 }
 
 /// The next export position, from the counter every exported row (item, reply, deleted
 /// reply) shares: numbers only grow, so a deletion never hands its position on and
 /// `pull` never skips a row (schema versions 4 and 6).
-fn next_position(db: &Connection) -> Result<i64, StoreError> {
-    Ok(db.query_row(
+fn next_position(db: &mut impl Sql) -> Result<i64, StoreError> {
+    db.value(
         "UPDATE counters SET value = value + 1 WHERE name = 'export' RETURNING value",
-        [],
-        |r| r.get(0),
-    )?)
+        &[],
+    )
 }
 
 /// The next order within a source (shared by its items and the newsroom's replies) and
-/// the next export position. Call inside an IMMEDIATE transaction.
-fn next_order(db: &Connection, source_id: &str) -> Result<(i64, i64), StoreError> {
+/// the next export position. Call inside a write transaction ([`Db::write`]).
+fn next_order(db: &mut impl Sql, source_id: &str) -> Result<(i64, i64), StoreError> {
     // Numbers only grow: a deleted newest item or reply never hands its number on.
-    let seq = db.query_row(
+    let seq = db.value(
         "UPDATE sources SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
-        [source_id],
-        |r| r.get(0),
+        &[&source_id],
     )?;
     Ok((seq, next_position(db)?))
-}
-
-/// The `id` column of every row a query selects.
-fn query_ids(db: &Connection, sql: &str) -> Result<Vec<String>, StoreError> {
-    Ok(db
-        .prepare(sql)?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?)
 }
 
 /// Checkpoints the WAL into the database and truncates it to zero bytes. `Ok(false)`

@@ -4,12 +4,9 @@
 
 use std::fs;
 
-use rusqlite::TransactionBehavior;
-
 use super::blobs::{item_names, reply_name};
-use super::{
-    io_error, query_ids, Store, StoreError, ITEM_SUFFIX, META_SUFFIX, ORPHANS, REPLY_SUFFIX,
-};
+use super::db::Sql;
+use super::{io_error, Store, StoreError, ITEM_SUFFIX, META_SUFFIX, ORPHANS, REPLY_SUFFIX};
 
 /// What start-up found and repaired (counts only: see SECURITY.md on logging).
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -38,68 +35,69 @@ impl Store {
         let (mut on_disk, settling) = self.blobs.list()?;
 
         let mut db = self.db();
-        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Deletions a crash cut short are finished first: their blobs go, not to orphans/.
-        let unfinished = query_ids(&tx, "SELECT id FROM items WHERE deleting = 1")?;
-        let unfinished_replies = query_ids(&tx, "SELECT id FROM replies WHERE deleting = 1")?;
-        for id in &unfinished {
-            let (item, meta) = item_names(id);
-            for name in [item, meta] {
+        let dropped = db.write(|tx| {
+            // Deletions a crash cut short are finished first: their blobs go, not to orphans/.
+            let unfinished = tx.ids("SELECT id FROM items WHERE deleting = 1", &[])?;
+            let unfinished_replies = tx.ids("SELECT id FROM replies WHERE deleting = 1", &[])?;
+            for id in &unfinished {
+                let (item, meta) = item_names(id);
+                for name in [item, meta] {
+                    self.blobs.remove(&name)?;
+                    on_disk.remove(&name);
+                }
+                tx.execute("DELETE FROM items WHERE id = ?1", &[id])?;
+            }
+            for id in &unfinished_replies {
+                let name = reply_name(id);
                 self.blobs.remove(&name)?;
                 on_disk.remove(&name);
+                tx.execute("DELETE FROM replies WHERE id = ?1", &[id])?;
             }
-            tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
-        }
-        for id in &unfinished_replies {
-            let name = reply_name(id);
-            self.blobs.remove(&name)?;
-            on_disk.remove(&name);
-            tx.execute("DELETE FROM replies WHERE id = ?1", [id])?;
-        }
-        let mut dropped = !unfinished.is_empty() || !unfinished_replies.is_empty();
-        let ids = query_ids(&tx, "SELECT id FROM items")?;
-        let replies = query_ids(&tx, "SELECT id FROM replies")?;
-        let present = ids
-            .iter()
-            .filter(|id| on_disk.contains(&format!("{id}{ITEM_SUFFIX}")))
-            .chain(
-                replies
-                    .iter()
-                    .filter(|id| on_disk.contains(&format!("{id}{REPLY_SUFFIX}"))),
-            )
-            .count();
-        let rows = ids.len() + replies.len();
-        if rows > 0 && present == 0 {
-            // A crash drops at most the rows of deletions in progress, never all of
-            // them: an empty blobs/ is an unmounted or lost volume, not a crash.
-            return Err(StoreError::BlobsMissing {
-                dir: self.blobs.place().to_owned(),
-                rows,
-            });
-        }
-        for id in ids {
-            let item = format!("{id}{ITEM_SUFFIX}");
-            let meta = format!("{id}{META_SUFFIX}");
-            let has_item = on_disk.contains(&item);
-            let has_meta = on_disk.contains(&meta);
-            if has_item && has_meta {
-                on_disk.remove(&item);
-                on_disk.remove(&meta);
-            } else {
-                // The row goes; whichever blob is left is kept in orphans/ below.
-                tx.execute("DELETE FROM items WHERE id = ?1", [&id])?;
-                report.rows_without_blobs += 1;
-                dropped = true;
+            let mut dropped = !unfinished.is_empty() || !unfinished_replies.is_empty();
+            let ids = tx.ids("SELECT id FROM items", &[])?;
+            let replies = tx.ids("SELECT id FROM replies", &[])?;
+            let present = ids
+                .iter()
+                .filter(|id| on_disk.contains(&format!("{id}{ITEM_SUFFIX}")))
+                .chain(
+                    replies
+                        .iter()
+                        .filter(|id| on_disk.contains(&format!("{id}{REPLY_SUFFIX}"))),
+                )
+                .count();
+            let rows = ids.len() + replies.len();
+            if rows > 0 && present == 0 {
+                // A crash drops at most the rows of deletions in progress, never all of
+                // them: an empty blobs/ is an unmounted or lost volume, not a crash.
+                return Err(StoreError::BlobsMissing {
+                    dir: self.blobs.place().to_owned(),
+                    rows,
+                });
             }
-        }
-        for id in replies {
-            if !on_disk.remove(&format!("{id}{REPLY_SUFFIX}")) {
-                tx.execute("DELETE FROM replies WHERE id = ?1", [&id])?;
-                report.rows_without_blobs += 1;
-                dropped = true;
+            for id in ids {
+                let item = format!("{id}{ITEM_SUFFIX}");
+                let meta = format!("{id}{META_SUFFIX}");
+                let has_item = on_disk.contains(&item);
+                let has_meta = on_disk.contains(&meta);
+                if has_item && has_meta {
+                    on_disk.remove(&item);
+                    on_disk.remove(&meta);
+                } else {
+                    // The row goes; whichever blob is left is kept in orphans/ below.
+                    tx.execute("DELETE FROM items WHERE id = ?1", &[&id])?;
+                    report.rows_without_blobs += 1;
+                    dropped = true;
+                }
             }
-        }
-        tx.commit()?;
+            for id in replies {
+                if !on_disk.remove(&format!("{id}{REPLY_SUFFIX}")) {
+                    tx.execute("DELETE FROM replies WHERE id = ?1", &[&id])?;
+                    report.rows_without_blobs += 1;
+                    dropped = true;
+                }
+            }
+            Ok(dropped)
+        })?;
         if dropped {
             self.scrub(&db);
         }

@@ -5,9 +5,8 @@
 use std::io;
 use std::time::SystemTime;
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
-
 use super::blobs::{placing, reply_name};
+use super::db::Sql;
 use super::{io_error, next_order, next_position, source_row, Store, StoreError, ID_BYTES};
 use crate::{random, time};
 
@@ -69,40 +68,39 @@ impl Store {
             self.blobs.sync()?;
 
             let day = time::day(SystemTime::now());
-            let mut db = self.db();
-            // IMMEDIATE, as for items: it reads the counters before it writes them.
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for (id, source_id, size) in &rows {
-                if !source_row(&tx, source_id)? {
-                    return Err(StoreError::UnknownSource);
+            // A write transaction, as for items: it reads the counters before it
+            // writes them.
+            self.db().write(|tx| {
+                for (id, source_id, size) in &rows {
+                    if !source_row(tx, source_id)? {
+                        return Err(StoreError::UnknownSource);
+                    }
+                    let (seq, position) = next_order(tx, source_id)?;
+                    tx.execute(
+                        "INSERT INTO replies (id, source_id, day, size, seq, position)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        &[id, source_id, &day, &(*size as i64), &seq, &position],
+                    )?;
                 }
-                let (seq, position) = next_order(&tx, source_id)?;
-                tx.execute(
-                    "INSERT INTO replies (id, source_id, day, size, seq, position)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![id, source_id, day, *size as i64, seq, position],
-                )?;
-            }
-            tx.commit()?;
+                Ok(())
+            })?;
             Ok(rows.into_iter().map(|(id, _, _)| id).collect())
         })
     }
 
     /// A source's replies, newest first.
     pub fn replies(&self, source_id: &str) -> Result<Vec<ReplyRecord>, StoreError> {
-        let db = self.db();
-        let mut stmt = db.prepare(
-            "SELECT id, day FROM replies WHERE source_id = ?1 AND deleting = 0 ORDER BY rowid DESC",
-        )?;
-        let replies = stmt
-            .query_map([source_id], |r| {
+        // Positions grow with each reply stored, as SQLite's rowids did before.
+        self.db().rows(
+            "SELECT id, day FROM replies WHERE source_id = ?1 AND deleting = 0 ORDER BY position DESC",
+            &[&source_id],
+            |r| {
                 Ok(ReplyRecord {
                     id: r.get(0)?,
                     day: r.get(1)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(replies)
+            },
+        )
     }
 
     /// A reply's ciphertext, if it is at most `max` bytes. Read without touching the
@@ -129,28 +127,34 @@ impl Store {
     /// newsroom must hear of it either way. Returns whether it did.
     pub fn delete_reply(&self, source_id: &str, reply_id: &str) -> Result<bool, StoreError> {
         let mut db = self.db();
-        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row: Option<(i64, bool)> = tx
-            .query_row(
+        let found = db.write(|tx| {
+            let row: Option<(i64, bool)> = tx.optional(
                 "SELECT seq, deleting FROM replies WHERE id = ?1 AND source_id = ?2",
-                params![reply_id, source_id],
+                &[&reply_id, &source_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((seq, marked)) = row else {
-            return Ok(false);
-        };
-        if !marked {
-            // A deletion retried after a failure is recorded once.
-            tx.execute("UPDATE replies SET deleting = 1 WHERE id = ?1", [reply_id])?;
-            tx.execute(
-                "INSERT INTO deleted_replies (source_id, seq, position) VALUES (?1, ?2, ?3)",
-                params![source_id, seq, next_position(&tx)?],
             )?;
+            let Some((seq, marked)) = row else {
+                return Ok(false);
+            };
+            if !marked {
+                // A deletion retried after a failure is recorded once.
+                tx.execute(
+                    "UPDATE replies SET deleting = 1 WHERE id = ?1",
+                    &[&reply_id],
+                )?;
+                let position = next_position(tx)?;
+                tx.execute(
+                    "INSERT INTO deleted_replies (source_id, seq, position) VALUES (?1, ?2, ?3)",
+                    &[&source_id, &seq, &position],
+                )?;
+            }
+            Ok(true)
+        })?;
+        if !found {
+            return Ok(false);
         }
-        tx.commit()?;
         self.remove_item_blobs(&[], &[reply_id.to_owned()])?;
-        db.execute("DELETE FROM replies WHERE id = ?1", [reply_id])?;
+        db.execute("DELETE FROM replies WHERE id = ?1", &[&reply_id])?;
         self.scrub(&db);
         Ok(true)
     }

@@ -5,8 +5,7 @@
 
 use std::time::SystemTime;
 
-use rusqlite::params;
-
+use super::db::Sql;
 use super::{Store, StoreError};
 use crate::config::Retention;
 use crate::time;
@@ -31,8 +30,8 @@ impl Store {
             return Ok(());
         }
         self.db().execute(
-            "UPDATE sources SET seen_day = ?2 WHERE id = ?1 AND seen_day IS NOT ?2",
-            params![source_id, time::day(SystemTime::now())],
+            "UPDATE sources SET seen_day = ?2 WHERE id = ?1 AND seen_day IS DISTINCT FROM ?2",
+            &[&source_id, &time::day(SystemTime::now())],
         )?;
         Ok(())
     }
@@ -46,7 +45,7 @@ impl Store {
             return Ok(swept);
         }
         {
-            let db = self.db();
+            let mut db = self.db();
             // Pulled by every account that sees the item's desk: its position is at
             // or below each such account's last whole pull. A desk no account sees is
             // never "pulled by every account".
@@ -56,19 +55,19 @@ impl Store {
                      SELECT MIN(j.pulled) FROM journalists j, sources s
                      WHERE s.id = items.source_id
                        AND (j.desks IS NULL OR instr(j.desks, ',' || s.desk || ',') > 0))",
-                [&day],
+                &[&day],
             )?;
             if policy.inactive_sources_after_days.is_some() {
                 // Sources never seen since the rule was set count from today.
                 db.execute(
                     "UPDATE sources SET seen_day = ?1 WHERE seen_day IS NULL",
-                    [&day],
+                    &[&day],
                 )?;
             }
         }
-        let due = |days: Option<u32>, sql: &str| -> Result<Vec<String>, StoreError> {
+        let due = |days: Option<u32>, sql: &'static str| -> Result<Vec<String>, StoreError> {
             match days {
-                Some(days) => self.ids(sql, &time::days_before(today, days)),
+                Some(days) => self.db().ids(sql, &[&time::days_before(today, days)]),
                 None => Ok(Vec::new()),
             }
         };
@@ -103,15 +102,5 @@ impl Store {
             }
         }
         Ok(deleted)
-    }
-
-    /// The ids one query with one day parameter selects.
-    fn ids(&self, sql: &str, day: &str) -> Result<Vec<String>, StoreError> {
-        let db = self.db();
-        let mut stmt = db.prepare(sql)?;
-        let ids = stmt
-            .query_map([day], |r| r.get(0))?
-            .collect::<Result<Vec<String>, _>>()?;
-        Ok(ids)
     }
 }

@@ -1,11 +1,16 @@
 //! The database: its schema, as the ordered list of migrations every database is
 //! brought up to, and how it is opened (journal, durability and deletion settings).
+//! SQLite (`agedrop.sqlite`, `user_version`) and PostgreSQL (`[database] url`, a
+//! `schema_version` table) each have their own list; both lists end in the same tables,
+//! columns, constraints and version number.
 
 use std::path::Path;
 
 use rusqlite::Connection;
 
+use super::db::{Db, Postgres, Sql};
 use super::{io_error, StoreError};
+use crate::config::Database;
 use crate::sqlite::OpenDbError;
 
 const SCHEMA: &str = "
@@ -170,6 +175,84 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this agedrop brings every database up to.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// PostgreSQL's schema, written at once as SQLite's stands after all of its
+/// migrations: the same tables, columns, constraints and defaults, with PostgreSQL's
+/// types (BYTEA for BLOB, BIGINT for the integers the store passes as parameters).
+/// SQLite's `instr`, which the desk scope and the retention sweep use, is defined here
+/// so that each statement is written once (`db.rs`). `items.position` is NOT NULL
+/// here; in SQLite it is NOT NULL in practice (every insert sets it) and only lacks
+/// the constraint because version 4 added it to an existing table.
+const POSTGRES_V9: &str = "
+CREATE FUNCTION instr(haystack TEXT, needle TEXT) RETURNS INTEGER
+    LANGUAGE SQL IMMUTABLE STRICT AS 'SELECT strpos(haystack, needle)';
+CREATE TABLE sources (
+    id                  TEXT PRIMARY KEY,
+    day                 TEXT NOT NULL,
+    label               TEXT,
+    lookup_id           BYTEA,
+    kdf                 TEXT,
+    recipient           TEXT,
+    wrapped_key         BYTEA,
+    next_seq            BIGINT NOT NULL DEFAULT 0,
+    pending_lookup_id   BYTEA,
+    pending_kdf         TEXT,
+    pending_wrapped_key BYTEA,
+    pending_code        BYTEA,
+    desk                TEXT NOT NULL DEFAULT 'newsroom',
+    seen_day            TEXT
+);
+CREATE UNIQUE INDEX sources_label ON sources (label);
+CREATE UNIQUE INDEX sources_lookup ON sources (lookup_id);
+CREATE UNIQUE INDEX sources_pending_lookup ON sources (pending_lookup_id);
+CREATE INDEX sources_desk ON sources (desk);
+CREATE TABLE items (
+    id         TEXT PRIMARY KEY,
+    source_id  TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    kind       TEXT NOT NULL CHECK (kind IN ('message', 'file', 'reply')),
+    seq        BIGINT NOT NULL,
+    day        TEXT NOT NULL,
+    size       BIGINT NOT NULL,
+    meta_size  BIGINT NOT NULL,
+    position   BIGINT NOT NULL,
+    deleting   INTEGER NOT NULL DEFAULT 0,
+    pulled_day TEXT,
+    UNIQUE (source_id, seq)
+);
+CREATE UNIQUE INDEX items_position ON items (position);
+CREATE TABLE journalists (
+    name       TEXT PRIMARY KEY,
+    token_hash BYTEA NOT NULL UNIQUE,
+    day        TEXT NOT NULL,
+    account_id TEXT,
+    desks      TEXT,
+    pulled     BIGINT NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX journalists_account ON journalists (account_id);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO counters (name, value) VALUES ('export', 0);
+CREATE TABLE replies (
+    id        TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    day       TEXT NOT NULL,
+    size      BIGINT NOT NULL,
+    deleting  INTEGER NOT NULL DEFAULT 0,
+    seq       BIGINT NOT NULL,
+    position  BIGINT NOT NULL UNIQUE,
+    UNIQUE (source_id, seq)
+);
+CREATE TABLE deleted_replies (
+    source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    seq       BIGINT NOT NULL,
+    position  BIGINT NOT NULL UNIQUE,
+    UNIQUE (source_id, seq)
+);
+";
+
+/// PostgreSQL's schema changes in order, each with the version it brings a database
+/// to: the first makes an empty database what SQLite's first nine make. A schema
+/// change appends one entry here and one to [`MIGRATIONS`], with the same number.
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(9, POSTGRES_V9)];
+
 /// The schema version of the database at `path`, read without changing anything (no
 /// migration, no pragma that writes): for `agedrop check`.
 pub(super) fn stored_version(path: &Path) -> Result<i64, StoreError> {
@@ -177,8 +260,63 @@ pub(super) fn stored_version(path: &Path) -> Result<i64, StoreError> {
     Ok(db.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
+/// Opens the database `database` names (SQLite: `sqlite_path`, created if missing)
+/// and brings its schema up to date.
+pub(super) fn open(database: &Database, sqlite_path: &Path) -> Result<Db, StoreError> {
+    match database {
+        Database::Sqlite => Ok(Db::Sqlite(open_database(sqlite_path)?)),
+        Database::Postgres(settings) => {
+            let mut db = Db::Postgres(Box::new(Postgres::connect(settings.settings())?));
+            migrate_postgres(&mut db)?;
+            Ok(db)
+        }
+    }
+}
+
+/// Brings a PostgreSQL database up to [`POSTGRES_MIGRATIONS`], all in one write
+/// transaction: two agedrop processes starting at once migrate it once (the second
+/// waits on the writers' lock, then finds it done). Refuses a newer version, as SQLite
+/// does.
+fn migrate_postgres(db: &mut Db) -> Result<(), StoreError> {
+    db.write(|tx| {
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
+            &[],
+        )?;
+        let version: i64 = tx
+            .optional("SELECT version FROM schema_version", &[], |r| r.get(0))?
+            .unwrap_or(0);
+        let newest = POSTGRES_MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        if version > newest {
+            return Err(StoreError::UnknownPostgresSchema(version));
+        }
+        for (to, migration) in POSTGRES_MIGRATIONS.iter().filter(|(v, _)| *v > version) {
+            tx.batch(migration, "migrate the schema")?;
+            tx.execute("DELETE FROM schema_version", &[])?;
+            tx.execute("INSERT INTO schema_version (version) VALUES (?1)", &[to])?;
+        }
+        Ok(())
+    })
+}
+
+/// The schema version of a PostgreSQL database (0: none yet), read without changing
+/// anything: for `agedrop check`.
+pub(super) fn postgres_version(db: &mut Db) -> Result<i64, StoreError> {
+    let made: i64 = db.value(
+        "SELECT COUNT(*) FROM information_schema.tables
+         WHERE table_name = 'schema_version' AND table_schema = current_schema()",
+        &[],
+    )?;
+    if made == 0 {
+        return Ok(0);
+    }
+    Ok(db
+        .optional("SELECT version FROM schema_version", &[], |r| r.get(0))?
+        .unwrap_or(0))
+}
+
 /// Opens (or creates) the database and brings its schema up to date.
-pub(super) fn open_database(path: &Path) -> Result<Connection, StoreError> {
+fn open_database(path: &Path) -> Result<Connection, StoreError> {
     // journal_size_limit 0 so the WAL shrinks to nothing whenever it is reset rather
     // than keeping old page images past its end (see `scrub`). The database files hold
     // metadata only, but are kept private all the same.

@@ -1,5 +1,6 @@
 //! What `agedrop backup` and `restore` need of the data directory: a copy of the
-//! database as of one moment (SQLite's online backup, beside a running server), the
+//! database as of one moment (SQLite's online backup, beside a running server; SQLite
+//! only: `backup` refuses a PostgreSQL database before it gets here), the
 //! blobs that copy's rows name, and the names of the files a restore writes. The
 //! archive format itself is `crate::backup`'s.
 
@@ -48,10 +49,13 @@ impl Store {
     /// dropped from the copy (their deletion was decided; a backup must not bring them
     /// back), and the copy uses a rollback journal so it is one file.
     pub fn snapshot(&self, dest: &Path) -> Result<Snapshot, StoreError> {
+        let db = self.db();
+        let db = db.sqlite().ok_or(StoreError::NotSqlite {
+            action: "snapshot the database",
+        })?;
         let mut copy = Connection::open(dest)?;
         {
-            let db = self.db();
-            let backup = Backup::new(&db, &mut copy)?;
+            let backup = Backup::new(db, &mut copy)?;
             let mut waited = Duration::ZERO;
             loop {
                 match backup.step(-1)? {
@@ -124,7 +128,7 @@ impl Snapshot {
 /// Every blob the rows of `db` name (see [`Snapshot::blobs`]).
 fn referenced_blobs(db: &Connection) -> Result<Vec<SnapshotBlob>, StoreError> {
     let mut blobs = Vec::new();
-    let items = super::query_ids(db, "SELECT id FROM items ORDER BY position")?;
+    let items = query_ids(db, "SELECT id FROM items ORDER BY position")?;
     for id in items {
         for suffix in [ITEM_SUFFIX, META_SUFFIX] {
             blobs.push(SnapshotBlob {
@@ -133,7 +137,7 @@ fn referenced_blobs(db: &Connection) -> Result<Vec<SnapshotBlob>, StoreError> {
             });
         }
     }
-    let replies = super::query_ids(db, "SELECT id FROM replies ORDER BY position")?;
+    let replies = query_ids(db, "SELECT id FROM replies ORDER BY position")?;
     for id in replies {
         blobs.push(SnapshotBlob {
             name: format!("{id}{REPLY_SUFFIX}"),
@@ -141,6 +145,14 @@ fn referenced_blobs(db: &Connection) -> Result<Vec<SnapshotBlob>, StoreError> {
         });
     }
     Ok(blobs)
+}
+
+/// The `id` column of every row a query selects.
+fn query_ids(db: &Connection, sql: &str) -> Result<Vec<String>, StoreError> {
+    Ok(db
+        .prepare(sql)?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
 }
 
 /// The names of a data directory's files, for a restore that writes them before any

@@ -1,8 +1,7 @@
 //! Sources: their keys and labels, finding the source a code opens, code rotation, and
 //! deleting a source with everything it has.
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
-
+use super::db::{Sql, Tx};
 use super::{source_row, Store, StoreError};
 use crate::{label, random};
 
@@ -40,7 +39,7 @@ pub struct FoundSource {
 impl Store {
     /// Whether a source exists.
     pub fn source_exists(&self, source_id: &str) -> Result<bool, StoreError> {
-        source_row(&self.db(), source_id)
+        source_row(&mut *self.db(), source_id)
     }
 
     /// The source a code opens: the one whose current lookup id (derived with `kdf`)
@@ -50,36 +49,29 @@ impl Store {
         kdf: &str,
         lookup_id: &[u8; 32],
     ) -> Result<Option<FoundSource>, StoreError> {
-        Ok(self
-            .db()
-            .query_row(
-                "SELECT id, wrapped_key, 0 FROM sources WHERE lookup_id = ?1 AND kdf = ?2
-                 UNION ALL
-                 SELECT id, pending_wrapped_key, 1 FROM sources
-                 WHERE pending_lookup_id = ?1 AND pending_kdf = ?2",
-                params![&lookup_id[..], kdf],
-                |r| {
-                    Ok(FoundSource {
-                        id: r.get(0)?,
-                        wrapped_key: r.get(1)?,
-                        pending: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.db().optional(
+            "SELECT id, wrapped_key, 0 FROM sources WHERE lookup_id = ?1 AND kdf = ?2
+             UNION ALL
+             SELECT id, pending_wrapped_key, 1 FROM sources
+             WHERE pending_lookup_id = ?1 AND pending_kdf = ?2",
+            &[&&lookup_id[..], &kdf],
+            |r| {
+                Ok(FoundSource {
+                    id: r.get(0)?,
+                    wrapped_key: r.get(1)?,
+                    pending: r.get(2)?,
+                })
+            },
+        )
     }
 
     /// The distinct Argon2 parameter sets of current and pending codes.
     pub fn kdfs_in_use(&self) -> Result<Vec<String>, StoreError> {
-        let db = self.db();
-        let mut stmt = db.prepare(
+        self.db().ids(
             "SELECT kdf FROM sources WHERE kdf IS NOT NULL
              UNION SELECT pending_kdf FROM sources WHERE pending_kdf IS NOT NULL",
-        )?;
-        let kdfs = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<Vec<String>, _>>()?;
-        Ok(kdfs)
+            &[],
+        )
     }
 
     /// Starts a code rotation: stores the new code's keys beside the current ones, and
@@ -98,13 +90,13 @@ impl Store {
             "UPDATE sources SET pending_lookup_id = ?1, pending_kdf = ?2,
                  pending_wrapped_key = ?3, pending_code = ?4
              WHERE id = ?5 AND lookup_id = ?6 AND pending_lookup_id IS NULL",
-            params![
-                &keys.lookup_id[..],
-                keys.kdf,
-                keys.wrapped_key,
-                sealed_code,
-                source_id,
-                &current_lookup_id[..]
+            &[
+                &&keys.lookup_id[..],
+                &keys.kdf,
+                &keys.wrapped_key,
+                &sealed_code,
+                &source_id,
+                &&current_lookup_id[..],
             ],
         )?;
         Ok(changed > 0)
@@ -112,15 +104,12 @@ impl Store {
 
     /// The pending rotation of a source, if any.
     pub fn pending_rotation(&self, source_id: &str) -> Result<Option<PendingRotation>, StoreError> {
-        let row: Option<(Vec<u8>, Vec<u8>)> = self
-            .db()
-            .query_row(
-                "SELECT pending_code, pending_lookup_id FROM sources
-                 WHERE id = ?1 AND pending_lookup_id IS NOT NULL AND pending_code IS NOT NULL",
-                [source_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
+        let row: Option<(Vec<u8>, Vec<u8>)> = self.db().optional(
+            "SELECT pending_code, pending_lookup_id FROM sources
+             WHERE id = ?1 AND pending_lookup_id IS NOT NULL AND pending_code IS NOT NULL",
+            &[&source_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         Ok(row.and_then(|(sealed_code, lookup)| {
             Some(PendingRotation {
                 sealed_code,
@@ -138,13 +127,13 @@ impl Store {
         source_id: &str,
         pending_lookup_id: &[u8; 32],
     ) -> Result<bool, StoreError> {
-        let db = self.db();
+        let mut db = self.db();
         let changed = db.execute(
             "UPDATE sources SET lookup_id = pending_lookup_id, kdf = pending_kdf,
                  wrapped_key = pending_wrapped_key, pending_lookup_id = NULL,
                  pending_kdf = NULL, pending_wrapped_key = NULL, pending_code = NULL
              WHERE id = ?1 AND pending_lookup_id = ?2",
-            params![source_id, &pending_lookup_id[..]],
+            &[&source_id, &&pending_lookup_id[..]],
         )?;
         if changed > 0 {
             self.scrub(&db);
@@ -157,47 +146,36 @@ impl Store {
     /// (and is deleted with the rest) or finds the source gone (and removes its files).
     pub fn delete_source(&self, source_id: &str) -> Result<bool, StoreError> {
         let mut db = self.db();
-        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if !source_row(&tx, source_id)? {
+        let marked = db.write(|tx| {
+            if !source_row(tx, source_id)? {
+                return Ok(None);
+            }
+            tx.execute(
+                "UPDATE items SET deleting = 1 WHERE source_id = ?1",
+                &[&source_id],
+            )?;
+            tx.execute(
+                "UPDATE replies SET deleting = 1 WHERE source_id = ?1",
+                &[&source_id],
+            )?;
+            let items = tx.ids("SELECT id FROM items WHERE source_id = ?1", &[&source_id])?;
+            let replies = tx.ids("SELECT id FROM replies WHERE source_id = ?1", &[&source_id])?;
+            Ok(Some((items, replies)))
+        })?;
+        let Some((items, replies)) = marked else {
             return Ok(false);
-        }
-        tx.execute(
-            "UPDATE items SET deleting = 1 WHERE source_id = ?1",
-            [source_id],
-        )?;
-        tx.execute(
-            "UPDATE replies SET deleting = 1 WHERE source_id = ?1",
-            [source_id],
-        )?;
-        let items: Vec<String> = tx
-            .prepare("SELECT id FROM items WHERE source_id = ?1")?
-            .query_map([source_id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let replies: Vec<String> = tx
-            .prepare("SELECT id FROM replies WHERE source_id = ?1")?
-            .query_map([source_id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        tx.commit()?;
+        };
         self.remove_item_blobs(&items, &replies)?;
         // ON DELETE CASCADE takes the item and reply rows with it.
-        db.execute("DELETE FROM sources WHERE id = ?1", [source_id])?;
+        db.execute("DELETE FROM sources WHERE id = ?1", &[&source_id])?;
         self.scrub(&db);
         Ok(true)
     }
 }
 
 /// A random label no source has yet.
-pub(super) fn unused_label(tx: &rusqlite::Transaction<'_>) -> Result<String, StoreError> {
-    let taken = |label: &str| -> Result<bool, StoreError> {
-        Ok(tx
-            .query_row(
-                "SELECT 1 FROM sources WHERE label = ?1",
-                [label],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
-    };
+pub(super) fn unused_label(tx: &mut Tx<'_>) -> Result<String, StoreError> {
+    let mut taken = |label: &str| tx.exists("SELECT 1 FROM sources WHERE label = ?1", &[&label]);
     for _ in 0..32 {
         let label = label::random();
         if !taken(&label)? {
@@ -216,34 +194,31 @@ pub(super) fn unused_label(tx: &rusqlite::Transaction<'_>) -> Result<String, Sto
 impl Store {
     /// The desk a source belongs to; `None` if there is no such source.
     pub fn source_desk(&self, source_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .db()
-            .query_row("SELECT desk FROM sources WHERE id = ?1", [source_id], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        self.db().optional(
+            "SELECT desk FROM sources WHERE id = ?1",
+            &[&source_id],
+            |r| r.get(0),
+        )
     }
 
     /// The desk of an item's source; `None` if there is no such item.
     pub fn item_desk(&self, item_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .db()
-            .query_row(
-                "SELECT s.desk FROM items i JOIN sources s ON s.id = i.source_id WHERE i.id = ?1",
-                [item_id],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.db().optional(
+            "SELECT s.desk FROM items i JOIN sources s ON s.id = i.source_id WHERE i.id = ?1",
+            &[&item_id],
+            |r| r.get(0),
+        )
     }
 
     /// Every desk that has sources, with how many.
     pub fn desks_in_use(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let db = self.db();
-        let mut stmt =
-            db.prepare("SELECT desk, COUNT(*) FROM sources GROUP BY desk ORDER BY desk")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut rows = self.db().rows(
+            "SELECT desk, COUNT(*) FROM sources GROUP BY desk",
+            &[],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        // Sorted here, by bytes: the two databases' collations may order text apart.
+        rows.sort();
         Ok(rows)
     }
 }

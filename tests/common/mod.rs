@@ -4,12 +4,15 @@
 //! the CLI through the real binary; bounded waits.
 #![allow(dead_code)]
 
+mod database;
 mod driver;
 mod garage;
 mod haproxy;
 mod http;
 mod server;
 
+#[allow(unused_imports)]
+pub use database::{cluster, on_postgres, sqlite_only, Inspector, Value};
 #[allow(unused_imports)]
 pub use driver::Driver;
 #[allow(unused_imports)]

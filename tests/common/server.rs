@@ -55,6 +55,10 @@ pub struct Options {
     pub site: Vec<(&'static str, String)>,
     /// Keys of `[storage]` (TOML values); none: no such section (blobs on the disk).
     pub storage: Vec<(&'static str, String)>,
+    /// `[database] url`: none for SQLite in the data directory. [`Server::prepare`]
+    /// sets it to a new database of the test cluster when the run is against
+    /// PostgreSQL ([`on_postgres`]).
+    pub database: Option<String>,
 }
 
 impl Default for Options {
@@ -83,6 +87,7 @@ impl Default for Options {
             retention: Vec::new(),
             site: Vec::new(),
             storage: Vec::new(),
+            database: None,
         }
     }
 }
@@ -109,8 +114,12 @@ impl Options {
 
     /// The config file these options describe.
     fn config_text(&self, recipients: &[String]) -> String {
+        let database = match &self.database {
+            Some(url) => format!("[database]\nurl = \"{url}\"\n"),
+            None => String::new(),
+        };
         if let Some(text) = &self.config_text {
-            return text.clone();
+            return format!("{text}\n{database}");
         }
         let keys = |keys: &[(&str, String)]| -> String {
             keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
@@ -150,7 +159,7 @@ impl Options {
             format!("[storage]\n{}", keys(&self.storage))
         };
         format!(
-            "{}data_dir = \"data\"\n[source]\nlisten = \"{}\"\n{}[journalist]\nlisten = \"{}\"\n{}{desks}[limits]\n{}{retention}{site}{storage}",
+            "{}data_dir = \"data\"\n[source]\nlisten = \"{}\"\n{}[journalist]\nlisten = \"{}\"\n{}{desks}[limits]\n{}{retention}{site}{storage}{database}",
             keys(&self.top),
             self.source_listen,
             keys(&self.source),
@@ -276,7 +285,11 @@ impl Server {
 
     /// Everything but the process: the directory, the newsroom, the data directory
     /// and the config. [`Server::serve`] starts it, [`Server::refused`] sees it refuse.
-    pub fn prepare(options: Options) -> Self {
+    pub fn prepare(mut options: Options) -> Self {
+        if on_postgres() && options.database.is_none() {
+            let cluster = cluster();
+            options.database = Some(cluster.url(&cluster.create_database()));
+        }
         let dir = tempfile::tempdir().unwrap();
         let newsroom = match &options.identity {
             Some(identity) => Newsroom::load(identity),
@@ -519,52 +532,51 @@ impl Server {
         std::fs::read_dir(self.data().join("tmp")).unwrap().count()
     }
 
-    fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.data().join("agedrop.sqlite")).unwrap()
+    /// The server's metadata, looked at from outside: `agedrop.sqlite`, or its
+    /// PostgreSQL database.
+    pub fn db(&self) -> Inspector {
+        match &self.options.database {
+            Some(url) => {
+                Inspector::Postgres(postgres::Client::connect(url, postgres::NoTls).unwrap())
+            }
+            None => Inspector::Sqlite(
+                rusqlite::Connection::open(self.data().join("agedrop.sqlite")).unwrap(),
+            ),
+        }
     }
 
     /// Rows of the items table.
     pub fn items(&self) -> Vec<Item> {
-        let db = self.db();
-        let mut stmt = db
-            .prepare("SELECT id, source_id, kind, seq, day, size, meta_size FROM items ORDER BY source_id, seq")
-            .unwrap();
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(Item {
-                    id: r.get(0)?,
-                    source_id: r.get(1)?,
-                    kind: r.get(2)?,
-                    seq: r.get(3)?,
-                    day: r.get(4)?,
-                    size: r.get(5)?,
-                    meta_size: r.get(6)?,
-                })
+        self.db()
+            .rows("SELECT id, source_id, kind, seq, day, size, meta_size FROM items ORDER BY source_id, seq")
+            .into_iter()
+            .map(|r| Item {
+                id: r[0].text(),
+                source_id: r[1].text(),
+                kind: r[2].text(),
+                seq: r[3].int(),
+                day: r[4].text(),
+                size: r[5].int(),
+                meta_size: r[6].int(),
             })
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        rows
+            .collect()
     }
 
     pub fn sources(&self) -> usize {
-        self.db()
-            .query_row("SELECT COUNT(*) FROM sources", [], |r| r.get::<_, i64>(0))
-            .unwrap() as usize
+        self.db().value("SELECT COUNT(*) FROM sources").int() as usize
     }
 
-    /// The sources table: (id, label, recipient).
+    /// The sources table: (id, label, recipient), oldest first.
     pub fn source_rows(&self) -> Vec<(String, String, String)> {
-        let db = self.db();
-        let mut stmt = db
-            .prepare("SELECT id, label, recipient FROM sources ORDER BY rowid")
-            .unwrap();
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        rows
+        let mut db = self.db();
+        let sql = format!(
+            "SELECT id, label, recipient FROM sources {}",
+            db.sources_in_order()
+        );
+        db.rows(&sql)
+            .into_iter()
+            .map(|r| (r[0].text(), r[1].text(), r[2].text()))
+            .collect()
     }
 
     /// Decrypts an item and its metadata (age crate), checking the blob sizes.
@@ -591,32 +603,18 @@ impl Server {
             ciphertext,
         )
         .unwrap();
-        // The source's next order and the next export position, as the server takes them.
-        let mut db = self.db();
-        let tx = db
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .unwrap();
-        let seq: i64 = tx
-            .query_row(
-                "UPDATE sources SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
-                [source_id],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let position: i64 = tx
-            .query_row(
-                "UPDATE counters SET value = value + 1 WHERE name = 'export' RETURNING value",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        tx.execute(
-            "INSERT INTO replies (id, source_id, day, size, seq, position)
-             VALUES (?1, ?2, '2026-01-01', ?3, ?4, ?5)",
-            rusqlite::params![id, source_id, ciphertext.len() as i64, seq, position],
-        )
-        .unwrap();
-        tx.commit().unwrap();
+        // The source's next order and the next export position, as the server takes
+        // them (the ids are the server's hex, safe to write into the SQL).
+        assert!(source_id.bytes().all(|b| b.is_ascii_hexdigit()));
+        self.db().write(&format!(
+            "UPDATE sources SET next_seq = next_seq + 1 WHERE id = '{source_id}';
+             UPDATE counters SET value = value + 1 WHERE name = 'export';
+             INSERT INTO replies (id, source_id, day, size, seq, position)
+             VALUES ('{id}', '{source_id}', '2026-01-01', {size},
+                     (SELECT next_seq FROM sources WHERE id = '{source_id}'),
+                     (SELECT value FROM counters WHERE name = 'export'));",
+            size = ciphertext.len()
+        ));
         id
     }
 
@@ -742,14 +740,11 @@ impl Server {
 
     /// The ids of the stored replies, oldest first.
     pub fn reply_ids(&self) -> Vec<String> {
-        let db = rusqlite::Connection::open(self.data().join("agedrop.sqlite")).unwrap();
-        let mut stmt = db.prepare("SELECT id FROM replies ORDER BY rowid").unwrap();
-        let ids = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        ids
+        self.db()
+            .rows("SELECT id FROM replies ORDER BY position")
+            .into_iter()
+            .map(|r| r[0].text())
+            .collect()
     }
 
     /// `DELETE /api/v1/sources/ID` with a bearer token: the status.

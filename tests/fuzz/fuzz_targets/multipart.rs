@@ -37,7 +37,7 @@ fn harness() -> &'static Harness {
                 "/tmp"
             })
             .unwrap();
-        let store = Arc::new(Store::create(&dir.path().join("data"), &agedrop::config::Storage::Local).unwrap());
+        let store = Arc::new(Store::create(&dir.path().join("data"), &agedrop::config::Storage::Local, &agedrop::config::Database::Sqlite).unwrap());
         let limits = Limits {
             max_submission_bytes: 256 * 1024,
             max_files: 4,
