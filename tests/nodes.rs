@@ -1,15 +1,22 @@
 //! Several agedrop nodes behind HAProxy, configured by deploy/haproxy.cfg (with only its
 //! addresses changed): a source's session lives in one node's memory, so the balancer
-//! must keep a logged-in source on that node.
+//! must keep a logged-in source on that node; with the metadata in one PostgreSQL
+//! database and the blobs in one bucket, the nodes serve one drop, and losing a node
+//! loses no acknowledged upload.
 
 mod common;
 
+use std::net::SocketAddr;
+use std::path::Path;
+
 use common::*;
 
-/// Two nodes on one bucket with one instance secret, and HAProxy in front of them.
-fn two_nodes(garage: &Garage) -> (Server, Server, HaProxy) {
+/// Two nodes on one bucket with one instance secret (and, with `database`, one
+/// metadata database), and HAProxy in front of them.
+fn two_nodes(garage: &Garage, database: Option<String>) -> (Server, Server, HaProxy) {
     let (first, second) = Server::two_nodes(|| Options {
         storage: garage.storage_keys(),
+        database: database.clone(),
         ..Options::default()
     });
     let proxy = HaProxy::start([
@@ -22,7 +29,7 @@ fn two_nodes(garage: &Garage) -> (Server, Server, HaProxy) {
 #[test]
 fn a_logged_in_source_stays_on_the_node_that_holds_its_session() {
     let garage = Garage::start();
-    let (first, second, proxy) = two_nodes(&garage);
+    let (first, second, proxy) = two_nodes(&garage, None);
     // Requests without a session go to either node, in turn.
     let mut source = Browser::new(proxy.source);
     source.get("/submit");
@@ -52,4 +59,144 @@ fn a_logged_in_source_stays_on_the_node_that_holds_its_session() {
     for _ in 0..4 {
         assert_eq!(Browser::new(proxy.source).get("/").status, 200);
     }
+}
+
+/// A browser with `source`'s cookies that talks to `node` directly, bypassing the
+/// balancer: to ask which node holds its session.
+fn at(source: &Browser, node: SocketAddr) -> Browser {
+    let mut direct = Browser::new(node);
+    direct.cookies = source.cookies.clone();
+    direct
+}
+
+/// `agedrop pull --all` through `server`'s journalist address: the bundle's path.
+fn pull_all(work: &Path, journalist: SocketAddr, token: &Path, name: &str) -> std::path::PathBuf {
+    let bundle = work.join(name);
+    ok(&agedrop(
+        &[
+            "pull",
+            "--server",
+            &format!("http://{journalist}"),
+            "--token-file",
+            token.to_str().unwrap(),
+            "--all",
+            "-o",
+            bundle.to_str().unwrap(),
+        ],
+        work,
+    ));
+    bundle
+}
+
+#[test]
+fn two_nodes_serve_one_drop_and_losing_one_loses_no_acknowledged_upload() {
+    let garage = Garage::start();
+    let cluster = cluster();
+    let url = cluster.url(&cluster.create_database());
+    let (mut first, second, proxy) = two_nodes(&garage, Some(url));
+    let work = first.dir.path().to_owned();
+
+    // Sources arrive through the balancer; round robin spreads them over both nodes.
+    let mut sources = Vec::new();
+    for n in 0..6u64 {
+        let file = noise(3 * 1024 * 1024 + n as usize, 50 + n);
+        let mut source = Browser::new(proxy.source);
+        if n % 2 == 1 {
+            // A form and its POST are two requests, which round robin alone would send
+            // to alternate nodes in lockstep: a landing page first shifts every other
+            // source's submission to the other node.
+            source.get("/");
+        }
+        source.get("/submit");
+        let page = source.submit(vec![Part::file(format!("doc-{n}.bin"), file.clone())]);
+        assert_eq!(page.status, 200, "{}", page.body);
+        let on_first = at(&source, first.addr).get("/inbox").status == 200;
+        sources.push((source, code_from(&page), file, on_first));
+    }
+    let held_by_first = sources.iter().filter(|s| s.3).count();
+    assert!(
+        (1..6).contains(&held_by_first),
+        "both nodes took sources: {held_by_first} of 6 on the first"
+    );
+
+    // One database: either node's journalist API exports every item.
+    let token = first.add_journalist_file("ana");
+    for (node, name) in [(first.journalist, "a.tar"), (second.journalist, "b.tar")] {
+        let bundle = pull_all(&work, node, &token, name);
+        let out = work.join(format!("{name}.out"));
+        assert!(ok(&first.open_bundle(&bundle, &out)).contains("6 item(s)"));
+    }
+
+    // Uploads in flight on both nodes; then the first node dies.
+    let dying = {
+        let form = form(first.addr);
+        let body = multipart(&with_csrf(
+            &form,
+            vec![Part::file("lost.bin", noise(20 * 1024 * 1024, 60))],
+        ));
+        (
+            partial_submit(first.addr, &form, &body, body.len() - 100),
+            body,
+        )
+    };
+    let surviving_form = form(second.addr);
+    let surviving_file = noise(20 * 1024 * 1024, 61);
+    let body = multipart(&with_csrf(
+        &surviving_form,
+        vec![Part::file("kept.bin", surviving_file.clone())],
+    ));
+    let mut surviving = partial_submit(second.addr, &surviving_form, &body, body.len() - 100);
+    eventually("both uploads are streaming into the bucket", SOON, || {
+        garage.unfinished_uploads().len() == 2
+    });
+    first.kill9();
+    drop(dying);
+    use std::io::Write;
+    surviving.write_all(&body[body.len() - 100..]).unwrap();
+    let kept = read_response(&mut surviving);
+    assert_eq!(
+        kept.status, 200,
+        "the other node's upload completes: {}",
+        kept.body
+    );
+
+    // The balancer keeps serving, from the node that is left.
+    for _ in 0..6 {
+        assert_eq!(Browser::new(proxy.source).get("/").status, 200);
+    }
+    // Sources whose session died with the first node log in again with their code on
+    // the second; the others carry on.
+    for (source, code, _, on_first) in &mut sources {
+        let inbox = source.get("/inbox");
+        if *on_first {
+            // No session here: the inbox sends the source to the login page.
+            assert_eq!(inbox.status, 303, "{}", inbox.body);
+            assert_eq!(inbox.header("location"), Some("/login"));
+            assert_eq!(source.login(code).status, 303);
+        }
+        assert_eq!(source.get("/inbox").status, 200);
+        source.get("/submit");
+        let again = source.submit(vec![Part::text("message", b"still here")]);
+        assert_eq!(again.status, 303, "{}", again.body);
+    }
+
+    // Every acknowledged upload is there, byte for byte; the lost one is not.
+    let bundle = pull_all(&work, proxy.journalist, &token, "after.tar");
+    let out = work.join("after");
+    assert!(ok(&first.open_bundle(&bundle, &out)).contains("13 item(s)"));
+    let mut files: Vec<Vec<u8>> = files_under(&out)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".bin"))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    files.sort();
+    let mut expected: Vec<Vec<u8>> = sources.iter().map(|s| s.2.clone()).collect();
+    expected.push(surviving_file);
+    expected.sort();
+    assert!(files == expected, "each acknowledged file, exactly");
+
+    // The dead node's unfinished upload is aborted when it comes back.
+    assert_eq!(garage.unfinished_uploads().len(), 1);
+    first.serve();
+    assert_eq!(garage.unfinished_uploads(), Vec::<String>::new());
 }

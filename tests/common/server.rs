@@ -341,10 +341,13 @@ impl Server {
     }
 
     /// Two nodes of one drop: servers made with `options` (twice), the second given the
-    /// first's instance secret, both serving.
+    /// first's newsroom key and instance secret, both serving.
     pub fn two_nodes(options: impl Fn() -> Options) -> (Server, Server) {
         let mut first = Server::prepare(options());
-        let mut second = Server::prepare(options());
+        let mut second = Server::prepare(Options {
+            identity: Some(first.newsroom.identity_file.clone()),
+            ..options()
+        });
         std::fs::copy(
             first.data().join("instance-secret"),
             second.data().join("instance-secret"),
