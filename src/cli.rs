@@ -4,7 +4,7 @@
 use std::error::Error;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,7 +14,7 @@ use crate::account::{self, Token};
 use crate::bundle::Status;
 use crate::check::{self, Finding};
 use crate::client::{ApiToken, Client, ClientError, Deletion, TlsFiles};
-use crate::config::{Config, Limits, Listen};
+use crate::config::{Config, Database, Limits, Listen, Storage};
 use crate::crypto::{self, Identities, NewsroomIdentity, Recipients};
 use crate::cursor::{Cursor, CursorFile};
 use crate::desk::{self, Desk};
@@ -198,11 +198,25 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Create a data directory and agedrop.toml for a real deployment.
+    /// Create a data directory and agedrop.toml for a real deployment; or, with
+    /// --config, the data directory an existing config names, and the shared state its
+    /// [database] and [storage] name (a second node joins it).
     Init {
         /// A newsroom age1… recipient; repeat for several.
-        #[arg(long = "recipient", required = true)]
+        #[arg(
+            long = "recipient",
+            required_unless_present = "config",
+            conflicts_with = "config"
+        )]
         recipients: Vec<String>,
+        /// An existing config: make its data directory, and create (first node) or
+        /// check and join (every other node) its database and bucket.
+        #[arg(long, conflicts_with_all = ["dir", "data_dir"])]
+        config: Option<PathBuf>,
+        /// With --config: the instance secret of the drop's first node, copied into the
+        /// new data directory (every node of one drop needs the same one).
+        #[arg(long, requires = "config")]
+        instance_secret: Option<PathBuf>,
         /// Where agedrop.toml goes.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
@@ -372,10 +386,17 @@ pub fn main() -> ExitCode {
             &output,
         ),
         Command::Init {
+            config: Some(config),
+            instance_secret,
+            owner,
+            ..
+        } => init_from_config(&config, instance_secret.as_deref(), owner.as_deref()),
+        Command::Init {
             recipients,
             dir,
             data_dir,
             owner,
+            ..
         } => init(&recipients, &dir, data_dir.as_deref(), owner.as_deref()),
         Command::Serve { config, allow_root } => serve(&config, allow_root),
         Command::Retention { config, as_of } => retention(&config, as_of.as_deref()),
@@ -951,6 +972,79 @@ fn restore(archive: &Path, data_dir: &Path) -> CliResult {
     println!(
         "Point data_dir in agedrop.toml at it; if you ran this as another user than the service's, `chown -R agedrop: {}` before `agedrop serve`.",
         data_dir.display()
+    );
+    Ok(())
+}
+
+/// `init --config`: the data directory of an existing config, and the shared state.
+/// Nothing is left behind if it fails: a data directory it made is removed again.
+fn init_from_config(
+    config_path: &Path,
+    instance_secret: Option<&Path>,
+    owner: Option<&str>,
+) -> CliResult {
+    let config = Config::load(config_path)?;
+    let as_root = rustix::process::geteuid().is_root();
+    let owner = match owner {
+        Some(_) if !as_root => return Err("--owner needs root: run init with sudo".into()),
+        Some(name) => Some((name, system_user(name)?)),
+        None => None,
+    };
+    let data_dir = &config.data_dir;
+    if data_dir.exists() {
+        return Err(format!(
+            "{} exists already: `init --config` makes a new data directory (a running \
+             drop's is checked by `agedrop check`, and joined by starting `serve`)",
+            data_dir.display()
+        )
+        .into());
+    }
+    let secret = match instance_secret {
+        Some(path) => {
+            let bytes =
+                zeroize::Zeroizing::new(fs::read(path).map_err(|e| {
+                    format!("cannot read the instance secret {}: {e}", path.display())
+                })?);
+            if bytes.len() != 32 {
+                return Err(format!(
+                    "{} is not an instance secret (it must be exactly 32 bytes, as \
+                     data_dir/instance-secret is)",
+                    path.display()
+                )
+                .into());
+            }
+            Some(bytes)
+        }
+        None => None,
+    };
+    let made = (|| -> CliResult {
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(data_dir)?;
+        if let Some(secret) = &secret {
+            write_private(&data_dir.join("instance-secret"), &secret[..])?;
+        }
+        Store::create(data_dir, &config.storage, &config.database)
+            .map_err(|e| format!("config key `{}`: {e}", e.config_key()))?;
+        if let Some((name, (uid, gid))) = owner {
+            give_to(data_dir, uid, gid)
+                .map_err(|e| format!("cannot give {} to {name}: {e}", data_dir.display()))?;
+        }
+        Ok(())
+    })();
+    if let Err(err) = made {
+        let _ = fs::remove_dir_all(data_dir);
+        return Err(err);
+    }
+    let shared = match (&config.database, &config.storage) {
+        (Database::Sqlite, Storage::Local) => "",
+        _ => " The database and the bucket it names are this drop's and answer for its instance secret.",
+    };
+    println!(
+        "Made the data directory {}.{shared} Next: `agedrop serve --config {}`.",
+        data_dir.display(),
+        config_path.display()
     );
     Ok(())
 }

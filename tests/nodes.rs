@@ -200,3 +200,75 @@ fn two_nodes_serve_one_drop_and_losing_one_loses_no_acknowledged_upload() {
     first.serve();
     assert_eq!(garage.unfinished_uploads(), Vec::<String>::new());
 }
+
+/// `agedrop init --config` makes a node's data directory from an existing config: the
+/// first node's creates the shared state (the schema, the bucket's claim); another
+/// node's is refused until it is given the first node's instance secret, and leaves
+/// nothing behind when refused.
+#[test]
+fn init_with_a_config_creates_the_shared_state_once_and_other_nodes_join_it() {
+    let garage = Garage::start();
+    let cluster = cluster();
+    let database = cluster.create_database();
+    let url = cluster.url(&database);
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    let newsroom = Newsroom::new(work);
+    let storage: String = garage
+        .storage_keys()
+        .iter()
+        .map(|(key, value)| format!("{key} = {value}\n"))
+        .collect();
+    let config = |node: &str| {
+        let path = work.join(format!("{node}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "data_dir = \"{node}-data\"\n[source]\nlisten = \"127.0.0.1:0\"\n\
+                 [journalist]\nlisten = \"127.0.0.1:0\"\n[newsroom]\nrecipients = [\"{}\"]\n\
+                 [storage]\n{storage}[database]\nurl = \"{url}\"\n",
+                newsroom.recipient
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let (first, second) = (config("first"), config("second"));
+    let init = |config: &Path, extra: &[&str]| {
+        let mut args = vec!["init", "--config", config.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        agedrop(&args, work)
+    };
+
+    let made = init(&first, &[]);
+    ok(&made);
+    let said = String::from_utf8_lossy(&made.stdout);
+    assert!(said.contains("Made the data directory"), "{said}");
+    assert!(work.join("first-data/instance-secret").is_file());
+    assert!(garage.keys().contains(&"instance".to_owned()));
+    let version: i64 = cluster
+        .connect(&database)
+        .query_one("SELECT version FROM schema_version", &[])
+        .unwrap()
+        .get(0);
+    assert!(version > 0, "the schema is made");
+
+    let refused = init(&second, &[]);
+    assert_refusal_starts(&refused, "config key `storage`: cannot use the bucket (");
+    assert!(stderr(&refused).contains("copied from the first node"));
+    assert!(!work.join("second-data").exists(), "nothing is left behind");
+
+    let secret = work.join("first-data/instance-secret");
+    ok(&init(
+        &second,
+        &["--instance-secret", secret.to_str().unwrap()],
+    ));
+    assert_eq!(
+        std::fs::read(work.join("second-data/instance-secret")).unwrap(),
+        std::fs::read(&secret).unwrap()
+    );
+    assert_refusal_starts(
+        &init(&second, &[]),
+        &format!("{} exists already", work.join("second-data").display()),
+    );
+}
