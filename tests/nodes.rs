@@ -272,3 +272,51 @@ fn init_with_a_config_creates_the_shared_state_once_and_other_nodes_join_it() {
         &format!("{} exists already", work.join("second-data").display()),
     );
 }
+
+/// A node pointed at an empty database while the bucket already holds its drop (a
+/// mistyped `database.url`) is refused rather than starting the drop empty, and the
+/// empty database is left as it was.
+#[test]
+fn an_empty_database_beside_a_claimed_bucket_is_refused() {
+    let garage = Garage::start();
+    let cluster = cluster();
+    let (first, _) = Server::two_nodes(|| Options {
+        storage: garage.storage_keys(),
+        database: Some(cluster.url(&cluster.create_database())),
+        ..Options::default()
+    });
+    assert_eq!(
+        submit(first.addr, vec![Part::text("message", b"kept")]).status,
+        200
+    );
+
+    let empty = cluster.create_database();
+    let wrong = Server::prepare(Options {
+        storage: garage.storage_keys(),
+        database: Some(cluster.url(&empty)),
+        identity: Some(first.newsroom.identity_file.clone()),
+        ..Options::default()
+    });
+    std::fs::copy(
+        first.data().join("instance-secret"),
+        wrong.data().join("instance-secret"),
+    )
+    .unwrap();
+    let said = stderr(&wrong.refused());
+    assert!(
+        said.contains(
+            "config key `database`: the database holds no agedrop schema, but the bucket \
+             already belongs to this drop"
+        ),
+        "{said}"
+    );
+    let tables: i64 = cluster
+        .connect(&empty)
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "nothing was made in the empty database");
+}

@@ -122,11 +122,7 @@ impl Drop for Inner {
 impl Bucket {
     /// Connects to the bucket `config` names and checks that it answers with these
     /// credentials.
-    pub(super) fn connect(
-        config: &S3Storage,
-        node: &str,
-        instance: &str,
-    ) -> Result<Bucket, StoreError> {
+    pub(super) fn connect(config: &S3Storage, node: &str) -> Result<Bucket, StoreError> {
         let place = PathBuf::from(format!(
             "{}/{}",
             config.endpoint.trim_end_matches('/'),
@@ -188,41 +184,52 @@ impl Bucket {
                     .await
             })
             .map_err(s3_error("reach the bucket", bucket.place()))?;
-        bucket.claim(instance)?;
         Ok(bucket)
     }
 
-    /// Makes sure the bucket is this instance's: the first node to use it stores the
-    /// instance secret's fingerprint under `instance`; every node after compares. A
-    /// bucket of another drop (whose blobs start-up would take for orphans), or a node
-    /// given another instance secret (its codes and CSRF tokens would not match the
-    /// other nodes'), is refused.
-    fn claim(&self, fingerprint: &str) -> Result<(), StoreError> {
+    /// Whether the bucket is claimed by this instance already (`Ok(true)`), by none yet
+    /// (`Ok(false)`), or by another (refused). The first node to use a bucket stores
+    /// its instance secret's fingerprint as the object `instance` ([`Bucket::claim`]);
+    /// a bucket of another drop (whose blobs start-up would take for orphans), or a
+    /// node given another instance secret (its codes and CSRF tokens would not match
+    /// the other nodes'), is refused.
+    pub(super) fn claimed(&self, fingerprint: &str) -> Result<bool, StoreError> {
         let key = Key::from(INSTANCE);
-        let expected = format!("agedrop instance {fingerprint}\n");
-        let stored = match self.run(async { self.0.s3.get(&key).await?.bytes().await }) {
-            Ok(bytes) => bytes,
-            Err(object_store::Error::NotFound { .. }) => {
-                let payload = PutPayload::from(expected.clone().into_bytes());
-                self.run(async { self.0.s3.put(&key, payload).await })
-                    .map_err(s3_error("claim the bucket", self.place()))?;
-                self.run(async { self.0.s3.get(&key).await?.bytes().await })
-                    .map_err(s3_error("claim the bucket", self.place()))?
-            }
-            Err(e) => return Err(s3_error("claim the bucket", self.place())(e)),
-        };
-        if stored[..] == *expected.as_bytes() {
+        match self.run(async { self.0.s3.get(&key).await?.bytes().await }) {
+            Ok(stored) if stored[..] == *claim_text(fingerprint).as_bytes() => Ok(true),
+            Ok(_) => Err(StoreError::Bucket {
+                action: "use the bucket",
+                place: self.place().to_owned(),
+                source: io::Error::other(
+                    "it belongs to another agedrop instance (its `instance` object names \
+                     another instance secret): give every node of one drop the same \
+                     data_dir/instance-secret, copied from the first node, and every drop a \
+                     bucket of its own",
+                ),
+            }),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(s3_error("read the bucket's claim", self.place())(e)),
+        }
+    }
+
+    /// Claims an unclaimed bucket for this instance, then checks the claim (another
+    /// node may have claimed it meanwhile).
+    pub(super) fn claim(&self, fingerprint: &str) -> Result<(), StoreError> {
+        if self.claimed(fingerprint)? {
             return Ok(());
         }
-        Err(StoreError::Bucket {
-            action: "use the bucket",
-            place: self.place().to_owned(),
-            source: io::Error::other(
-                "it belongs to another agedrop instance (its `instance` object names another \
-                 instance secret): give every node of one drop the same data_dir/instance-secret, \
-                 copied from the first node, and every drop a bucket of its own",
-            ),
-        })
+        let payload = PutPayload::from(claim_text(fingerprint).into_bytes());
+        self.run(async { self.0.s3.put(&Key::from(INSTANCE), payload).await })
+            .map_err(s3_error("claim the bucket", self.place()))?;
+        match self.claimed(fingerprint)? {
+            true => Ok(()),
+            false => Err(s3_error("claim the bucket", self.place())(
+                object_store::Error::NotFound {
+                    path: INSTANCE.into(),
+                    source: "the claim was not there after it was written".into(),
+                },
+            )),
+        }
     }
 
     /// The endpoint and bucket, for errors and messages.
@@ -411,6 +418,11 @@ impl Bucket {
         }
         Ok(markers.len())
     }
+}
+
+/// The content of the `instance` object for an instance secret's fingerprint.
+fn claim_text(fingerprint: &str) -> String {
+    format!("agedrop instance {fingerprint}\n")
 }
 
 fn blob_key(name: &str) -> Key {

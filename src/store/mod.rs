@@ -145,6 +145,9 @@ pub enum StoreError {
     UnknownSchema(i64),
     /// The PostgreSQL database was made by a newer agedrop.
     UnknownPostgresSchema(i64),
+    /// The PostgreSQL database holds no schema, but the bucket belongs to this drop
+    /// already: probably the wrong database.
+    EmptyPostgres,
     /// The source the caller named does not exist (it was deleted).
     UnknownSource,
     /// A journalist account with that name exists already.
@@ -204,6 +207,12 @@ impl fmt::Display for StoreError {
                 f,
                 "the database has schema version {v}, which this agedrop does not know; use a newer agedrop"
             ),
+            StoreError::EmptyPostgres => write!(
+                f,
+                "the database holds no agedrop schema, but the bucket already belongs to this \
+                 drop: is this the drop's database? Refusing to start, so that the drop does \
+                 not start empty; nothing was changed"
+            ),
             StoreError::UnknownSource => write!(f, "no such source"),
             StoreError::JournalistExists => write!(f, "a journalist with that name exists"),
             StoreError::InUse(dir) => write!(
@@ -239,6 +248,7 @@ impl StoreError {
             StoreError::Bucket { .. } => "storage",
             StoreError::Postgres { .. }
             | StoreError::UnknownPostgresSchema(_)
+            | StoreError::EmptyPostgres
             | StoreError::NotSqlite { .. } => "database",
             _ => "data_dir",
         }
@@ -406,10 +416,22 @@ impl Store {
             },
             Storage::S3(config) => {
                 let node = secret::node_id(&dir.join(NODE_ID))?;
-                Blobs::Bucket(Bucket::connect(config, &node, &secret.fingerprint())?)
+                Blobs::Bucket(Bucket::connect(config, &node)?)
             }
         };
-        let db = schema::open(database, &dir.join(DATABASE))?;
+        // A bucket this drop claimed already holds its blobs: then an empty database is
+        // the wrong one (a mistyped URL), and making a schema there would start the
+        // drop empty. The bucket is claimed only once the database is open, so a
+        // failure leaves no claim behind.
+        let fingerprint = secret.fingerprint();
+        let existing_drop = match &blobs {
+            Blobs::Bucket(bucket) => bucket.claimed(&fingerprint)?,
+            Blobs::Local { .. } => false,
+        };
+        let db = schema::open(database, &dir.join(DATABASE), !existing_drop)?;
+        if let Blobs::Bucket(bucket) = &blobs {
+            bucket.claim(&fingerprint)?;
+        }
         Ok(Store {
             dir: dir.to_owned(),
             blobs,

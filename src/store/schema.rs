@@ -262,12 +262,18 @@ pub(super) fn stored_version(path: &Path) -> Result<i64, StoreError> {
 
 /// Opens the database `database` names (SQLite: `sqlite_path`, created if missing)
 /// and brings its schema up to date.
-pub(super) fn open(database: &Database, sqlite_path: &Path) -> Result<Db, StoreError> {
+/// With `create` false, a PostgreSQL database without a schema is refused
+/// ([`StoreError::EmptyPostgres`]) instead of given one.
+pub(super) fn open(
+    database: &Database,
+    sqlite_path: &Path,
+    create: bool,
+) -> Result<Db, StoreError> {
     match database {
         Database::Sqlite => Ok(Db::Sqlite(open_database(sqlite_path)?)),
         Database::Postgres(settings) => {
             let mut db = Db::Postgres(Box::new(Postgres::connect(settings.settings())?));
-            migrate_postgres(&mut db)?;
+            migrate_postgres(&mut db, create)?;
             Ok(db)
         }
     }
@@ -277,7 +283,7 @@ pub(super) fn open(database: &Database, sqlite_path: &Path) -> Result<Db, StoreE
 /// transaction: two agedrop processes starting at once migrate it once (the second
 /// waits on the writers' lock, then finds it done). Refuses a newer version, as SQLite
 /// does.
-fn migrate_postgres(db: &mut Db) -> Result<(), StoreError> {
+fn migrate_postgres(db: &mut Db, create: bool) -> Result<(), StoreError> {
     db.write(|tx| {
         tx.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
@@ -289,6 +295,9 @@ fn migrate_postgres(db: &mut Db) -> Result<(), StoreError> {
         let newest = POSTGRES_MIGRATIONS.last().map_or(0, |(v, _)| *v);
         if version > newest {
             return Err(StoreError::UnknownPostgresSchema(version));
+        }
+        if version == 0 && !create {
+            return Err(StoreError::EmptyPostgres);
         }
         for (to, migration) in POSTGRES_MIGRATIONS.iter().filter(|(v, _)| *v > version) {
             tx.batch(migration, "migrate the schema")?;

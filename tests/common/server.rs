@@ -341,11 +341,13 @@ impl Server {
     }
 
     /// Two nodes of one drop: servers made with `options` (twice), the second given the
-    /// first's newsroom key and instance secret, both serving.
+    /// first's newsroom key, instance secret and PostgreSQL database, both serving.
     pub fn two_nodes(options: impl Fn() -> Options) -> (Server, Server) {
         let mut first = Server::prepare(options());
         let mut second = Server::prepare(Options {
             identity: Some(first.newsroom.identity_file.clone()),
+            // One drop, one database (when it is PostgreSQL).
+            database: first.options.database.clone(),
             ..options()
         });
         std::fs::copy(
