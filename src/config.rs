@@ -163,6 +163,8 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawDatabase {
     url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca_file: Option<PathBuf>,
 }
 
 /// Where the metadata (sources, items, replies, accounts) lives: `[database]`.
@@ -178,17 +180,33 @@ pub enum Database {
 /// A PostgreSQL database (`[database] url`), its URL parsed and checked. Its `Debug`
 /// leaves out the password the URL may hold.
 #[derive(Clone, Debug)]
-pub struct PostgresDatabase(Box<postgres::Config>);
+pub struct PostgresDatabase {
+    settings: Box<postgres::Config>,
+    tls: Option<DatabaseTls>,
+}
+
+/// TLS to PostgreSQL (`sslmode=require`): the server's certificate is checked against
+/// these CAs and the URL's host name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseTls {
+    /// `database.ca_file`; the system's CAs when `None`.
+    pub ca_file: Option<PathBuf>,
+}
 
 impl PostgresDatabase {
     /// The connection settings, for the store.
     pub fn settings(&self) -> &postgres::Config {
-        &self.0
+        &self.settings
+    }
+
+    /// TLS, when the URL asks for it (`sslmode=require`); `None`: plain, on this machine.
+    pub fn tls(&self) -> Option<&DatabaseTls> {
+        self.tls.as_ref()
     }
 }
 
 impl RawDatabase {
-    fn validate(&self) -> Result<Database, ConfigError> {
+    fn validate(&self, base: &Path) -> Result<Database, ConfigError> {
         let key = "database.url";
         let expected = "expected postgres://USER@HOST:PORT/DATABASE";
         if !["postgres://", "postgresql://"]
@@ -214,27 +232,46 @@ impl RawDatabase {
                 format!("{expected}: the URL names no database"),
             ));
         }
-        // agedrop speaks to PostgreSQL without TLS (one TLS stack, and none set up for
-        // this yet), so only on this machine: every row would otherwise cross the
-        // network in clear (SECURITY.md, "What a database operator can learn").
+        // Without TLS only on this machine: every row would otherwise cross the network
+        // in clear (SECURITY.md, "What a database operator can learn"). With
+        // sslmode=require agedrop speaks TLS (rustls) and checks the server's
+        // certificate and name, wherever it is.
+        let tls = settings.get_ssl_mode() == postgres::config::SslMode::Require;
         let local = settings.get_hosts().iter().all(|host| match host {
             postgres::config::Host::Tcp(name) => is_loopback_name(name),
             postgres::config::Host::Unix(_) => true,
         }) && settings.get_hostaddrs().iter().all(|ip| ip.is_loopback());
-        if !local {
+        if !local && !tls {
             return Err(ConfigError::invalid(
                 key,
-                "only a loopback host (localhost, 127.0.0.1, [::1]) or a Unix socket directory: \
-                 agedrop connects without TLS, so metadata would cross the network in clear",
+                "a host other than loopback (localhost, 127.0.0.1, [::1]) or a Unix socket \
+                 directory needs ?sslmode=require: metadata would otherwise cross the network in clear",
             ));
         }
-        if settings.get_ssl_mode() == postgres::config::SslMode::Require {
+        if tls
+            && settings
+                .get_hosts()
+                .iter()
+                .any(|host| matches!(host, postgres::config::Host::Unix(_)))
+        {
             return Err(ConfigError::invalid(
                 key,
-                "sslmode=require: agedrop connects to PostgreSQL without TLS, on this machine only",
+                "sslmode=require is for a TCP host: a Unix socket needs no TLS",
             ));
         }
-        Ok(Database::Postgres(PostgresDatabase(Box::new(settings))))
+        if self.ca_file.is_some() && !tls {
+            return Err(ConfigError::invalid(
+                "database.ca_file",
+                "needs ?sslmode=require in database.url: without TLS there is no certificate to check",
+            ));
+        }
+        let tls = tls.then(|| DatabaseTls {
+            ca_file: self.ca_file.as_ref().map(|ca| base.join(ca)),
+        });
+        Ok(Database::Postgres(PostgresDatabase {
+            settings: Box::new(settings),
+            tls,
+        }))
     }
 }
 
@@ -920,7 +957,7 @@ impl Config {
             None => Storage::Local,
         };
         let database = match &raw.database {
-            Some(database) => database.validate()?,
+            Some(database) => database.validate(base)?,
             None => Database::Sqlite,
         };
         let metrics_group = raw.metrics.as_ref().and_then(|m| m.socket_group.clone());
@@ -1323,7 +1360,7 @@ mod tests {
             "postgres://a@localhost,db.example.org/db",
             "postgres://a@localhost/db?hostaddr=10.1.2.3",
         ] {
-            assert!(refused(url).contains("only a loopback host"), "{url}");
+            assert!(refused(url).contains("needs ?sslmode=require"), "{url}");
         }
         assert!(refused("postgres://a@localhost").contains("names no database"));
         for url in [

@@ -26,22 +26,23 @@ fn database_urls_are_checked_before_serving_and_never_shown_with_their_password(
     };
     refused(
         "postgres://agedrop:hunter2@db.example.org:5432/agedrop",
-        "config key `database.url`: only a loopback host (localhost, 127.0.0.1, [::1]) or a Unix \
-         socket directory: agedrop connects without TLS, so metadata would cross the network in clear",
+        "config key `database.url`: a host other than loopback (localhost, 127.0.0.1, [::1]) or \
+         a Unix socket directory needs ?sslmode=require: metadata would otherwise cross the \
+         network in clear",
     );
     refused(
         "postgres://agedrop:hunter2@127.0.0.1:5432,10.0.0.7:5432/agedrop",
-        "config key `database.url`: only a loopback host (localhost, 127.0.0.1, [::1]) or a Unix \
-         socket directory: agedrop connects without TLS, so metadata would cross the network in clear",
+        "config key `database.url`: a host other than loopback (localhost, 127.0.0.1, [::1]) or \
+         a Unix socket directory needs ?sslmode=require: metadata would otherwise cross the \
+         network in clear",
     );
     refused(
         "mysql://agedrop:hunter2@127.0.0.1/agedrop",
         "config key `database.url`: expected postgres://USER@HOST:PORT/DATABASE",
     );
     refused(
-        "postgres://agedrop:hunter2@127.0.0.1:5432/agedrop?sslmode=require",
-        "config key `database.url`: sslmode=require: agedrop connects to PostgreSQL without TLS, \
-         on this machine only",
+        "postgres://agedrop:hunter2@%2Frun%2Fpostgresql/agedrop?sslmode=require",
+        "config key `database.url`: sslmode=require is for a TCP host: a Unix socket needs no TLS",
     );
     refused(
         "postgres://agedrop:hunter2@127.0.0.1:5432/agedrop?flavour=strawberry",
@@ -173,4 +174,83 @@ fn backup_refuses_a_database_in_postgresql() {
          \"Scaling out\")",
     );
     assert!(!server.dir.path().join("b.tar").exists());
+}
+
+/// With `sslmode=require` agedrop speaks TLS to PostgreSQL (rustls) and checks the
+/// server's certificate against `database.ca_file` (or the system's CAs) and the URL's
+/// host name; `ca_file` without TLS is refused.
+#[test]
+fn postgresql_over_tls_checks_the_servers_certificate() {
+    let cluster = cluster();
+    let name = cluster.create_database();
+    let url = format!(
+        "postgres://postgres:hunter2@localhost:{}/{name}?sslmode=require",
+        cluster.port
+    );
+    let mut server = Server::prepare(Options {
+        database: Some(url.clone()),
+        database_ca: Some(cluster.ca_file.clone()),
+        ..Options::default()
+    });
+    server.serve();
+    assert_eq!(
+        submit(server.addr, vec![Part::text("message", b"over TLS")]).status,
+        200
+    );
+    // Every connection of that database is encrypted (the harness's own is not).
+    let encrypted: Vec<bool> = cluster
+        .connect(&name)
+        .query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid \
+             WHERE a.datname = $1 AND a.pid <> pg_backend_pid()",
+            &[&name],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(
+        !encrypted.is_empty() && encrypted.iter().all(|&tls| tls),
+        "{encrypted:?}"
+    );
+
+    // The system's CAs do not know the test CA: refused, without the password.
+    let out = Server::prepare(Options {
+        database: Some(url.clone()),
+        ..Options::default()
+    })
+    .refused();
+    assert_refusal_starts(
+        &out,
+        "config key `database`: cannot connect to the database (PostgreSQL): error performing TLS handshake",
+    );
+    assert!(!stderr(&out).contains("hunter2"));
+
+    // A name the certificate does not carry: refused too.
+    let out = Server::prepare(Options {
+        database: Some(format!(
+            "postgres://postgres:hunter2@db.example.org:{}/{name}?sslmode=require&hostaddr=127.0.0.1",
+            cluster.port
+        )),
+        database_ca: Some(cluster.ca_file.clone()),
+        ..Options::default()
+    })
+    .refused();
+    assert!(
+        stderr(&out).contains("cannot connect to the database"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = Server::prepare(Options {
+        database: Some(cluster.url(&name)),
+        database_ca: Some(cluster.ca_file.clone()),
+        ..Options::default()
+    })
+    .refused();
+    assert_refused(
+        &out,
+        "config key `database.ca_file`: needs ?sslmode=require in database.url: without TLS there \
+         is no certificate to check",
+    );
 }

@@ -17,6 +17,8 @@ fn two_nodes(garage: &Garage, database: Option<String>) -> (Server, Server, HaPr
     let (first, second) = Server::two_nodes(|| Options {
         storage: garage.storage_keys(),
         database: database.clone(),
+        // The TLS URLs the tests give are checked against the test cluster's CA.
+        database_ca: database.as_ref().map(|_| cluster().ca_file.clone()),
         ..Options::default()
     });
     let proxy = HaProxy::start([
@@ -92,7 +94,12 @@ fn pull_all(work: &Path, journalist: SocketAddr, token: &Path, name: &str) -> st
 fn two_nodes_serve_one_drop_and_losing_one_loses_no_acknowledged_upload() {
     let garage = Garage::start();
     let cluster = cluster();
-    let url = cluster.url(&cluster.create_database());
+    // Over TLS, as nodes on other machines than the database's would reach it.
+    let url = format!(
+        "postgres://postgres@localhost:{}/{}?sslmode=require",
+        cluster.port,
+        cluster.create_database()
+    );
     let (mut first, second, proxy) = two_nodes(&garage, Some(url));
     let work = first.dir.path().to_owned();
 

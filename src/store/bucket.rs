@@ -57,8 +57,6 @@ use object_store::path::Path as Key;
 use object_store::{
     BackoffConfig, ClientOptions, MultipartId, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
 };
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -129,7 +127,13 @@ impl Bucket {
             config.bucket
         ));
         let secret = read_secret(&config.secret_access_key_file)?;
-        let tls = tls_config(config.ca_file.as_deref())?;
+        let tls = super::tls::client_config(config.ca_file.as_deref()).map_err(io_error(
+            "read storage.ca_file",
+            config
+                .ca_file
+                .as_deref()
+                .unwrap_or(Path::new(super::tls::SYSTEM_ROOTS)),
+        ))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("agedrop-s3")
@@ -690,50 +694,6 @@ fn read_secret(path: &Path) -> Result<Zeroizing<String>, StoreError> {
         ));
     }
     Ok(Zeroizing::new(secret.to_owned()))
-}
-
-/// TLS for an `https://` endpoint: the CA certificates of `ca_file`, or else the
-/// system's (`/etc/ssl/certs/ca-certificates.crt`, Debian's ca-certificates).
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, StoreError> {
-    const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
-    let (path, required) = match ca_file {
-        Some(path) => (path, true),
-        None => (Path::new(SYSTEM_ROOTS), false),
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    match CertificateDer::pem_file_iter(path) {
-        Ok(certs) => {
-            for cert in certs {
-                let cert = cert.map_err(|e| {
-                    io_error("read storage.ca_file", path)(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        e.to_string(),
-                    ))
-                })?;
-                // A certificate rustls cannot use is left out, as browsers do.
-                let _ = roots.add(cert);
-            }
-        }
-        Err(e) if required => {
-            return Err(io_error("read storage.ca_file", path)(io::Error::new(
-                io::ErrorKind::InvalidData,
-                e.to_string(),
-            )))
-        }
-        Err(_) => {} // no system roots: only plain-HTTP endpoints will work
-    }
-    if required && roots.is_empty() {
-        return Err(io_error("read storage.ca_file", path)(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "no CA certificate in it",
-        )));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 /// Hands object_store our HTTP client.

@@ -18,6 +18,8 @@ use std::collections::HashMap;
 
 use postgres::types::{FromSql, ToSql, Type};
 use postgres::{GenericClient, IsolationLevel, NoTls, Statement};
+
+use crate::config::PostgresDatabase;
 use rusqlite::TransactionBehavior;
 
 use super::{ItemKind, StoreError};
@@ -56,22 +58,38 @@ pub(super) struct Postgres {
     /// `None` only while being dropped.
     client: Option<postgres::Client>,
     statements: Statements,
-    settings: postgres::Config,
+    database: PostgresDatabase,
 }
 
 /// Statements prepared on one connection, by their text as written (`?N`).
 type Statements = HashMap<&'static str, Statement>;
 
 impl Postgres {
-    /// Connects without TLS: `config` refused every host but loopback and Unix sockets.
-    pub(super) fn connect(settings: &postgres::Config) -> Result<Postgres, StoreError> {
-        let client = settings
-            .connect(NoTls)
-            .map_err(postgres_error("connect to the database"))?;
+    /// Connects: over TLS (rustls, the server's certificate checked against the CAs and
+    /// the URL's host name) when the URL says `sslmode=require`, else in clear, which
+    /// `config` allows on this machine only.
+    pub(super) fn connect(database: &PostgresDatabase) -> Result<Postgres, StoreError> {
+        let settings = database.settings();
+        let client = match database.tls() {
+            None => settings.connect(NoTls),
+            Some(tls) => {
+                let ca_file = tls.ca_file.as_deref();
+                let config =
+                    super::tls::client_config(ca_file).map_err(|source| StoreError::Io {
+                        action: "read database.ca_file",
+                        path: ca_file
+                            .unwrap_or(std::path::Path::new(super::tls::SYSTEM_ROOTS))
+                            .to_owned(),
+                        source,
+                    })?;
+                settings.connect(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+            }
+        }
+        .map_err(postgres_error("connect to the database"))?;
         Ok(Postgres {
             client: Some(client),
             statements: Statements::new(),
-            settings: settings.clone(),
+            database: database.clone(),
         })
     }
 
@@ -79,7 +97,7 @@ impl Postgres {
     fn parts(&mut self) -> Result<(&mut postgres::Client, &mut Statements), StoreError> {
         let lost = self.client.as_ref().is_none_or(postgres::Client::is_closed);
         if lost {
-            *self = Self::connect(&self.settings)?;
+            *self = Self::connect(&self.database)?;
         }
         let client = self
             .client

@@ -44,6 +44,7 @@ mod schema;
 mod secret;
 mod snapshot;
 mod sources;
+mod tls;
 
 use std::fmt;
 use std::fs::{self, File};
@@ -553,7 +554,7 @@ impl<'a> Inspection<'a> {
         match self.database {
             Database::Sqlite => schema::stored_version(&self.dir.join(DATABASE)),
             Database::Postgres(settings) => {
-                let mut db = Db::Postgres(Box::new(db::Postgres::connect(settings.settings())?));
+                let mut db = Db::Postgres(Box::new(db::Postgres::connect(settings)?));
                 schema::postgres_version(&mut db)
             }
         }

@@ -272,7 +272,7 @@ pub(super) fn open(
     match database {
         Database::Sqlite => Ok(Db::Sqlite(open_database(sqlite_path)?)),
         Database::Postgres(settings) => {
-            let mut db = Db::Postgres(Box::new(Postgres::connect(settings.settings())?));
+            let mut db = Db::Postgres(Box::new(Postgres::connect(settings)?));
             migrate_postgres(&mut db, create)?;
             Ok(db)
         }

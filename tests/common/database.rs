@@ -37,6 +37,9 @@ pub fn sqlite_only(why: &str) -> bool {
 
 pub struct Cluster {
     pub port: u16,
+    /// The CA that signed the cluster's TLS certificate (for `localhost` and
+    /// 127.0.0.1): connections with `sslmode=require` check against it.
+    pub ca_file: std::path::PathBuf,
     /// The watcher, whose standard input stays open (never written) until this
     /// process exits; it is never waited for, since it outlives the process.
     _watcher: Child,
@@ -88,6 +91,22 @@ impl Cluster {
         assert!(chown.success());
         let data = dir.join("data");
         let (data_s, dir_s) = (data.to_str().unwrap(), dir.to_str().unwrap());
+        // TLS on, for the tests that ask for it (sslmode=require); plain otherwise.
+        let ca = super::test_ca(&dir, "pg-ca");
+        let (cert, key) = super::test_cert(&dir, "pg-server", &["localhost", "127.0.0.1"], &ca);
+        for file in [&cert, &key] {
+            let owned = Command::new("chown")
+                .arg("postgres:")
+                .arg(file)
+                .status()
+                .unwrap();
+            assert!(owned.success());
+        }
+        std::fs::set_permissions(
+            &key,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+        )
+        .unwrap();
         // No fsync anywhere: a test cluster need not survive a power cut.
         as_postgres(&[
             initdb.to_str().unwrap(),
@@ -102,7 +121,10 @@ impl Cluster {
         ]);
         let options = format!(
             "-p {port} -k {dir_s} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
+             -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
         );
         let pg_ctl = Path::new(BIN).join("pg_ctl");
         let log = dir.join("postgres.log");
@@ -130,6 +152,7 @@ impl Cluster {
             .unwrap();
         let cluster = Cluster {
             port,
+            ca_file: dir.join("pg-ca.pem"),
             _watcher: watcher,
         };
         eventually("PostgreSQL accepts connections", SOON, || {

@@ -59,6 +59,8 @@ pub struct Options {
     /// sets it to a new database of the test cluster when the run is against
     /// PostgreSQL ([`on_postgres`]).
     pub database: Option<String>,
+    /// `[database] ca_file`, with `database`.
+    pub database_ca: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -88,6 +90,7 @@ impl Default for Options {
             site: Vec::new(),
             storage: Vec::new(),
             database: None,
+            database_ca: None,
         }
     }
 }
@@ -114,9 +117,13 @@ impl Options {
 
     /// The config file these options describe.
     fn config_text(&self, recipients: &[String]) -> String {
-        let database = match &self.database {
-            Some(url) => format!("[database]\nurl = \"{url}\"\n"),
-            None => String::new(),
+        let database = match (&self.database, &self.database_ca) {
+            (Some(url), None) => format!("[database]\nurl = \"{url}\"\n"),
+            (Some(url), Some(ca)) => format!(
+                "[database]\nurl = \"{url}\"\nca_file = \"{}\"\n",
+                ca.display()
+            ),
+            (None, _) => String::new(),
         };
         if let Some(text) = &self.config_text {
             return format!("{text}\n{database}");
