@@ -596,10 +596,11 @@ impl Write for Upload {
         }
         let n = buf.len().min(PART - self.buffer.len());
         if self.buffer.capacity() < self.buffer.len() + n {
-            // Grow by whole budget units, never past one part.
-            let capacity = (self.buffer.len() + n)
-                .next_multiple_of(PERMIT_BYTES)
-                .min(PART);
+            // A small blob (a metadata record, a reply, a message) takes one budget
+            // unit; one that outgrows it is large, and takes a whole part at once, so
+            // the buffer is copied at most once per part as it grows.
+            let large = self.multipart.is_some() || self.buffer.len() + n > PERMIT_BYTES;
+            let capacity = if large { PART } else { PERMIT_BYTES };
             self.reserve(capacity);
             self.buffer.reserve_exact(capacity - self.buffer.len());
         }
