@@ -119,6 +119,19 @@ fn data_dir(config: &Config, findings: &mut Vec<Finding>) {
             "cannot read the database's schema version: {err}"
         ))),
     }
+    match inspection.bucket(&config.storage) {
+        Ok(None) => {}
+        Ok(Some((place, true))) => findings.push(Finding::Info(format!(
+            "the bucket {} answers and belongs to this drop",
+            place.display()
+        ))),
+        Ok(Some((place, false))) => findings.push(Finding::Info(format!(
+            "the bucket {} answers and belongs to no drop yet: the first `serve` or \
+             `init --config` claims it",
+            place.display()
+        ))),
+        Err(err) => findings.push(Finding::Problem(format!("storage: {err}"))),
+    }
 }
 
 /// `path` must belong to the user running the check (the service user) and be closed

@@ -415,3 +415,38 @@ fn a_bucket_is_refused_to_another_instance() {
     );
     assert_eq!(garage.keys(), keys, "nothing in the bucket changed");
 }
+
+/// `agedrop check` reaches the bucket too: it says that the bucket answers and is this
+/// drop's, and reports a problem (exit 1) when the store is down.
+#[test]
+fn check_says_whether_the_bucket_answers_and_belongs_to_this_drop() {
+    let mut garage = Garage::start();
+    let server = server_on(&garage);
+    let check = || {
+        agedrop(
+            &["check", "--config", server.config.to_str().unwrap()],
+            server.dir.path(),
+        )
+    };
+    let out = check();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{said}{}", stderr(&out));
+    assert!(
+        said.contains(&format!(
+            "the bucket {}/agedrop answers and belongs to this drop",
+            garage.endpoint
+        )),
+        "{said}"
+    );
+    garage.kill();
+    let out = check();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "problem: storage: cannot reach the bucket ({}/agedrop)",
+            garage.endpoint
+        )),
+        "{said}"
+    );
+}

@@ -538,6 +538,21 @@ impl<'a> Inspection<'a> {
         Inspection { dir, database }
     }
 
+    /// For blobs in a bucket: whether the bucket answers with the configured key, and
+    /// whether this drop claimed it already (`Ok(true)`) or nobody has yet (`Ok(false)`);
+    /// a bucket another instance claimed is an error. Reads only: nothing is claimed,
+    /// cleaned up or made. `Ok(None)` for blobs in the data directory.
+    pub fn bucket(&self, storage: &Storage) -> Result<Option<(PathBuf, bool)>, StoreError> {
+        let Storage::S3(config) = storage else {
+            return Ok(None);
+        };
+        let secret = secret::load(&self.dir.join(INSTANCE_SECRET))?;
+        // No node's markers are touched; the id only names a prefix never listed here.
+        let bucket = Bucket::connect(config, "check")?;
+        let ours = bucket.claimed(&secret.fingerprint())?;
+        Ok(Some((bucket.place().to_owned(), ours)))
+    }
+
     /// Where its instance secret is.
     pub fn instance_secret(&self) -> PathBuf {
         self.dir.join(INSTANCE_SECRET)
