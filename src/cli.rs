@@ -1017,11 +1017,21 @@ fn init_from_config(
         }
         None => None,
     };
+    if let Some(parent) = data_dir.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    // Not recursive: a directory that appeared since the check above is refused here,
+    // and so never removed below as if this init had made it.
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|e| {
+            format!(
+                "cannot create the data directory {}: {e}",
+                data_dir.display()
+            )
+        })?;
     let made = (|| -> CliResult {
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .recursive(true)
-            .create(data_dir)?;
         if let Some(secret) = &secret {
             write_private(&data_dir.join("instance-secret"), &secret[..])?;
         }

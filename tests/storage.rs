@@ -450,3 +450,20 @@ fn check_says_whether_the_bucket_answers_and_belongs_to_this_drop() {
         "{said}"
     );
 }
+
+/// Only `init --config` and `serve` make the node id: an admin command beside the server
+/// (often run as root) leaves no file the service user could not read at its next start.
+#[test]
+fn admin_commands_make_no_node_id() {
+    let garage = Garage::start();
+    let mut server = Server::prepare(Options {
+        storage: garage.storage_keys(),
+        ..Options::default()
+    });
+    let node_id = server.data().join("node-id");
+    server.add_journalist("ana");
+    assert!(!node_id.exists(), "journalist add made no node id");
+    server.serve();
+    let id = std::fs::read_to_string(&node_id).unwrap();
+    assert_eq!(id.trim().len(), 16, "{id:?}");
+}

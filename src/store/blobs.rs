@@ -76,7 +76,7 @@ pub struct NewBlob {
 
 enum New {
     Local(TempBlob),
-    Bucket(bucket::Upload, PathBuf),
+    Bucket(bucket::Upload),
 }
 
 impl NewBlob {
@@ -84,7 +84,7 @@ impl NewBlob {
     pub fn location(&self) -> &Path {
         match &self.inner {
             New::Local(temp) => temp.path(),
-            New::Bucket(_, place) => place,
+            New::Bucket(upload) => upload.place(),
         }
     }
 
@@ -113,7 +113,7 @@ impl NewBlob {
                     flusher,
                 })
             }
-            New::Bucket(upload, _) => BlobWriter(Writer::Upload(upload)),
+            New::Bucket(upload) => BlobWriter(Writer::Upload(upload)),
         }
     }
 
@@ -123,9 +123,9 @@ impl NewBlob {
     pub fn seal(&mut self) -> Result<u64, StoreError> {
         match &mut self.inner {
             New::Local(temp) => temp.seal(),
-            New::Bucket(upload, place) => upload.seal().map_err(|source| StoreError::Bucket {
+            New::Bucket(upload) => upload.seal().map_err(|source| StoreError::Bucket {
                 action: "store a blob in the bucket",
-                place: place.clone(),
+                place: upload.place().to_owned(),
                 source,
             }),
         }
@@ -137,7 +137,7 @@ impl NewBlob {
     pub(super) fn place(&mut self, blobs: &Blobs) -> Result<(), StoreError> {
         match (&mut self.inner, blobs) {
             (New::Local(temp), Blobs::Local { dir }) => temp.place(&dir.join(&self.name)),
-            (New::Bucket(upload, _), Blobs::Bucket(_)) => {
+            (New::Bucket(upload), Blobs::Bucket(_)) => {
                 upload.keep();
                 Ok(())
             }
@@ -155,7 +155,7 @@ impl Write for NewBlob {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.inner {
             New::Local(temp) => temp.file().write(buf),
-            New::Bucket(upload, _) => upload.write(buf),
+            New::Bucket(upload) => upload.write(buf),
         }
     }
 
@@ -319,7 +319,7 @@ impl Store {
     pub(super) fn new_blob(&self, name: String) -> Result<NewBlob, StoreError> {
         let inner = match &self.blobs {
             Blobs::Local { .. } => New::Local(self.temp_blob()?),
-            Blobs::Bucket(bucket) => New::Bucket(bucket.upload(&name), bucket.place().to_owned()),
+            Blobs::Bucket(bucket) => New::Bucket(bucket.upload(&name)),
         };
         Ok(NewBlob { name, inner })
     }

@@ -154,7 +154,6 @@ impl Bucket {
             // the way, TLS guards (plain HTTP is loopback only), and age's own tags
             // guard every chunk of what the journalist finally opens.
             .with_unsigned_payload(true)
-            .with_client_options(ClientOptions::new().with_allow_http(true))
             .with_retry(RetryConfig {
                 // A few quick retries for a dropped connection; an object store that is
                 // down fails the upload within seconds rather than minutes.
@@ -462,6 +461,11 @@ enum UploadState {
 }
 
 impl Upload {
+    /// Where it is being stored (the endpoint and bucket), for errors.
+    pub(super) fn place(&self) -> &Path {
+        self.bucket.place()
+    }
+
     /// Finishes the object (the last part, or the one PUT of a small blob). Returns its
     /// size. Once this returns, the object is whole in the bucket.
     pub(super) fn seal(&mut self) -> io::Result<u64> {

@@ -368,7 +368,7 @@ impl Store {
         }
         let lock = lock::acquire(dir, Lock::Exclusive)?;
         let secret = secret::load_or_create(&dir.join(INSTANCE_SECRET))?;
-        Self::assemble(dir, storage, database, secret, lock)
+        Self::assemble(dir, storage, database, secret, lock, true)
     }
 
     /// Opens an existing data directory for serving: takes the exclusive lock (a second
@@ -385,7 +385,7 @@ impl Store {
         let lock = lock::acquire(dir, Lock::Exclusive)?;
         lock::probe_writable(&dir.join(TMP))?;
         let secret = secret::load(&dir.join(INSTANCE_SECRET))?;
-        let store = Self::assemble(dir, storage, database, secret, lock)?;
+        let store = Self::assemble(dir, storage, database, secret, lock, true)?;
         let reconciled = store.reconcile()?;
         lock::downgrade(&store.lock, dir)?;
         Ok((store, reconciled))
@@ -401,7 +401,7 @@ impl Store {
         lock::require_initialised(dir, database)?;
         let lock = lock::acquire(dir, Lock::Shared)?;
         let secret = secret::load(&dir.join(INSTANCE_SECRET))?;
-        Self::assemble(dir, storage, database, secret, lock)
+        Self::assemble(dir, storage, database, secret, lock, false)
     }
 
     fn assemble(
@@ -410,13 +410,17 @@ impl Store {
         database: &Database,
         secret: InstanceSecret,
         lock: File,
+        make_node_id: bool,
     ) -> Result<Store, StoreError> {
+        // Only `init` and `serve` (the exclusive lock) make the node id: an admin command
+        // run as root beside the server would otherwise leave a root-owned file the
+        // service user cannot read at its next start.
         let blobs = match storage {
             Storage::Local => Blobs::Local {
                 dir: dir.join(BLOBS),
             },
             Storage::S3(config) => {
-                let node = secret::node_id(&dir.join(NODE_ID))?;
+                let node = secret::node_id(&dir.join(NODE_ID), make_node_id)?;
                 Blobs::Bucket(Bucket::connect(config, &node)?)
             }
         };

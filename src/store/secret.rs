@@ -69,8 +69,10 @@ pub(super) fn load_or_create(path: &Path) -> Result<InstanceSecret, StoreError> 
 
 /// This data directory's node id: 16 random hex digits made once, naming what this
 /// node leaves in a shared object store (its upload and deletion markers), so one node's
-/// start-up never touches what another node is doing. Not a secret.
-pub(super) fn node_id(path: &Path) -> Result<String, StoreError> {
+/// start-up never touches what another node is doing. Not a secret. Made when missing
+/// only if `make`; otherwise a missing id reads as `admin` (a command beside the server
+/// leaves no marker of its own).
+pub(super) fn node_id(path: &Path, make: bool) -> Result<String, StoreError> {
     match fs::read_to_string(path) {
         Ok(text) => {
             let id = text.trim();
@@ -83,6 +85,7 @@ pub(super) fn node_id(path: &Path) -> Result<String, StoreError> {
                 source: io::ErrorKind::InvalidData.into(),
             })
         }
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !make => Ok("admin".to_owned()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let id = random::hex_id(8);
             write_new(path, format!("{id}\n").as_bytes())
