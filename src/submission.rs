@@ -37,8 +37,11 @@ pub const FIELD_FILES: &str = "files";
 /// must come right after `csrf`: items are encrypted to its recipients as they arrive.
 pub const FIELD_DESK: &str = "desk";
 
-/// Plaintext chunks in flight between the receiving task and one encrypting thread.
-const CHANNEL_CHUNKS: usize = 4;
+/// Plaintext chunks waiting between the receiving task and one encrypting thread.
+/// One: network reads pass through whole (up to about 500 KiB each), so one waiting
+/// while one is sealed keeps the encrypting thread busy, and more would only hold
+/// memory (64 concurrent uploads must stay within 128 MiB, docs/PERFORMANCE.md).
+const CHANNEL_CHUNKS: usize = 1;
 /// Bytes the multipart parser may hold beyond what it has handed us (part headers,
 /// boundaries, one network read). Caps memory against parts with endless headers.
 const MAX_PARSER_LAG: u64 = 1024 * 1024;
@@ -755,8 +758,11 @@ impl ItemWriter {
     }
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), SubmissionError> {
-        if self.pending.is_empty() && chunk.len() >= PASS_THROUGH {
-            // Large reads go through as they are: no copy.
+        if chunk.len() >= PASS_THROUGH {
+            // Large reads go through as they are (no copy), after what was gathered
+            // before them: one small read must not send every later one through the
+            // gathering copy, 64 KiB and one thread wake-up at a time.
+            self.flush().await?;
             return self.send(chunk).await;
         }
         let mut rest: &[u8] = &chunk;

@@ -3,8 +3,8 @@
 //! the `age` crate, the Go `age` CLI (Debian's `age`, X25519 only: version 1.1 has no
 //! post-quantum type) and the TypeScript `age-encryption` (tests/interop), for X25519
 //! and post-quantum recipients, at the payload's chunk boundaries and the encoder's
-//! batch boundaries (the second core joins past one batch); and every one of them
-//! refuses a file whose last chunk was cut off.
+//! batch boundaries (a file starts with a one-chunk batch and grows it to sixteen
+//! chunks); and every one of them refuses a file whose last chunk was cut off.
 
 mod common;
 
@@ -18,10 +18,10 @@ use common::*;
 const CHUNK: usize = 64 * 1024;
 const KIB: usize = 1024;
 
-/// Around one chunk, around the encoder's batches of two chunks (the second core
-/// joins past the first batch, and takes each later batch's first half early), and a
+/// Around one chunk, around the encoder's batches (the first of one chunk, grown to
+/// sixteen once the file outgrows it: written out at every sixteenth chunk), and a
 /// few MiB and odd bytes.
-const SIZES: [usize; 12] = [
+const SIZES: [usize; 14] = [
     0,
     1,
     CHUNK - 1,
@@ -30,9 +30,11 @@ const SIZES: [usize; 12] = [
     2 * CHUNK,
     2 * CHUNK + 1,
     3 * CHUNK + 1,
-    4 * CHUNK,
-    4 * CHUNK + 1,
-    1024 * KIB,
+    16 * CHUNK - 1,
+    16 * CHUNK,
+    16 * CHUNK + 1,
+    32 * CHUNK + 1,
+    2 * 1024 * KIB + 7,
     3 * 1024 * KIB + 12_345,
 ];
 
@@ -137,7 +139,7 @@ fn a_file_whose_last_chunk_is_cut_off_is_refused_by_every_decoder() {
     let (dir, newsroom, recipients) = x25519_newsroom();
     let key = newsroom.identity_file.to_str().unwrap();
     // Ten chunks, the last of 5 bytes. Cut off the last, or everything after the
-    // first four (two batches): the file then ends on a full chunk not marked last.
+    // first four: the file then ends on a full chunk not marked last.
     let plain = noise(9 * CHUNK + 5, 9);
     let [sealed, _] = both_ways(&recipients, &plain);
     let start = payload_start(&sealed);

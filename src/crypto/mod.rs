@@ -185,7 +185,8 @@ impl Recipients {
     }
 
     /// Starts an age file on `output` encrypted to every recipient; the header is
-    /// written at once. Large files are sealed on two cores (src/crypto/seal.rs).
+    /// written at once. Large files are written a batch of chunks at a time
+    /// (src/crypto/seal.rs).
     pub fn seal<W: Write>(&self, output: W) -> io::Result<Sealer<W>> {
         Sealer::new(self.keys.iter().map(RecipientKey::as_age), output, None)
     }

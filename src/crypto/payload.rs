@@ -22,12 +22,12 @@ use std::sync::mpsc;
 
 use age_core::format::{FileKey, Stanza};
 use base64::Engine;
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{ChaCha20Poly1305, Tag};
 use hmac::Mac;
 use zeroize::Zeroize;
 
-use super::format::{self, Half, BODY_COLUMNS, INTRO, MAC_START, SEALED_CHUNK, STANZA_START};
+use super::format::{
+    self, Half, PayloadKey, BODY_COLUMNS, INTRO, MAC_START, SEALED_CHUNK, STANZA_START,
+};
 use super::format::{NONCE_BYTES, TAG_BYTES};
 use super::OpenError;
 
@@ -55,7 +55,7 @@ pub(super) fn decrypt(
     input
         .read_exact(&mut nonce)
         .map_err(|_| OpenError::Undecryptable)?;
-    let cipher = format::payload_cipher(&file_key, &nonce);
+    let cipher = format::payload_key(&file_key, &nonce);
     drop(file_key);
     open_payload(&cipher, input, output, max)
 }
@@ -164,7 +164,7 @@ type Job = (Half, u64, bool);
 /// hands them back. Nothing is allocated per batch, and plaintext is copied only into
 /// the kernel.
 fn open_payload<W: Write + Send>(
-    cipher: &ChaCha20Poly1305,
+    cipher: &PayloadKey,
     mut input: impl Read,
     output: &mut W,
     max: u64,
@@ -219,7 +219,7 @@ fn open_payload<W: Write + Send>(
 /// (the second half on the opener thread), and sends them to the writer in order.
 /// Returns the plaintext length.
 fn read_batches(
-    cipher: &ChaCha20Poly1305,
+    cipher: &PayloadKey,
     input: &mut impl Read,
     max: u64,
     pool: &mpsc::Receiver<[Half; 2]>,
@@ -309,14 +309,14 @@ fn compact(opened: &mut [u8]) -> usize {
 /// Opens `sealed` chunks in place, numbered from `counter`; the last of them is the
 /// file's last if `last`.
 fn open_chunks(
-    cipher: &ChaCha20Poly1305,
+    cipher: &PayloadKey,
     sealed: &mut [u8],
     counter: u64,
     last: bool,
 ) -> Result<(), OpenError> {
     for (nonce, data, tag) in format::chunks(sealed, counter, last) {
         cipher
-            .decrypt_in_place_detached(&nonce, b"", data, Tag::from_slice(tag))
+            .open(nonce, data, tag)
             .map_err(|_| OpenError::Undecryptable)?;
     }
     Ok(())

@@ -1,9 +1,10 @@
-//! Writing age v1 files, on two cores once a file is large: the one encoder agedrop
-//! seals everything with (items, metadata records, replies, wrapped source keys).
+//! Writing age v1 files: the one encoder agedrop seals everything with (items,
+//! metadata records, replies, wrapped source keys).
 //!
-//! Why not the `age` crate's `StreamWriter`: it seals the STREAM payload on one thread,
-//! at about 1.7 times Go age's CPU per byte (docs/PERFORMANCE.md), and it keeps the
-//! payload key to itself. So the header and the payload are written here, as the age
+//! Why not the `age` crate's `StreamWriter`: its ChaCha20-Poly1305 (RustCrypto) takes
+//! about 2.2 times the CPU per byte of ring's, which is used here (src/crypto/format.rs
+//! says why), it writes every 64 KiB chunk on its own, and it keeps the payload key to
+//! itself. So the header and the payload are written here, as the age
 //! specification (C2SP age.md) says, while the stanzas still come from the recipients
 //! themselves (`Recipient::wrap_file_key`, the crate's "one joint"), under the crate's
 //! rule on their labels (all recipients of a file give the same labels, so
@@ -24,67 +25,54 @@
 
 use std::collections::HashSet;
 use std::io::{self, Write};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use age_core::format::{is_arbitrary_string, FileKey, Stanza};
 use base64::Engine;
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::ChaCha20Poly1305;
 use hmac::Mac;
 
-use super::format::{self, Half, BODY_COLUMNS, CHUNK, INTRO, MAC_START, NONCE_BYTES};
+use super::format::{self, Half, PayloadKey, BODY_COLUMNS, CHUNK, INTRO, MAC_START, NONCE_BYTES};
 use super::format::{SEALED_CHUNK, STANZA_START, TAG_BYTES};
 
-// How the payload is sealed on two cores, and what it costs.
+// How the payload is sealed, and what it costs.
 //
-// Plaintext is copied once, into a batch of two halves of CHUNKS_PER_HALF chunks,
-// laid out as the sealed chunks will be (each chunk's tag right after its data): each
-// chunk is sealed in place, which overwrites its plaintext, and a half goes to the
-// file in one write. The first half of a batch goes to the worker thread as soon as
-// the second half receives its first byte (its last chunk is then known not to be the
-// file's last), so the worker wakes up while the second half fills; the writing
-// thread seals the second half, takes the first back sealed, and writes both. If the
-// worker has not begun on it by then (both cores busy), the writing thread seals it
-// itself: it never waits for a worker that has not started, and an overloaded server
-// does not pay for hand-offs that cannot help.
+// Plaintext is copied once, into a batch laid out as its sealed chunks will be (each
+// chunk's tag right after its data); each chunk is sealed in place, which overwrites
+// its plaintext, and the batch goes to the output in one write. One thread: with
+// ring's ChaCha20-Poly1305, sealing 1 GiB takes about 0.4 s of one core, less than
+// receiving it and writing it to the page cache; a second sealing thread (the design
+// before) saved no time and cost a thread wake-up per chunk.
 //
-// The worker is one long-lived thread per Sealer, started only once a file outgrows
-// its first batch (metadata records, most messages and replies start none) and ended
-// when the Sealer is finished or dropped; nothing is allocated per batch.
-//
-// Memory: the two halves, 2 x 64 KiB (+ tags), allocated once and reused: what the
-// crate's writer held (a 64 KiB chunk and a new 64 KiB ciphertext per chunk), plus the
-// worker's stack. One chunk per half, because every upload pays for its batch: 64
-// concurrent uploads must fit in 128 MiB (docs/PERFORMANCE.md), and sealing 64 files
-// at once took 11 MiB more than the crate with two chunks per half, about 1 MiB more
-// with one. The price is a hand-off per 64 KiB a thread (about 60 µs of work): as
-// much CPU as the crate when the cores are busy, some futex calls more when one is
-// free, which is then spent on the second core's share.
+// A batch starts at one chunk (64 KiB and its tag; a small file's own size when it is
+// known) and a file that outgrows it takes, once, up to MAX_BATCH_CHUNKS chunks from a
+// budget that all files being sealed share (BATCH_BUDGET): the kernel's page cache
+// takes 1 GiB in 1 MiB writes in about 0.18 s of system time, in 64 KiB + 16 B writes
+// in 0.31–0.34 s (docs/PERFORMANCE.md). The budget (two full batches) keeps many
+// concurrent uploads within their memory target (64 x 16 MiB in 128 MiB): the first
+// large files get large batches, the others one chunk, which costs them little since
+// they share the cores anyway. Nothing is allocated per batch.
 
-/// Chunks in each half of a batch.
-const CHUNKS_PER_HALF: usize = 1;
-const HALF_BYTES: usize = CHUNKS_PER_HALF * SEALED_CHUNK;
+/// Most chunks in one batch, i.e. in one write to the output: 1 MiB of plaintext.
+const MAX_BATCH_CHUNKS: usize = 16;
+/// Bytes of batch beyond each file's first chunk, for all files being sealed at once.
+const BATCH_BUDGET: usize = 2 * 1024 * 1024;
+static BATCHES: Budget = Budget(AtomicUsize::new(BATCH_BUDGET));
 
 /// An age file being written. Plaintext goes in through [`Write`]; ciphertext goes to
-/// the wrapped writer in 64 KiB chunks, sealed on two threads once the file is large
-/// (src/crypto/seal.rs says how).
+/// the wrapped writer a batch of 64 KiB chunks at a time (src/crypto/seal.rs says how).
 ///
 /// You **MUST** call [`Sealer::finish`]: without it the file is truncated and will not
 /// decrypt (which is what we want for an aborted upload, and nothing else).
 pub struct Sealer<W: Write> {
     output: W,
-    cipher: ChaCha20Poly1305,
+    cipher: PayloadKey,
     /// The number of the batch's first chunk.
     counter: u64,
-    /// The batch's first half; `None` while the worker has it.
-    first: Option<Half>,
-    /// The batch's second half, once the file has outgrown the first.
-    second: Option<Half>,
-    /// Started when the file outgrows its first batch.
-    worker: Option<Worker>,
+    batch: Half,
+    /// What the batch took from [`BATCH_BUDGET`]; `None` until it outgrows its start.
+    claim: Option<Claim<'static>>,
     /// Set while a batch is sealed and written, and left set if that failed: the
-    /// halves may then hold ciphertext, which must never be sealed again (sealing it
+    /// batch may then hold ciphertext, which must never be sealed again (sealing it
     /// again under the same nonces would give back the plaintext).
     failed: bool,
 }
@@ -106,13 +94,12 @@ impl<W: Write> Sealer<W> {
         output.write_all(&start)?;
         Ok(Sealer {
             output,
-            cipher: format::payload_cipher(&file_key, &nonce),
+            cipher: format::payload_key(&file_key, &nonce),
             counter: 0,
-            first: Some(Half::new(
-                expected.map_or(HALF_BYTES, |plain| sealed_size(plain).min(HALF_BYTES)),
-            )),
-            second: None,
-            worker: None,
+            batch: Half::new(
+                expected.map_or(SEALED_CHUNK, |plain| sealed_size(plain).min(SEALED_CHUNK)),
+            ),
+            claim: None,
             failed: false,
         })
     }
@@ -131,48 +118,27 @@ impl<W: Write> Sealer<W> {
             return Err(earlier_failure());
         }
         self.failed = true;
-        let Some(second) = self.second.as_mut().filter(|half| half.len > 0) else {
-            // Only the first half holds plaintext, so it was never handed over.
-            let first = self.first.as_mut().expect("the first half is home");
-            seal(&self.cipher, first, self.counter, last);
-            self.output.write_all(&first.buffer[..first.len])?;
-            self.counter += first.len.div_ceil(SEALED_CHUNK) as u64;
-            first.len = 0;
-            self.failed = false;
-            return Ok(());
-        };
-        // The first half is full, with the worker or still here.
-        if !last && self.worker.is_none() {
-            let worker = Worker::start(self.cipher.clone())?;
-            let first = self.first.take().expect("the first half is home");
-            worker.give(first, self.counter);
-            self.worker = Some(worker);
-        }
-        seal(
-            &self.cipher,
-            second,
-            self.counter + CHUNKS_PER_HALF as u64,
-            last,
-        );
-        let first = match self.first.take() {
-            Some(mut first) => {
-                seal(&self.cipher, &mut first, self.counter, false);
-                first
-            }
-            None => self
-                .worker
-                .as_ref()
-                .expect("only the worker takes the first half")
-                .take(&self.cipher)?,
-        };
-        let first = self.first.insert(first);
-        self.output.write_all(&first.buffer[..first.len])?;
-        self.output.write_all(&second.buffer[..second.len])?;
-        self.counter += (CHUNKS_PER_HALF + second.len.div_ceil(SEALED_CHUNK)) as u64;
-        first.len = 0;
-        second.len = 0;
+        let batch = &mut self.batch;
+        seal(&self.cipher, batch, self.counter, last);
+        self.output.write_all(&batch.buffer[..batch.len])?;
+        self.counter += batch.len.div_ceil(SEALED_CHUNK) as u64;
+        batch.len = 0;
         self.failed = false;
         Ok(())
+    }
+
+    /// The first time the batch is full: it grows to a whole chunk (if it was sized
+    /// for a small file) and by what the budget gives.
+    fn grow(&mut self) {
+        if self.claim.is_some() {
+            return;
+        }
+        let claim = BATCHES.take((MAX_BATCH_CHUNKS - 1) * SEALED_CHUNK);
+        let size = SEALED_CHUNK + claim.bytes;
+        if size > self.batch.buffer.len() {
+            self.batch = self.batch.grown(size);
+        }
+        self.claim = Some(claim);
     }
 }
 
@@ -185,38 +151,51 @@ impl<W: Write> Write for Sealer<W> {
         if self.failed {
             return Err(earlier_failure());
         }
-        if let Some(first) = &mut self.first {
-            if first.room() == 0 && first.buffer.len() < HALF_BYTES {
-                *first = first.grown();
-            }
-            if first.room() > 0 {
-                return Ok(first.put(plain));
-            }
+        if self.batch.room() == 0 {
+            self.grow();
         }
-        // The first half is full.
-        if self.second.as_ref().is_some_and(|half| half.room() == 0) {
+        if self.batch.room() == 0 {
             self.seal_batch(false)?;
-            let first = self
-                .first
-                .as_mut()
-                .expect("a sealed batch's first half is home");
-            return Ok(first.put(plain));
         }
-        let second = self.second.get_or_insert_with(|| Half::new(HALF_BYTES));
-        if second.len == 0 {
-            if let Some(worker) = &self.worker {
-                let first = self
-                    .first
-                    .take()
-                    .expect("the first half is home until the second holds plaintext");
-                worker.give(first, self.counter);
-            }
-        }
-        Ok(second.put(plain))
+        Ok(self.batch.put(plain))
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.output.flush()
+    }
+}
+
+/// Bytes that batches may take beyond their first chunk, shared by all sealers.
+struct Budget(AtomicUsize);
+
+/// Bytes taken from a [`Budget`]; given back when dropped.
+struct Claim<'a> {
+    budget: &'a Budget,
+    bytes: usize,
+}
+
+impl Budget {
+    /// Up to `wanted` bytes in whole sealed chunks: as many as are left, maybe none.
+    fn take(&self, wanted: usize) -> Claim<'_> {
+        let mut bytes = 0;
+        // The closure never refuses, so this cannot fail; it may run more than once
+        // if others take or give back at the same time, and `bytes` is its last answer.
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                bytes = wanted.min(left) / SEALED_CHUNK * SEALED_CHUNK;
+                Some(left - bytes)
+            });
+        Claim {
+            budget: self,
+            bytes,
+        }
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.budget.0.fetch_add(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -318,13 +297,10 @@ fn write_stanza(header: &mut Vec<u8>, stanza: &Stanza) -> io::Result<()> {
 
 /// Seals the chunks of `half` in place, numbered from `counter`, the last of them the
 /// file's last if `last`; `len` then covers their tags.
-fn seal(cipher: &ChaCha20Poly1305, half: &mut Half, counter: u64, last: bool) {
+fn seal(cipher: &PayloadKey, half: &mut Half, counter: u64, last: bool) {
     half.len += TAG_BYTES;
     for (nonce, data, tag) in format::chunks(&mut half.buffer[..half.len], counter, last) {
-        let sealed = cipher
-            .encrypt_in_place_detached(&nonce, b"", data)
-            .expect("a 64 KiB chunk is far below ChaCha20-Poly1305's limit");
-        tag.copy_from_slice(&sealed);
+        tag.copy_from_slice(&cipher.seal(nonce, data));
     }
 }
 
@@ -360,149 +336,12 @@ impl Half {
         taken
     }
 
-    /// The same plaintext in a full-size half; this one is wiped as it drops.
-    fn grown(&self) -> Half {
-        let mut grown = Half::new(HALF_BYTES);
+    /// The same plaintext in a buffer of `bytes`; this one is wiped as it drops.
+    fn grown(&self, bytes: usize) -> Half {
+        let mut grown = Half::new(bytes);
         grown.buffer[..self.len].copy_from_slice(&self.buffer[..self.len]);
         grown.len = self.len;
         grown
-    }
-}
-
-/// The second core: one thread per large file, sealing the first half of each batch.
-/// Dropping it stops the thread and waits for it.
-struct Worker {
-    shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
-}
-
-struct Shared {
-    job: Mutex<Job>,
-    changed: Condvar,
-}
-
-/// The first half of a batch, between the writing thread and the worker.
-enum Job {
-    /// Nothing handed over.
-    Idle,
-    /// Full and not yet sealed, with its first chunk's number: whichever thread comes
-    /// to it first seals it.
-    Waiting(Half, u64),
-    /// The worker is sealing it.
-    Sealing,
-    /// Sealed, for the writing thread.
-    Sealed(Half),
-    /// The file is finished or abandoned, or the worker stopped: no more work.
-    Stop,
-}
-
-impl Worker {
-    fn start(cipher: ChaCha20Poly1305) -> io::Result<Self> {
-        let shared = Arc::new(Shared {
-            job: Mutex::new(Job::Idle),
-            changed: Condvar::new(),
-        });
-        let theirs = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("agedrop-seal".to_owned())
-            .spawn(move || theirs.work(&cipher))?;
-        Ok(Worker {
-            shared,
-            thread: Some(thread),
-        })
-    }
-
-    /// Hands over a full first half whose chunks are numbered from `counter`.
-    fn give(&self, half: Half, counter: u64) {
-        *self.shared.job() = Job::Waiting(half, counter);
-        self.shared.changed.notify_one();
-    }
-
-    /// The half given last, sealed: by the worker, or here if it has not begun.
-    fn take(&self, cipher: &ChaCha20Poly1305) -> io::Result<Half> {
-        let mut job = self.shared.job();
-        loop {
-            match std::mem::replace(&mut *job, Job::Idle) {
-                Job::Waiting(mut half, counter) => {
-                    drop(job);
-                    seal(cipher, &mut half, counter, false);
-                    return Ok(half);
-                }
-                Job::Sealed(half) => return Ok(half),
-                Job::Sealing => {
-                    *job = Job::Sealing;
-                    job = self.shared.wait(job);
-                }
-                Job::Stop => {
-                    *job = Job::Stop;
-                    return Err(io::Error::other("the sealing thread stopped"));
-                }
-                Job::Idle => unreachable!("a half is taken only after it was given"),
-            }
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        // A half still handed over is dropped, and so wiped.
-        *self.shared.job() = Job::Stop;
-        self.shared.changed.notify_one();
-        if let Some(thread) = self.thread.take() {
-            // A panic there was reported as it happened, and left nothing to undo.
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Shared {
-    /// The job; a lock poisoned by a panic elsewhere still holds a consistent one
-    /// (nothing panics while holding it).
-    fn job(&self) -> MutexGuard<'_, Job> {
-        self.job.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn wait<'a>(&self, job: MutexGuard<'a, Job>) -> MutexGuard<'a, Job> {
-        self.changed
-            .wait(job)
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The worker thread: seals each half it is given, until told to stop.
-    fn work(&self, cipher: &ChaCha20Poly1305) {
-        // However this ends, even by a panic, the writing thread is not left waiting.
-        let _stop = StopOnExit(self);
-        loop {
-            let (mut half, counter) = {
-                let mut job = self.job();
-                loop {
-                    match std::mem::replace(&mut *job, Job::Sealing) {
-                        Job::Waiting(half, counter) => break (half, counter),
-                        Job::Stop => return,
-                        other => {
-                            *job = other;
-                            job = self.wait(job);
-                        }
-                    }
-                }
-            };
-            seal(cipher, &mut half, counter, false);
-            let mut job = self.job();
-            if matches!(*job, Job::Stop) {
-                return;
-            }
-            *job = Job::Sealed(half);
-            self.changed.notify_one();
-        }
-    }
-}
-
-struct StopOnExit<'a>(&'a Shared);
-
-impl Drop for StopOnExit<'_> {
-    fn drop(&mut self) {
-        *self.0.job() = Job::Stop;
-        self.0.changed.notify_one();
     }
 }
 
@@ -510,9 +349,9 @@ impl Drop for StopOnExit<'_> {
 mod tests {
     use super::*;
     use crate::crypto::pq;
-    use chacha20poly1305::aead::KeyInit;
 
-    const BATCH: usize = 2 * CHUNKS_PER_HALF * CHUNK;
+    /// The plaintext of a largest batch.
+    const BATCH: usize = MAX_BATCH_CHUNKS * CHUNK;
 
     /// Bytes that differ from one chunk to the next.
     fn plain(size: usize) -> Vec<u8> {
@@ -592,77 +431,46 @@ mod tests {
     }
 
     #[test]
-    fn the_worker_starts_only_once_a_file_outgrows_one_batch() {
+    fn a_batch_grows_once_a_file_outgrows_its_first_chunk() {
         let key = age::x25519::Identity::generate();
-        let plain = plain(2 * BATCH);
         let recipient = key.to_public();
+        let plain = plain(3 * BATCH);
         let mut sealer = Sealer::new(std::iter::once(&recipient as _), Vec::new(), None).unwrap();
-        sealer.write_all(&plain[..BATCH]).unwrap();
-        assert!(sealer.worker.is_none());
-        sealer.write_all(&plain[BATCH..BATCH + 1]).unwrap();
-        assert!(sealer.worker.is_some());
-        sealer.write_all(&plain[BATCH + 1..]).unwrap();
+        sealer.write_all(&plain[..CHUNK]).unwrap();
+        assert_eq!(sealer.batch.buffer.len(), SEALED_CHUNK);
+        assert!(sealer.claim.is_none());
+        sealer.write_all(&plain[CHUNK..CHUNK + 1]).unwrap();
+        // Other tests seal at the same time, so the budget may have given less.
+        let taken = sealer.claim.as_ref().unwrap().bytes;
+        assert!(taken <= (MAX_BATCH_CHUNKS - 1) * SEALED_CHUNK && taken % SEALED_CHUNK == 0);
+        assert_eq!(sealer.batch.buffer.len(), SEALED_CHUNK + taken);
+        sealer.write_all(&plain[CHUNK + 1..]).unwrap();
         let sealed = sealer.finish().unwrap();
         assert!(age::decrypt(&key, &sealed).unwrap() == plain);
 
-        // A buffer sized for less than is written grows, and stays one thread's.
+        // A buffer sized for less than is written grows too.
         let mut small =
             Sealer::new(std::iter::once(&recipient as _), Vec::new(), Some(10)).unwrap();
-        assert_eq!(small.first.as_ref().unwrap().buffer.len(), 10 + TAG_BYTES);
+        assert_eq!(small.batch.buffer.len(), 10 + TAG_BYTES);
         small.write_all(&plain[..BATCH]).unwrap();
-        assert!(small.worker.is_none());
+        assert!(small.batch.buffer.len() >= SEALED_CHUNK);
         assert!(age::decrypt(&key, &small.finish().unwrap()).unwrap() == plain[..BATCH]);
     }
 
-    /// A full half of chunks numbered from 5, sealed here.
-    fn half_and_sealed(cipher: &ChaCha20Poly1305) -> (Half, Vec<u8>) {
-        let mut half = Half::new(HALF_BYTES);
-        let data = plain(CHUNKS_PER_HALF * CHUNK);
-        let mut rest = &data[..];
-        while !rest.is_empty() {
-            rest = &rest[half.put(rest)..];
-        }
-        assert_eq!(half.room(), 0);
-        let mut copy = Half::new(HALF_BYTES);
-        copy.buffer.copy_from_slice(&half.buffer);
-        copy.len = half.len;
-        seal(cipher, &mut copy, 5, false);
-        (half, copy.buffer.to_vec())
-    }
-
     #[test]
-    fn a_half_is_sealed_alike_by_the_worker_or_taken_back_unsealed() {
-        let cipher = ChaCha20Poly1305::new(&[7u8; 32].into());
-        // No thread: the half is still waiting when taken, so the taker seals it.
-        let idle = Worker {
-            shared: Arc::new(Shared {
-                job: Mutex::new(Job::Idle),
-                changed: Condvar::new(),
-            }),
-            thread: None,
-        };
-        let (half, expected) = half_and_sealed(&cipher);
-        idle.give(half, 5);
-        let back = idle.take(&cipher).unwrap();
-        assert!(back.buffer[..] == expected[..] && back.len == HALF_BYTES);
-
-        // The worker seals it, and the taker waits for that.
-        let worker = Worker::start(cipher.clone()).unwrap();
-        let (half, expected) = half_and_sealed(&cipher);
-        worker.give(half, 5);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !matches!(*worker.shared.job(), Job::Sealed(_)) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the worker sealed nothing"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        let back = worker.take(&cipher).unwrap();
-        assert!(back.buffer[..] == expected[..] && back.len == HALF_BYTES);
-        // A half left with a worker that is dropped: the thread ends, the half is wiped.
-        worker.give(back, 9);
-        drop(worker);
+    fn the_budget_gives_whole_chunks_while_it_lasts_and_takes_them_back() {
+        let budget = Budget(AtomicUsize::new(3 * SEALED_CHUNK + 100));
+        let first = budget.take(2 * SEALED_CHUNK);
+        assert_eq!(first.bytes, 2 * SEALED_CHUNK);
+        let second = budget.take(2 * SEALED_CHUNK);
+        assert_eq!(second.bytes, SEALED_CHUNK, "what is left, in whole chunks");
+        let third = budget.take(SEALED_CHUNK);
+        assert_eq!(third.bytes, 0, "100 bytes are no chunk");
+        drop(first);
+        drop(third);
+        assert_eq!(budget.0.load(Ordering::Acquire), 2 * SEALED_CHUNK + 100);
+        drop(second);
+        assert_eq!(budget.0.load(Ordering::Acquire), 3 * SEALED_CHUNK + 100);
     }
 
     #[test]
@@ -760,8 +568,8 @@ mod tests {
     fn after_a_failed_write_nothing_more_is_sealed_or_written() {
         let recipient = age::x25519::Identity::generate().to_public();
         let plain = vec![0x5a; 3 * BATCH + 3];
-        // The header, then each half of each batch, is one write.
-        for fail_at in 2..=5 {
+        // The header, then each batch, is one write; the last 3 bytes wait for finish.
+        for fail_at in 2..=4 {
             let mut written = Vec::new();
             let output = Flaky {
                 written: &mut written,
