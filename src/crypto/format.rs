@@ -48,7 +48,6 @@ pub(super) fn payload_key(file_key: &FileKey, nonce: &[u8; NONCE_BYTES]) -> Payl
 /// ring does not wipe its keys; the key lives in its own heap box, which is
 /// overwritten with an all-zero key before it is freed (see [`Drop`] below), as the
 /// RustCrypto type did with `zeroize`.
-#[derive(Clone)]
 pub(super) struct PayloadKey(Box<LessSafeKey>);
 
 /// Why a sealed chunk was refused: its tag does not match (wrong key, altered or
