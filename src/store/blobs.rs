@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::bucket::{self, Bucket};
+use super::direct::{Direct, ALIGN, DIRECT_AFTER};
 use super::{io_error, ItemKind, Store, StoreError};
 use super::{ID_BYTES, ITEM_SUFFIX, META_SUFFIX, REPLY_SUFFIX};
 use crate::{fsync, random, time};
@@ -90,9 +91,11 @@ impl NewBlob {
 
     /// A writer for large blobs. On a local disk it has the kernel write back every
     /// [`FLUSH_EVERY`] bytes on a helper thread while writing goes on, so the fsync in
-    /// [`NewBlob::seal`] finds little left to do. You **MUST** call
-    /// [`BlobWriter::finish`]: it reports a failed background flush, which the final
-    /// fsync would not see again (an fsync error is reported once per open file).
+    /// [`NewBlob::seal`] finds little left to do, and past a few MiB it may write the
+    /// rest past the page cache on a thread of its own (src/store/direct.rs). You
+    /// **MUST** call [`BlobWriter::finish`]: it writes what is staged and reports a
+    /// failed background flush, which the final fsync would not see again (an fsync
+    /// error is reported once per open file).
     pub fn writer(&mut self) -> BlobWriter<'_> {
         match &mut self.inner {
             New::Local(temp) => {
@@ -109,8 +112,10 @@ impl NewBlob {
                 });
                 BlobWriter(Writer::File {
                     file,
+                    written: 0,
                     unflushed: 0,
                     flusher,
+                    direct: None,
                 })
             }
             New::Bucket(upload) => BlobWriter(Writer::Upload(upload)),
@@ -170,11 +175,16 @@ pub struct BlobWriter<'a>(Writer<'a>);
 enum Writer<'a> {
     File {
         file: &'a mut File,
+        /// Bytes written through the page cache.
+        written: u64,
         unflushed: u64,
         flusher: Option<(
             std::sync::mpsc::SyncSender<()>,
             std::thread::JoinHandle<io::Result<()>>,
         )>,
+        /// Once the blob writes past the page cache; `Some(None)` once it was tried
+        /// and refused (no free slot, or a filesystem without `O_DIRECT`).
+        direct: Option<Option<Direct>>,
     },
     Upload(&'a mut bucket::Upload),
 }
@@ -183,15 +193,27 @@ impl BlobWriter<'_> {
     /// Waits for the background flushes; fails if any failed.
     pub fn finish(mut self) -> io::Result<()> {
         match &mut self.0 {
-            Writer::File { flusher, .. } => match flusher.take() {
-                Some((tick, thread)) => {
-                    drop(tick);
-                    thread
-                        .join()
-                        .unwrap_or_else(|_| Err(io::Error::other("the flush thread panicked")))
-                }
-                None => Ok(()),
-            },
+            Writer::File {
+                file,
+                flusher,
+                direct,
+                ..
+            } => {
+                let staged = match direct.take() {
+                    Some(Some(direct)) => direct.finish(file),
+                    _ => Ok(()),
+                };
+                let flushed = match flusher.take() {
+                    Some((tick, thread)) => {
+                        drop(tick);
+                        thread
+                            .join()
+                            .unwrap_or_else(|_| Err(io::Error::other("the flush thread panicked")))
+                    }
+                    None => Ok(()),
+                };
+                staged.and(flushed)
+            }
             Writer::Upload(_) => Ok(()),
         }
     }
@@ -202,10 +224,29 @@ impl Write for BlobWriter<'_> {
         match &mut self.0 {
             Writer::File {
                 file,
+                written,
                 unflushed,
                 flusher,
+                direct,
             } => {
-                let n = file.write(buf)?;
+                if let Some(Some(direct)) = direct {
+                    return direct.write(buf);
+                }
+                // Past DIRECT_AFTER, stop at the next block so the switch is aligned.
+                let mut take = buf.len();
+                if direct.is_none() && *written >= DIRECT_AFTER {
+                    let to_block = (ALIGN as u64 - *written % ALIGN as u64) % ALIGN as u64;
+                    if to_block == 0 {
+                        *direct = Some(Direct::start(file));
+                        if let Some(Some(direct)) = direct {
+                            return direct.write(buf);
+                        }
+                    } else {
+                        take = take.min(to_block as usize);
+                    }
+                }
+                let n = file.write(&buf[..take])?;
+                *written += n as u64;
                 *unflushed += n as u64;
                 if *unflushed >= FLUSH_EVERY {
                     *unflushed = 0;

@@ -33,6 +33,7 @@
 mod blobs;
 mod bucket;
 mod db;
+mod direct;
 mod export;
 mod items;
 mod journalists;
