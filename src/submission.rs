@@ -7,7 +7,7 @@
 //! Nothing becomes an item until every part is whole: any failure drops the temp files.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -38,10 +38,18 @@ pub const FIELD_FILES: &str = "files";
 pub const FIELD_DESK: &str = "desk";
 
 /// Plaintext chunks waiting between the receiving task and one encrypting thread.
-/// One: network reads pass through whole (up to about 500 KiB each), so one waiting
+/// One: a network read may pass through whole (up to about 500 KiB), so one waiting
 /// while one is sealed keeps the encrypting thread busy, and more would only hold
 /// memory (64 concurrent uploads must stay within 128 MiB, docs/PERFORMANCE.md).
 const CHANNEL_CHUNKS: usize = 1;
+/// While at most this many items are being encrypted server-wide, large network
+/// reads pass to the encrypting thread whole (no copy, one hand-off per read); beyond
+/// it, every item gathers copies of [`BATCH`] bytes, so that each read's buffer is
+/// freed at once: two whole reads held by each of 64 uploads would take them past
+/// their memory target.
+const PASS_THROUGH_ITEMS: usize = 4;
+/// Items being encrypted now, server-wide.
+static ITEMS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 /// Bytes the multipart parser may hold beyond what it has handed us (part headers,
 /// boundaries, one network read). Caps memory against parts with endless headers.
 const MAX_PARSER_LAG: u64 = 1024 * 1024;
@@ -737,13 +745,31 @@ struct ItemWriter {
     /// cost a thread wake-up per chunk. Never grows past its capacity (no unwiped
     /// copies); wiped here or by the sealing thread.
     pending: Vec<u8>,
+    _in_flight: InFlight,
+}
+
+/// One of [`ITEMS_IN_FLIGHT`], until dropped.
+struct InFlight;
+
+impl InFlight {
+    fn count() -> Self {
+        ITEMS_IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        ITEMS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Plaintext handed to the sealing thread at once: age's chunk size.
 const BATCH: usize = 64 * 1024;
-/// Chunks at least this large go to the sealing thread as they are (no copy); only
-/// smaller ones are gathered. Network reads are rarely smaller unless a client sends
-/// tiny chunks on purpose.
+/// Chunks at least this large go to the sealing thread as they are (no copy) while
+/// few items are encrypted at once ([`PASS_THROUGH_ITEMS`]); only smaller ones are
+/// gathered. Network reads are rarely smaller unless a client sends tiny chunks on
+/// purpose.
 const PASS_THROUGH: usize = 8 * 1024;
 
 impl ItemWriter {
@@ -754,11 +780,14 @@ impl ItemWriter {
             tx,
             thread: Some(thread),
             pending: Vec::with_capacity(BATCH),
+            _in_flight: InFlight::count(),
         }
     }
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), SubmissionError> {
-        if chunk.len() >= PASS_THROUGH {
+        if chunk.len() >= PASS_THROUGH
+            && ITEMS_IN_FLIGHT.load(Ordering::Acquire) <= PASS_THROUGH_ITEMS
+        {
             // Large reads go through as they are (no copy), after what was gathered
             // before them: one small read must not send every later one through the
             // gathering copy, 64 KiB and one thread wake-up at a time.
