@@ -190,7 +190,8 @@ enum Writer<'a> {
 }
 
 impl BlobWriter<'_> {
-    /// Waits for the background flushes; fails if any failed.
+    /// Writes what is staged for direct writes and waits for the background flushes;
+    /// fails if any of that failed.
     pub fn finish(mut self) -> io::Result<()> {
         match &mut self.0 {
             Writer::File {
