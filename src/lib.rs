@@ -14,6 +14,7 @@
 
 mod account;
 mod backup;
+mod budget;
 pub mod bundle;
 mod check;
 pub mod cli;

@@ -25,11 +25,12 @@
 
 use std::collections::HashSet;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use age_core::format::{is_arbitrary_string, FileKey, Stanza};
 use base64::Engine;
 use hmac::Mac;
+
+use crate::budget::{Budget, Claim};
 
 use super::format::{self, Half, PayloadKey, BODY_COLUMNS, CHUNK, INTRO, MAC_START, NONCE_BYTES};
 use super::format::{SEALED_CHUNK, STANZA_START, TAG_BYTES};
@@ -56,7 +57,7 @@ use super::format::{SEALED_CHUNK, STANZA_START, TAG_BYTES};
 const MAX_BATCH_CHUNKS: usize = 16;
 /// Bytes of batch beyond each file's first chunk, for all files being sealed at once.
 const BATCH_BUDGET: usize = 2 * 1024 * 1024;
-static BATCHES: Budget = Budget(AtomicUsize::new(BATCH_BUDGET));
+static BATCHES: Budget = Budget::new(BATCH_BUDGET);
 
 /// An age file being written. Plaintext goes in through [`Write`]; ciphertext goes to
 /// the wrapped writer a batch of 64 KiB chunks at a time (src/crypto/seal.rs says how).
@@ -133,8 +134,8 @@ impl<W: Write> Sealer<W> {
         if self.claim.is_some() {
             return;
         }
-        let claim = BATCHES.take((MAX_BATCH_CHUNKS - 1) * SEALED_CHUNK);
-        let size = SEALED_CHUNK + claim.bytes;
+        let claim = BATCHES.take((MAX_BATCH_CHUNKS - 1) * SEALED_CHUNK, SEALED_CHUNK);
+        let size = SEALED_CHUNK + claim.units();
         if size > self.batch.buffer.len() {
             self.batch = self.batch.grown(size);
         }
@@ -162,40 +163,6 @@ impl<W: Write> Write for Sealer<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.output.flush()
-    }
-}
-
-/// Bytes that batches may take beyond their first chunk, shared by all sealers.
-struct Budget(AtomicUsize);
-
-/// Bytes taken from a [`Budget`]; given back when dropped.
-struct Claim<'a> {
-    budget: &'a Budget,
-    bytes: usize,
-}
-
-impl Budget {
-    /// Up to `wanted` bytes in whole sealed chunks: as many as are left, maybe none.
-    fn take(&self, wanted: usize) -> Claim<'_> {
-        let mut bytes = 0;
-        // The closure never refuses, so this cannot fail; it may run more than once
-        // if others take or give back at the same time, and `bytes` is its last answer.
-        let _ = self
-            .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-                bytes = wanted.min(left) / SEALED_CHUNK * SEALED_CHUNK;
-                Some(left - bytes)
-            });
-        Claim {
-            budget: self,
-            bytes,
-        }
-    }
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        self.budget.0.fetch_add(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -441,7 +408,7 @@ mod tests {
         assert!(sealer.claim.is_none());
         sealer.write_all(&plain[CHUNK..CHUNK + 1]).unwrap();
         // Other tests seal at the same time, so the budget may have given less.
-        let taken = sealer.claim.as_ref().unwrap().bytes;
+        let taken = sealer.claim.as_ref().unwrap().units();
         assert!(taken <= (MAX_BATCH_CHUNKS - 1) * SEALED_CHUNK && taken % SEALED_CHUNK == 0);
         assert_eq!(sealer.batch.buffer.len(), SEALED_CHUNK + taken);
         sealer.write_all(&plain[CHUNK + 1..]).unwrap();
@@ -455,22 +422,6 @@ mod tests {
         small.write_all(&plain[..BATCH]).unwrap();
         assert!(small.batch.buffer.len() >= SEALED_CHUNK);
         assert!(age::decrypt(&key, &small.finish().unwrap()).unwrap() == plain[..BATCH]);
-    }
-
-    #[test]
-    fn the_budget_gives_whole_chunks_while_it_lasts_and_takes_them_back() {
-        let budget = Budget(AtomicUsize::new(3 * SEALED_CHUNK + 100));
-        let first = budget.take(2 * SEALED_CHUNK);
-        assert_eq!(first.bytes, 2 * SEALED_CHUNK);
-        let second = budget.take(2 * SEALED_CHUNK);
-        assert_eq!(second.bytes, SEALED_CHUNK, "what is left, in whole chunks");
-        let third = budget.take(SEALED_CHUNK);
-        assert_eq!(third.bytes, 0, "100 bytes are no chunk");
-        drop(first);
-        drop(third);
-        assert_eq!(budget.0.load(Ordering::Acquire), 2 * SEALED_CHUNK + 100);
-        drop(second);
-        assert_eq!(budget.0.load(Ordering::Acquire), 3 * SEALED_CHUNK + 100);
     }
 
     #[test]

@@ -19,11 +19,12 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+
+use crate::budget::{Budget, Claim};
 
 /// Bytes a blob is written through the page cache before it may go direct: most
 /// items (messages, documents) never do.
@@ -35,7 +36,7 @@ pub(super) const ALIGN: usize = 4096;
 const BUFFER: usize = 1024 * 1024;
 /// Blobs written direct at once (each holds two buffers: 2 MiB); others stay buffered.
 const DIRECT_SLOTS: usize = 1;
-static SLOTS_FREE: AtomicUsize = AtomicUsize::new(DIRECT_SLOTS);
+static SLOTS: Budget = Budget::new(DIRECT_SLOTS);
 
 /// The direct part of one blob's writing. Drop waits for the writer thread.
 pub(super) struct Direct {
@@ -45,7 +46,7 @@ pub(super) struct Direct {
     /// Buffers the writer has written, to fill again.
     written: Receiver<Aligned>,
     thread: Option<JoinHandle<io::Result<()>>>,
-    _slot: Slot,
+    _slot: Claim<'static>,
 }
 
 impl Direct {
@@ -53,7 +54,10 @@ impl Direct {
     /// writes, if a slot is free and the filesystem takes `O_DIRECT`; `None` leaves
     /// it buffered.
     pub(super) fn start(file: &File) -> Option<Direct> {
-        let slot = Slot::take()?;
+        let slot = SLOTS.take(1, 1);
+        if slot.units() == 0 {
+            return None;
+        }
         let flags = fcntl_getfl(file).ok()?;
         fcntl_setfl(file, flags | OFlags::DIRECT).ok()?;
         let Ok(mut theirs) = file.try_clone() else {
@@ -216,26 +220,6 @@ impl Aligned {
         self.bytes[at..at + n].copy_from_slice(&buf[..n]);
         self.len += n;
         n
-    }
-}
-
-/// One of [`DIRECT_SLOTS`]; given back when dropped.
-struct Slot;
-
-impl Slot {
-    fn take() -> Option<Slot> {
-        SLOTS_FREE
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
-                free.checked_sub(1)
-            })
-            .ok()
-            .map(|_| Slot)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        SLOTS_FREE.fetch_add(1, Ordering::AcqRel);
     }
 }
 
