@@ -115,7 +115,7 @@ impl NewBlob {
                     written: 0,
                     unflushed: 0,
                     flusher,
-                    direct: None,
+                    direct: DirectWrites::NotYet,
                 })
             }
             New::Bucket(upload) => BlobWriter(Writer::Upload(upload)),
@@ -182,11 +182,18 @@ enum Writer<'a> {
             std::sync::mpsc::SyncSender<()>,
             std::thread::JoinHandle<io::Result<()>>,
         )>,
-        /// Once the blob writes past the page cache; `Some(None)` once it was tried
-        /// and refused (no free slot, or a filesystem without `O_DIRECT`).
-        direct: Option<Option<Direct>>,
+        direct: DirectWrites,
     },
     Upload(&'a mut bucket::Upload),
+}
+
+/// Whether a local blob writes past the page cache (src/store/direct.rs).
+enum DirectWrites {
+    /// Not yet past [`DIRECT_AFTER`] and at a block boundary.
+    NotYet,
+    /// Tried once and refused (no free slot, or a filesystem without `O_DIRECT`).
+    Refused,
+    On(Direct),
 }
 
 impl BlobWriter<'_> {
@@ -200,9 +207,9 @@ impl BlobWriter<'_> {
                 direct,
                 ..
             } => {
-                let staged = match direct.take() {
-                    Some(Some(direct)) => direct.finish(file),
-                    _ => Ok(()),
+                let staged = match std::mem::replace(direct, DirectWrites::Refused) {
+                    DirectWrites::On(direct) => direct.finish(file),
+                    DirectWrites::NotYet | DirectWrites::Refused => Ok(()),
                 };
                 let flushed = match flusher.take() {
                     Some((tick, thread)) => {
@@ -230,21 +237,19 @@ impl Write for BlobWriter<'_> {
                 flusher,
                 direct,
             } => {
-                if let Some(Some(direct)) = direct {
-                    return direct.write(buf);
-                }
                 // Past DIRECT_AFTER, stop at the next block so the switch is aligned.
                 let mut take = buf.len();
-                if direct.is_none() && *written >= DIRECT_AFTER {
-                    let to_block = (ALIGN as u64 - *written % ALIGN as u64) % ALIGN as u64;
-                    if to_block == 0 {
-                        *direct = Some(Direct::start(file));
-                        if let Some(Some(direct)) = direct {
-                            return direct.write(buf);
+                if matches!(direct, DirectWrites::NotYet) && *written >= DIRECT_AFTER {
+                    match *written % ALIGN as u64 {
+                        0 => {
+                            *direct =
+                                Direct::start(file).map_or(DirectWrites::Refused, DirectWrites::On);
                         }
-                    } else {
-                        take = take.min(to_block as usize);
+                        into_block => take = take.min(ALIGN - into_block as usize),
                     }
+                }
+                if let DirectWrites::On(direct) = direct {
+                    return direct.write(buf);
                 }
                 let n = file.write(&buf[..take])?;
                 *written += n as u64;
