@@ -127,13 +127,7 @@ impl Bucket {
             config.bucket
         ));
         let secret = read_secret(&config.secret_access_key_file)?;
-        let tls = super::tls::client_config(config.ca_file.as_deref()).map_err(io_error(
-            "read storage.ca_file",
-            config
-                .ca_file
-                .as_deref()
-                .unwrap_or(Path::new(super::tls::SYSTEM_ROOTS)),
-        ))?;
+        let tls = super::tls::client_config(config.ca_file.as_deref(), "read storage.ca_file")?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("agedrop-s3")

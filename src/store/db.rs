@@ -18,11 +18,10 @@ use std::collections::HashMap;
 
 use postgres::types::{FromSql, ToSql, Type};
 use postgres::{GenericClient, IsolationLevel, NoTls, Statement};
-
-use crate::config::PostgresDatabase;
 use rusqlite::TransactionBehavior;
 
 use super::{ItemKind, StoreError};
+use crate::config::PostgresDatabase;
 
 /// The key of the advisory lock every PostgreSQL write transaction takes: "agedrop" in
 /// ASCII. Advisory locks are per database, so other databases of the cluster never
@@ -73,15 +72,8 @@ impl Postgres {
         let client = match database.tls() {
             None => settings.connect(NoTls),
             Some(tls) => {
-                let ca_file = tls.ca_file.as_deref();
                 let config =
-                    super::tls::client_config(ca_file).map_err(|source| StoreError::Io {
-                        action: "read database.ca_file",
-                        path: ca_file
-                            .unwrap_or(std::path::Path::new(super::tls::SYSTEM_ROOTS))
-                            .to_owned(),
-                        source,
-                    })?;
+                    super::tls::client_config(tls.ca_file.as_deref(), "read database.ca_file")?;
                 settings.connect(tokio_postgres_rustls::MakeRustlsConnect::new(config))
             }
         }

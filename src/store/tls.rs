@@ -6,15 +6,26 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::{io_error, StoreError};
+
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
 /// Debian's bundle of the system's CA certificates (package ca-certificates).
-pub(super) const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// A client config trusting the CA certificates in `ca_file`, or the system's when it is
 /// `None` (none at all if the system has no bundle: then every handshake fails).
-pub(super) fn client_config(ca_file: Option<&Path>) -> io::Result<rustls::ClientConfig> {
+/// `action` names the config key for errors (`read storage.ca_file`).
+pub(super) fn client_config(
+    ca_file: Option<&Path>,
+    action: &'static str,
+) -> Result<rustls::ClientConfig, StoreError> {
+    let path = ca_file.unwrap_or(Path::new(SYSTEM_ROOTS));
+    roots_config(ca_file).map_err(io_error(action, path))
+}
+
+fn roots_config(ca_file: Option<&Path>) -> io::Result<rustls::ClientConfig> {
     let (path, required) = match ca_file {
         Some(path) => (path, true),
         None => (Path::new(SYSTEM_ROOTS), false),
